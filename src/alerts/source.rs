@@ -1,0 +1,164 @@
+//! Alert sources for `send`: Avro object container files (or folders of
+//! them), or the sample alerts built into the binary. Every file is read and
+//! checked completely before anything is sent, so a bad file sends nothing.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::Result;
+use apache_avro::types::Value;
+use apache_avro::{Reader, Schema};
+
+use crate::exit::bad_input;
+
+/// One alert and the schema it was written with.
+#[derive(Debug, Clone)]
+pub struct SourceAlert {
+    pub schema: Arc<Schema>,
+    pub value: Value,
+}
+
+/// The sample alerts made by `examples/make_sample_alerts.rs`, built into the binary.
+const SAMPLES: [(&str, &[u8]); 3] = [
+    (
+        "sample-alerts/visit-1.avro",
+        include_bytes!("../../sample-alerts/visit-1.avro"),
+    ),
+    (
+        "sample-alerts/visit-2.avro",
+        include_bytes!("../../sample-alerts/visit-2.avro"),
+    ),
+    (
+        "sample-alerts/visit-3.avro",
+        include_bytes!("../../sample-alerts/visit-3.avro"),
+    ),
+];
+
+/// The built-in sample alerts.
+pub fn samples() -> Result<Vec<SourceAlert>> {
+    let mut alerts = Vec::new();
+    for (name, bytes) in SAMPLES {
+        alerts.extend(read_container(Path::new(name), bytes)?);
+    }
+    Ok(alerts)
+}
+
+/// Every alert in the given files and folders (folders: their `.avro` files, sorted).
+pub fn load(paths: &[PathBuf]) -> Result<Vec<SourceAlert>> {
+    let mut alerts = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| bad_input(format!("cannot read --alerts {}: {e}", path.display())))?;
+        let files = if meta.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| bad_input(format!("cannot list --alerts {}: {e}", path.display())))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "avro") && p.is_file())
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(bad_input(format!(
+                    "--alerts {}: no .avro files in this folder",
+                    path.display()
+                )));
+            }
+            files
+        } else {
+            vec![path.clone()]
+        };
+        for file in files {
+            let handle = File::open(&file)
+                .map_err(|e| bad_input(format!("cannot read --alerts {}: {e}", file.display())))?;
+            alerts.extend(read_container(&file, BufReader::new(handle))?);
+        }
+    }
+    Ok(alerts)
+}
+
+/// Reads one container file completely; errors name the file and byte offset.
+fn read_container<R: Read>(path: &Path, input: R) -> Result<Vec<SourceAlert>> {
+    let consumed = Arc::new(AtomicU64::new(0));
+    let counting = Counting {
+        inner: input,
+        consumed: consumed.clone(),
+    };
+    let at = || consumed.load(Ordering::Relaxed);
+    let reader = Reader::new(counting).map_err(|e| {
+        bad_input(format!(
+            "{}: not an Avro object container file (header, byte {}): {e}",
+            path.display(),
+            at()
+        ))
+    })?;
+    let schema = Arc::new(reader.writer_schema().clone());
+    let mut alerts = Vec::new();
+    for (index, value) in reader.enumerate() {
+        let value = value.map_err(|e| {
+            bad_input(format!(
+                "{}: corrupt alert {} near byte {}: {e}",
+                path.display(),
+                index + 1,
+                at()
+            ))
+        })?;
+        alerts.push(SourceAlert {
+            schema: schema.clone(),
+            value,
+        });
+    }
+    if alerts.is_empty() {
+        return Err(bad_input(format!("{}: holds no alerts", path.display())));
+    }
+    Ok(alerts)
+}
+
+/// Counts bytes read, so errors can say where in a file they happened.
+struct Counting<R> {
+    inner: R,
+    consumed: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_alerts_with_cutouts() {
+        let alerts = samples().unwrap();
+        assert!(alerts.len() >= 10, "{} samples", alerts.len());
+        for alert in &alerts {
+            assert!(crate::alerts::stamps::cutouts(&alert.value).len() == 3);
+        }
+    }
+
+    #[test]
+    fn a_truncated_file_names_file_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = SAMPLES[0].1;
+        let path = dir.path().join("cut.avro");
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let error = load(&[path]).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("cut.avro"), "{text}");
+        assert!(text.contains("byte"), "{text}");
+        assert_eq!(crate::exit::code_of(&error), crate::exit::BAD_INPUT);
+    }
+
+    #[test]
+    fn a_missing_path_is_an_input_error() {
+        let error = load(&[PathBuf::from("/nonexistent/alerts")]).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/alerts"));
+        assert_eq!(crate::exit::code_of(&error), crate::exit::BAD_INPUT);
+    }
+}

@@ -1,0 +1,129 @@
+//! Encoding alerts for the wire and decoding what arrives.
+
+use std::io::Read;
+
+use anyhow::{anyhow, Result};
+use apache_avro::types::Value;
+use apache_avro::{from_avro_datum, to_avro_datum, Reader, Schema};
+
+/// How a message carries its Avro data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Bare Avro binary: the reader must know the schema (the original's format).
+    Schemaless,
+    /// An Avro object container file: schema embedded (ZTF's production stream).
+    Container,
+    /// Confluent wire format: byte 0, a 4-byte big-endian schema id, then bare Avro.
+    Confluent { schema_id: u32 },
+}
+
+const CONTAINER_MAGIC: &[u8] = b"Obj\x01";
+
+/// Recognises the framing of a payload from its first bytes.
+pub fn detect(payload: &[u8]) -> Framing {
+    if payload.starts_with(CONTAINER_MAGIC) {
+        Framing::Container
+    } else if payload.len() > 5 && payload[0] == 0 {
+        let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
+        Framing::Confluent { schema_id: id }
+    } else {
+        Framing::Schemaless
+    }
+}
+
+/// Encodes one alert as bare Avro with `schema`.
+pub fn encode(schema: &Schema, alert: &Value) -> Result<Vec<u8>> {
+    Ok(to_avro_datum(schema, alert.clone())?)
+}
+
+/// Decodes messages with a reader schema (the built-in one or `--schema`).
+#[derive(Debug)]
+pub struct Decoder {
+    reader: Schema,
+    /// Whether the user chose the reader schema: container messages are then
+    /// resolved to it; otherwise they are read with their own writer schema.
+    resolve_containers: bool,
+}
+
+impl Decoder {
+    pub fn new(reader: Schema, resolve_containers: bool) -> Self {
+        Self {
+            reader,
+            resolve_containers,
+        }
+    }
+
+    /// Decodes every alert a message holds (a container may hold several).
+    pub fn decode(&self, payload: &[u8]) -> Result<(Framing, Vec<Value>)> {
+        let framing = detect(payload);
+        let alerts = match framing {
+            Framing::Container => self.decode_container(payload)?,
+            Framing::Confluent { .. } => vec![self.decode_bare(&payload[5..])?],
+            Framing::Schemaless => vec![self.decode_bare(payload)?],
+        };
+        Ok((framing, alerts))
+    }
+
+    fn decode_bare(&self, bytes: &[u8]) -> Result<Value> {
+        let mut rest = bytes;
+        let value = from_avro_datum(&self.reader, &mut rest, None)
+            .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))?;
+        if !rest.is_empty() {
+            return Err(anyhow!(
+                "{} byte(s) left over after the alert at byte {}: the payload does not match the reader schema",
+                rest.len(),
+                bytes.len() - rest.len()
+            ));
+        }
+        Ok(value)
+    }
+
+    fn decode_container(&self, payload: &[u8]) -> Result<Vec<Value>> {
+        let reader = if self.resolve_containers {
+            Reader::with_schema(&self.reader, payload)
+        } else {
+            Reader::new(payload)
+        }
+        .map_err(|e| anyhow!("bad Avro container header: {e}"))?;
+        read_all(reader)
+    }
+}
+
+/// Collects every value of a container reader.
+pub fn read_all<R: Read>(reader: Reader<'_, R>) -> Result<Vec<Value>> {
+    reader
+        .enumerate()
+        .map(|(i, v)| v.map_err(|e| anyhow!("alert {} of the container: {e}", i + 1)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_is_recognised() {
+        assert_eq!(detect(b"Obj\x01rest"), Framing::Container);
+        assert_eq!(
+            detect(&[0, 0, 0, 1, 2, 9, 9]),
+            Framing::Confluent { schema_id: 258 }
+        );
+        assert_eq!(detect(&[6, b'3', b'.', b'3']), Framing::Schemaless);
+        assert_eq!(detect(&[]), Framing::Schemaless);
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"r","fields":[{"name":"a","type":"long"}]}"#,
+        )
+        .unwrap();
+        let decoder = Decoder::new(schema.clone(), false);
+        let mut bytes =
+            encode(&schema, &Value::Record(vec![("a".into(), Value::Long(3))])).unwrap();
+        assert!(decoder.decode(&bytes).is_ok());
+        bytes.push(1);
+        let error = decoder.decode(&bytes).unwrap_err().to_string();
+        assert!(error.contains("1 byte(s) left over"), "{error}");
+    }
+}

@@ -1,0 +1,6 @@
+//! The Avro codec every command shares: schemas, encoding and decoding, and
+//! the JSON shape alerts are printed in.
+
+pub mod codec;
+pub mod json;
+pub mod schema;

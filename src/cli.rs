@@ -1,0 +1,218 @@
+//! Command-line definitions. Only parsing lives here; each command turns its
+//! arguments into validated options in its own module before anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Distribute astronomical alert streams over Apache Kafka.
+
+Sends batches (\"visits\") of Avro alert packets with their cutout images,
+prints and archives what a stream carries, and monitors whether consumers
+keep up.";
+
+const AFTER_HELP: &str = "Examples:
+  Start a local broker, send the built-in sample alerts and print them back:
+    scripts/kafka start
+    alertstream send my-stream
+    alertstream print my-stream --group readers -e
+
+  A visit of 10,000 alerts every 39 seconds for 24 hours:
+    alertstream send my-stream 10000 --repeat
+
+  Watch whether group 'readers' keeps up:
+    alertstream monitor my-stream --group readers
+
+Exit codes: 0 success; 1 Kafka or I/O failure; 2 bad usage or bad input;
+3 some alerts were not delivered.";
+
+#[derive(Debug, Parser)]
+#[command(name = "alertstream", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Kafka bootstrap brokers, comma-separated host:port list.
+    #[arg(
+        short = 'b',
+        long = "brokers",
+        env = "ALERTSTREAM_BROKERS",
+        default_value = "localhost:9092",
+        global = true,
+        value_name = "LIST"
+    )]
+    pub brokers: String,
+
+    /// Set any librdkafka property, as kcat does (repeatable).
+    ///
+    /// Applied after --kafka-config, so it overrides the file. Example:
+    /// -X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512
+    #[arg(short = 'X', long = "kafka", global = true, value_name = "KEY=VALUE")]
+    pub kafka: Vec<String>,
+
+    /// Read librdkafka properties from a file of key=value lines ('#' starts a comment).
+    ///
+    /// Meant for TLS, SASL and tuning settings that should not appear on a command line.
+    #[arg(long = "kafka-config", global = true, value_name = "FILE")]
+    pub kafka_config: Option<PathBuf>,
+
+    /// Log more (repeat for more detail: -v info, -vv debug, -vvv trace).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Log only errors. RUST_LOG, when set, takes precedence over -v and -q.
+    #[arg(short = 'q', long = "quiet", global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send one visit of alerts, or a visit at every interval with --repeat.
+    #[command(after_help = SEND_EXAMPLES)]
+    Send(SendArgs),
+    /// Consume a stream and print each alert as one JSON object per line.
+    #[command(after_help = PRINT_EXAMPLES)]
+    Print(PrintArgs),
+    /// Report where a consumer group stands: end-of-partition lines and rates, lag, latency.
+    #[command(after_help = MONITOR_EXAMPLES)]
+    Monitor(MonitorArgs),
+    /// Print a shell completion script to stdout.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+}
+
+const SEND_EXAMPLES: &str = "Examples:
+  alertstream send my-stream                    # every sample alert once
+  alertstream send my-stream 100 --no-stamps    # 100 alerts, cutouts left empty
+  alertstream send my-stream --alerts ztf/ --repeat --interval 39 --max-repeats 10";
+
+const PRINT_EXAMPLES: &str = "Examples:
+  alertstream print my-stream --group readers -e
+  alertstream print my-stream --stamp-dir stamps/ -e
+  alertstream print my-stream --decode-off --max-messages 1";
+
+const MONITOR_EXAMPLES: &str = "Examples:
+  alertstream monitor my-stream --group monitor-group
+  alertstream monitor my-stream --group readers --every 5";
+
+const COMPLETIONS_EXAMPLES: &str = "Examples:
+  alertstream completions bash > ~/.local/share/bash-completion/completions/alertstream
+  alertstream completions zsh > ~/.zfunc/_alertstream";
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Topic to send to; created if it does not exist.
+    pub topic: String,
+
+    /// Alerts per visit [default: every source alert once]. Sources are reused in order when COUNT is larger.
+    pub count: Option<u64>,
+
+    /// Avro object container file, or folder of them, to take alerts from (repeatable).
+    ///
+    /// Each alert is re-encoded with its own file's writer schema. Without this
+    /// option the sample alerts built into the binary are sent.
+    #[arg(long = "alerts", value_name = "PATH")]
+    pub alerts: Vec<PathBuf>,
+
+    /// Send the cutout fields empty (null), without postage stamps.
+    #[arg(long = "no-stamps")]
+    pub no_stamps: bool,
+
+    /// Send alerts as JSON text instead of Avro binary.
+    #[arg(long = "encode-off")]
+    pub encode_off: bool,
+
+    /// Keep sending: one visit at every wall-clock multiple of --interval.
+    #[arg(long = "repeat")]
+    pub repeat: bool,
+
+    /// Seconds between visits with --repeat (fractions allowed, e.g. 0.5).
+    #[arg(long = "interval", default_value_t = 39.0, value_name = "SECONDS")]
+    pub interval: f64,
+
+    /// Number of visits with --repeat (2215 visits of 39 s is about 24 hours).
+    #[arg(long = "max-repeats", default_value_t = 2215, value_name = "N")]
+    pub max_repeats: u64,
+
+    /// Partitions of the topic when it has to be created.
+    #[arg(long = "partitions", default_value_t = 1, value_name = "N")]
+    pub partitions: i32,
+
+    /// Replication factor of the topic when it has to be created.
+    #[arg(long = "replication-factor", default_value_t = 1, value_name = "N")]
+    pub replication_factor: i32,
+
+    /// Seconds to wait for outstanding deliveries at the end, or after Ctrl-C.
+    #[arg(long = "flush-timeout", default_value_t = 30.0, value_name = "SECONDS")]
+    pub flush_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumerArgs {
+    /// Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream.
+    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Exit once every assigned partition has reached its end.
+    #[arg(short = 'e', long = "exit-at-end")]
+    pub exit_at_end: bool,
+
+    /// Exit after this many messages.
+    #[arg(long = "max-messages", value_name = "N")]
+    pub max_messages: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PrintArgs {
+    /// Topic to consume.
+    pub topic: String,
+
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+
+    /// Write each alert's cutouts into this folder (created if missing), named by their fileName.
+    #[arg(long = "stamp-dir", value_name = "DIR")]
+    pub stamp_dir: Option<PathBuf>,
+
+    /// Print payloads as they are, without Avro decoding (for streams sent with --encode-off).
+    #[arg(long = "decode-off")]
+    pub decode_off: bool,
+
+    /// Reader schema for schemaless Avro: .avsc files or a folder of them, inner types first [default: built-in].
+    #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
+    pub schema: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Topic to monitor.
+    pub topic: String,
+
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+
+    /// Seconds between status lines (rate, lag, latency); 0 turns them off.
+    #[arg(long = "every", default_value_t = 10.0, value_name = "SECONDS")]
+    pub every: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate the completion script for.
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}

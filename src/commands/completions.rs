@@ -1,0 +1,24 @@
+//! `alertstream completions SHELL`: completion scripts generated from the CLI itself.
+
+use anyhow::Result;
+use clap::CommandFactory;
+use clap_complete::Shell as Target;
+
+use crate::cli::{Cli, Shell};
+
+pub fn run(shell: Shell) -> Result<()> {
+    let target = match shell {
+        Shell::Bash => Target::Bash,
+        Shell::Zsh => Target::Zsh,
+        Shell::Fish => Target::Fish,
+        Shell::Elvish => Target::Elvish,
+        Shell::Powershell => Target::PowerShell,
+    };
+    clap_complete::generate(
+        target,
+        &mut Cli::command(),
+        "alertstream",
+        &mut std::io::stdout(),
+    );
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! `alertstream print`: every alert as one JSON line on stdout, cutouts
+//! optionally written to a folder. At-least-once: an offset is stored for
+//! commit only after its alert has been written out.
+
+use std::io::{ErrorKind, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+
+use crate::alerts::stamps::{self, StampDir};
+use crate::avro::codec::Decoder;
+use crate::avro::{json, schema};
+use crate::cli::PrintArgs;
+use crate::kafka::consumer::{self, ConsumerOptions, EndTracker, ErrorLog};
+use crate::kafka::{ClientLog, KafkaSettings};
+use crate::shutdown::Shutdown;
+
+/// Validated `print` options.
+#[derive(Debug, Clone)]
+pub struct PrintOptions {
+    pub topic: String,
+    pub consumer: ConsumerOptions,
+    pub stamp_dir: Option<PathBuf>,
+    pub decode: bool,
+    pub schema: Vec<PathBuf>,
+}
+
+impl PrintOptions {
+    pub fn from_args(args: PrintArgs) -> Result<Self> {
+        crate::kafka::admin::check_topic(&args.topic)?;
+        Ok(Self {
+            topic: args.topic,
+            consumer: ConsumerOptions::from_args(args.consumer)?,
+            stamp_dir: args.stamp_dir,
+            decode: !args.decode_off,
+            schema: args.schema,
+        })
+    }
+}
+
+/// Counts for the closing summary.
+#[derive(Debug, Default)]
+struct Counts {
+    messages: u64,
+    alerts: u64,
+    skipped: u64,
+    stamps: u64,
+}
+
+pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
+    let decoder = if options.decode {
+        let reader = if options.schema.is_empty() {
+            schema::built_in()
+        } else {
+            schema::load(&options.schema)?
+        };
+        Some(Decoder::new(reader, !options.schema.is_empty()))
+    } else {
+        None
+    };
+    let stamp_dir = options
+        .stamp_dir
+        .as_deref()
+        .map(StampDir::create)
+        .transpose()?;
+    let consumer = consumer::subscribe(
+        &kafka,
+        &options.consumer,
+        &options.topic,
+        &[
+            ("client.id", "alertstream-print"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "1000"),
+        ],
+    )?;
+    let printer = Printer {
+        decoder,
+        stamp_dir,
+        line: Vec::with_capacity(64 * 1024),
+        counts: Counts::default(),
+    };
+    // Consuming is blocking librdkafka work; it runs on this (block_on)
+    // thread while the signal handler runs on the runtime's workers.
+    let (printer, result) = consume(consumer, printer, &options, &shutdown);
+    let counts = printer.counts;
+    tracing::info!(
+        "printed {} alert(s) from {} message(s); {} skipped, {} cutout file(s) written",
+        counts.alerts,
+        counts.messages,
+        counts.skipped,
+        counts.stamps
+    );
+    result
+}
+
+fn consume(
+    consumer: BaseConsumer<ClientLog>,
+    mut printer: Printer,
+    options: &PrintOptions,
+    shutdown: &Shutdown,
+) -> (Printer, Result<()>) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut ends = EndTracker::default();
+    let mut errors = ErrorLog::default();
+    let mut result = Ok(());
+    while !shutdown.requested() {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(message)) => {
+                errors.clear();
+                ends.message(message.partition());
+                match printer.print(&message, &mut out) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                        tracing::debug!("stdout closed; stopping");
+                        break;
+                    }
+                    Err(e) => {
+                        result = Err(e).context("cannot write to stdout");
+                        break;
+                    }
+                }
+                if let Err(e) = consumer.store_offset_from_message(&message) {
+                    tracing::warn!("cannot store offset {}: {e}", message.offset());
+                }
+                if options
+                    .consumer
+                    .max_messages
+                    .is_some_and(|max| printer.counts.messages >= max)
+                {
+                    break;
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ends.end(partition);
+                if options.consumer.exit_at_end && ends.all_at_end(&consumer) {
+                    break;
+                }
+            }
+            Some(Err(error)) => errors.report(&options.topic, &error),
+        }
+    }
+    let _ = out.flush();
+    consumer::close(consumer);
+    (printer, result)
+}
+
+struct Printer {
+    decoder: Option<Decoder>,
+    stamp_dir: Option<StampDir>,
+    line: Vec<u8>,
+    counts: Counts,
+}
+
+impl Printer {
+    /// Writes one message's alerts; only stdout failures are errors, bad
+    /// messages are reported and skipped.
+    fn print(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
+        self.counts.messages += 1;
+        let place = || {
+            format!(
+                "{} partition {} offset {}",
+                message.topic(),
+                message.partition(),
+                message.offset()
+            )
+        };
+        let payload = message.payload().unwrap_or_default();
+        if payload.is_empty() {
+            tracing::warn!("{}: empty message; skipped", place());
+            self.counts.skipped += 1;
+            return Ok(());
+        }
+        self.line.clear();
+        let Some(decoder) = &self.decoder else {
+            self.line.extend_from_slice(payload);
+            self.line.push(b'\n');
+            self.counts.alerts += 1;
+            return out.write_all(&self.line);
+        };
+        let (framing, alerts) = match decoder.decode(payload) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let head: String = payload.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                tracing::warn!(
+                    "{}: cannot decode ({e}); first bytes {head}; skipped",
+                    place()
+                );
+                self.counts.skipped += 1;
+                return Ok(());
+            }
+        };
+        tracing::debug!(
+            "{}: {framing:?} framing, {} alert(s)",
+            place(),
+            alerts.len()
+        );
+        for alert in &alerts {
+            json::write_alert(&mut self.line, alert);
+            self.line.push(b'\n');
+            if let Some(dir) = &self.stamp_dir {
+                let id = stamps::alert_id(alert);
+                for cutout in stamps::cutouts(alert) {
+                    if cutout.data.is_empty() {
+                        continue;
+                    }
+                    let name = StampDir::file_name(&cutout, id.as_deref());
+                    match dir.write(&name, cutout.data) {
+                        Ok(_) => self.counts.stamps += 1,
+                        Err(why) => tracing::warn!("{}: {why}", place()),
+                    }
+                }
+            }
+        }
+        self.counts.alerts += alerts.len() as u64;
+        out.write_all(&self.line)
+    }
+}

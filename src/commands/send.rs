@@ -1,0 +1,432 @@
+//! `alertstream send`: visits of alerts to a topic, confirmed delivery.
+//!
+//! Every source alert is encoded once, before the first visit; visits then
+//! only hand those bytes to librdkafka, so a visit costs the transport and
+//! nothing else.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Result;
+use indicatif::ProgressBar;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
+use rdkafka::util::Timeout;
+
+use crate::alerts::source::{self, SourceAlert};
+use crate::alerts::stamps;
+use crate::avro::{codec, json};
+use crate::cli::SendArgs;
+use crate::exit::{bad_input, Exit, UNDELIVERED};
+use crate::kafka::config::creation_error;
+use crate::kafka::{admin, ClientLog, KafkaSettings};
+use crate::progress;
+use crate::schedule::{self, Schedule};
+use crate::shutdown::Shutdown;
+
+/// Producer settings chosen for bursts of large messages; `-X` overrides any.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("client.id", "alertstream-send"),
+    // Confirmed, ordered, never duplicated by retries.
+    ("acks", "all"),
+    ("enable.idempotence", "true"),
+    // An alert undelivered after two minutes has missed its purpose (Rubin:
+    // within 60 s of the exposure) but this leaves room for a leader failover.
+    ("message.timeout.ms", "120000"),
+    // Bound the queue (and so memory) however large the visit: 64 MiB.
+    ("queue.buffering.max.kbytes", "65536"),
+    ("linger.ms", "5"),
+];
+
+/// Where the alerts come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    BuiltIn,
+    Files(Vec<PathBuf>),
+}
+
+/// What goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Avro,
+    Json,
+}
+
+/// Validated `send` options.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    pub topic: String,
+    pub count: Option<u64>,
+    pub source: Source,
+    pub stamps: bool,
+    pub encoding: Encoding,
+    pub schedule: Schedule,
+    pub partitions: i32,
+    pub replication: i32,
+    pub flush_timeout: Duration,
+}
+
+impl SendOptions {
+    pub fn from_args(args: SendArgs) -> Result<Self> {
+        admin::check_topic(&args.topic)?;
+        if args.count == Some(0) {
+            return Err(bad_input("COUNT must be at least 1"));
+        }
+        let schedule = if args.repeat {
+            if !(args.interval.is_finite() && args.interval > 0.0) {
+                return Err(bad_input(format!(
+                    "--interval {}: give a positive number of seconds, e.g. 39 or 0.5",
+                    args.interval
+                )));
+            }
+            if args.max_repeats == 0 {
+                return Err(bad_input("--max-repeats must be at least 1"));
+            }
+            Schedule::Repeat {
+                interval: Duration::from_secs_f64(args.interval),
+                visits: args.max_repeats,
+            }
+        } else {
+            Schedule::Once
+        };
+        if args.partitions < 1 || args.replication_factor < 1 {
+            return Err(bad_input(
+                "--partitions and --replication-factor must be at least 1",
+            ));
+        }
+        if !(args.flush_timeout.is_finite() && args.flush_timeout >= 0.0) {
+            return Err(bad_input(
+                "--flush-timeout must be a number of seconds >= 0",
+            ));
+        }
+        Ok(Self {
+            topic: args.topic,
+            count: args.count,
+            source: if args.alerts.is_empty() {
+                Source::BuiltIn
+            } else {
+                Source::Files(args.alerts)
+            },
+            stamps: !args.no_stamps,
+            encoding: if args.encode_off {
+                Encoding::Json
+            } else {
+                Encoding::Avro
+            },
+            schedule,
+            partitions: args.partitions,
+            replication: args.replication_factor,
+            flush_timeout: Duration::from_secs_f64(args.flush_timeout),
+        })
+    }
+}
+
+/// Encodes every source alert once, as it will go on the wire.
+pub fn prepare(alerts: Vec<SourceAlert>, stamps: bool, encoding: Encoding) -> Result<Vec<Vec<u8>>> {
+    alerts
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut alert)| {
+            if !stamps {
+                stamps::strip(&mut alert.value, &alert.schema);
+            }
+            match encoding {
+                Encoding::Avro => codec::encode(&alert.schema, &alert.value).map_err(|e| {
+                    bad_input(format!(
+                        "alert {} cannot be encoded with its schema: {e}",
+                        i + 1
+                    ))
+                }),
+                Encoding::Json => {
+                    let mut out = Vec::new();
+                    json::write_value(&mut out, &alert.value);
+                    Ok(out)
+                }
+            }
+        })
+        .collect()
+}
+
+pub async fn run(
+    options: SendOptions,
+    kafka: KafkaSettings,
+    shutdown: Shutdown,
+    quiet: bool,
+) -> Result<()> {
+    let alerts = match &options.source {
+        Source::BuiltIn => source::samples()?,
+        Source::Files(paths) => source::load(paths)?,
+    };
+    let payloads = prepare(alerts, options.stamps, options.encoding)?;
+    let count = options.count.unwrap_or(payloads.len() as u64);
+    let bytes_per_cycle: usize = payloads.iter().map(Vec::len).sum();
+    tracing::info!(
+        "{} source alert(s), {:.1} KB on average; {count} alert(s) per visit",
+        payloads.len(),
+        bytes_per_cycle as f64 / payloads.len() as f64 / 1000.0
+    );
+
+    admin::ensure_topic(
+        &kafka,
+        &options.topic,
+        options.partitions,
+        options.replication,
+    )
+    .await?;
+    let producer: BaseProducer<Delivery> = kafka
+        .client_config(PRODUCER_DEFAULTS)
+        .create_with_context(Delivery::new(progress::deliveries(quiet)))
+        .map_err(creation_error)?;
+
+    let totals = RefCell::new(Totals::default());
+    let visits_planned = match options.schedule {
+        Schedule::Once => 1,
+        Schedule::Repeat { visits, .. } => visits,
+    };
+    // Visits run on this thread (the runtime's block_on thread): producing is
+    // blocking librdkafka work, and the signal handler runs on the workers.
+    let outcome = schedule::run(options.schedule, SystemTime::now, &shutdown, |number| {
+        let report = send_visit(
+            &producer,
+            &options,
+            &payloads,
+            count,
+            number,
+            visits_planned,
+            &shutdown,
+        );
+        totals.borrow_mut().add(&report);
+        async {}
+    })
+    .await;
+
+    let totals = totals.into_inner();
+    let undelivered = totals.attempted - totals.delivered;
+    let how = if outcome.interrupted {
+        "interrupted after"
+    } else {
+        "sent"
+    };
+    tracing::info!(
+        "{how} {} visit(s) to {}: {} of {} alert(s) delivered, {} undelivered",
+        outcome.visits,
+        options.topic,
+        totals.delivered,
+        totals.attempted,
+        undelivered
+    );
+    if undelivered > 0 {
+        let why = producer.context().first_error().unwrap_or_default();
+        return Err(Exit {
+            code: UNDELIVERED,
+            message: format!(
+                "{undelivered} of {} alert(s) were not delivered to {} on {}{}",
+                totals.attempted,
+                options.topic,
+                kafka.brokers(),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (first error: {why})")
+                }
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Counts of one visit.
+#[derive(Debug, Default, Clone, Copy)]
+struct VisitReport {
+    attempted: u64,
+    delivered: u64,
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    attempted: u64,
+    delivered: u64,
+}
+
+impl Totals {
+    fn add(&mut self, report: &VisitReport) {
+        self.attempted += report.attempted;
+        self.delivered += report.delivered;
+    }
+}
+
+/// Produces one visit and waits until every alert of it is acknowledged or
+/// has failed. On a stop request, stops producing and waits at most
+/// `--flush-timeout` for what is in flight.
+fn send_visit(
+    producer: &BaseProducer<Delivery>,
+    options: &SendOptions,
+    payloads: &[Vec<u8>],
+    count: u64,
+    number: u64,
+    planned: u64,
+    shutdown: &Shutdown,
+) -> VisitReport {
+    let delivery = producer.context();
+    let before = delivery.delivered.load(Ordering::SeqCst);
+    let start = Instant::now();
+    progress::start_visit(&delivery.bar, number, count);
+    tracing::info!(
+        "visit {number}/{planned}: sending {count} alert(s) to {}",
+        options.topic
+    );
+    let mut produced = 0u64;
+    let mut bytes = 0usize;
+    for i in 0..count {
+        if shutdown.requested() {
+            break;
+        }
+        let payload = &payloads[(i % payloads.len() as u64) as usize];
+        let mut record: BaseRecord<'_, (), [u8]> = BaseRecord::to(&options.topic).payload(payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => {
+                    produced += 1;
+                    bytes += payload.len();
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The queue is bounded: serve acknowledgements until there is room.
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((error, _)) => {
+                    // Rejected before queueing (e.g. larger than message.max.bytes): counted, never silent.
+                    produced += 1;
+                    delivery.fail(&error.to_string());
+                    break;
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    let flush_timeout = if shutdown.requested() {
+        Timeout::After(options.flush_timeout)
+    } else {
+        // librdkafka settles every message within message.timeout.ms.
+        Timeout::Never
+    };
+    if producer.flush(flush_timeout).is_err() {
+        let left = producer.in_flight_count();
+        tracing::warn!(
+            "{left} alert(s) still unacknowledged after the flush timeout; giving up on them"
+        );
+        producer.purge(PurgeConfig::default().queue().inflight());
+        let _ = producer.flush(Duration::from_secs(5));
+    }
+    delivery.bar.finish_and_clear();
+    let delivered = delivery.delivered.load(Ordering::SeqCst) - before;
+    let elapsed = start.elapsed().as_secs_f64();
+    let failed = produced - delivered.min(produced);
+    tracing::info!(
+        "visit {number}/{planned}: {delivered} alert(s) delivered in {elapsed:.3}s ({:.0} alerts/s, {:.1} MB/s)",
+        delivered as f64 / elapsed.max(1e-9),
+        bytes as f64 / 1e6 / elapsed.max(1e-9),
+    );
+    if failed > 0 {
+        tracing::warn!(
+            "visit {number}: {failed} alert(s) not delivered: {}",
+            delivery.first_error().unwrap_or_default()
+        );
+    }
+    VisitReport {
+        attempted: produced,
+        delivered,
+    }
+}
+
+/// Counts acknowledgements as librdkafka reports them.
+pub struct Delivery {
+    log: ClientLog,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    bar: ProgressBar,
+}
+
+impl Delivery {
+    fn new(bar: ProgressBar) -> Self {
+        Self {
+            log: ClientLog::default(),
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            bar,
+        }
+    }
+
+    fn fail(&self, error: &str) {
+        self.failed.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut first) = self.first_error.lock() {
+            first.get_or_insert_with(|| error.to_string());
+        }
+    }
+
+    fn first_error(&self) -> Option<String> {
+        self.first_error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+impl ClientContext for Delivery {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::SeqCst);
+                self.bar.inc(1);
+            }
+            Err((error, _)) => self.fail(&error.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_stamps_makes_smaller_payloads_that_still_decode() {
+        let alerts = source::samples().unwrap();
+        let with = prepare(alerts.clone(), true, Encoding::Avro).unwrap();
+        let without = prepare(alerts.clone(), false, Encoding::Avro).unwrap();
+        let decoder = codec::Decoder::new(crate::avro::schema::built_in(), false);
+        for (w, wo) in with.iter().zip(&without) {
+            assert!(wo.len() + 3 * 1000 < w.len(), "{} vs {}", wo.len(), w.len());
+            let (_, values) = decoder.decode(wo).unwrap();
+            assert!(stamps::cutouts(&values[0]).is_empty());
+        }
+    }
+
+    #[test]
+    fn encode_off_sends_json_with_every_field() {
+        let alerts = source::samples().unwrap();
+        let payloads = prepare(alerts, true, Encoding::Json).unwrap();
+        let first: serde_json::Value = serde_json::from_slice(&payloads[0]).unwrap();
+        assert!(first["candid"].is_i64());
+        assert!(first["cutoutScience"]["stampData"].is_string());
+    }
+}

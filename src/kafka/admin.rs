@@ -1,0 +1,114 @@
+//! Reaching the cluster and creating topics.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::Client;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::metadata::Metadata;
+
+use super::{config::creation_error, ClientLog, KafkaSettings};
+use crate::exit::bad_input;
+
+/// How long a command waits for the brokers to answer at all before giving up.
+pub const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Fetches metadata for `topic`, failing with a message that names the
+/// brokers (and why they could not be reached) when nothing answers in time.
+pub fn reach(client: &Client<ClientLog>, brokers: &str, topic: &str) -> Result<Metadata> {
+    client
+        .fetch_metadata(Some(topic), REACH_TIMEOUT)
+        .map_err(|e| unreachable(client.context(), brokers, &e))
+}
+
+/// The error for brokers that did not answer.
+pub fn unreachable(log: &ClientLog, brokers: &str, error: &KafkaError) -> anyhow::Error {
+    let why = log.last_error().unwrap_or_else(|| error.to_string());
+    anyhow!(
+        "cannot reach Kafka at {brokers} within {}s: {why}. Is a broker running there? \
+         (-b sets the address; scripts/kafka start runs a local one)",
+        REACH_TIMEOUT.as_secs()
+    )
+}
+
+/// Kafka topic names: 1-249 of `[a-zA-Z0-9._-]`.
+pub fn check_topic(topic: &str) -> Result<()> {
+    let valid = !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(bad_input(format!(
+            "invalid topic name {topic:?}: use 1 to 249 letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+/// Partition count of `topic`, or `None` if the cluster does not know it.
+pub fn partition_count(metadata: &Metadata, topic: &str) -> Option<usize> {
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len())
+        .filter(|n| *n > 0)
+}
+
+/// Creates `topic` unless it exists; a concurrent creation by someone else is fine.
+pub async fn ensure_topic(
+    settings: &KafkaSettings,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+) -> Result<()> {
+    let admin: AdminClient<ClientLog> = settings
+        .client_config(&[])
+        .create_with_context(ClientLog::default())
+        .map_err(creation_error)?;
+    let brokers = settings.brokers();
+    let metadata = reach(admin.inner(), brokers, topic)?;
+    if let Some(n) = partition_count(&metadata, topic) {
+        tracing::debug!("topic {topic} exists with {n} partition(s)");
+        return Ok(());
+    }
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    let options = AdminOptions::new().operation_timeout(Some(REACH_TIMEOUT));
+    let results = admin
+        .create_topics([&new_topic], &options)
+        .await
+        .map_err(|e| unreachable(admin.inner().context(), brokers, &e))?;
+    for result in results {
+        match result {
+            Ok(name) => tracing::info!(
+                "created topic {name} ({partitions} partition(s), replication factor {replication})"
+            ),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(anyhow!(
+                    "cannot create topic {name} on {brokers}: {code} \
+                     (check --partitions and --replication-factor against the cluster size)"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_are_checked() {
+        assert!(check_topic("my-stream.v1_2").is_ok());
+        for bad in ["", ".", "..", "a b", "a/b", &"x".repeat(250)] {
+            assert!(check_topic(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

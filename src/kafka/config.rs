@@ -1,0 +1,193 @@
+//! The one place Kafka client configuration is built: command defaults, then
+//! bootstrap brokers, then `--kafka-config FILE`, then `-X key=value`, so an
+//! operator can override anything the program chose.
+
+use std::path::Path;
+
+use anyhow::Result;
+use rdkafka::config::ClientConfig;
+
+use crate::exit::bad_input;
+
+/// Kafka connection settings shared by every command.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    brokers: String,
+    /// Properties from the file, then from `-X`, in the order they were given.
+    overrides: Vec<(String, String)>,
+}
+
+impl KafkaSettings {
+    /// Validates `-b`, `--kafka-config` and `-X`.
+    pub fn new(brokers: &str, config_file: Option<&Path>, properties: &[String]) -> Result<Self> {
+        let brokers = brokers.trim();
+        if brokers.is_empty() {
+            return Err(bad_input(
+                "--brokers is empty: give host:port[,host:port...]",
+            ));
+        }
+        let mut overrides = Vec::new();
+        if let Some(path) = config_file {
+            overrides.extend(read_properties_file(path)?);
+        }
+        for property in properties {
+            let (key, value) = split_property(property).ok_or_else(|| {
+                bad_input(format!(
+                    "-X {property}: expected KEY=VALUE, e.g. -X linger.ms=10"
+                ))
+            })?;
+            overrides.push((key.to_string(), value.to_string()));
+        }
+        Ok(Self {
+            brokers: brokers.to_string(),
+            overrides,
+        })
+    }
+
+    /// The bootstrap brokers, as given (or as overridden by `bootstrap.servers`).
+    pub fn brokers(&self) -> &str {
+        self.overrides
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "bootstrap.servers" || k == "metadata.broker.list")
+            .map_or(&self.brokers, |(_, v)| v)
+    }
+
+    /// A client configuration: `defaults` first, then the user's settings on top.
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.overrides {
+            config.set(key, value);
+        }
+        tracing::debug!("kafka configuration: {}", describe(&config));
+        config
+    }
+}
+
+/// Parses `key=value` lines; blank lines and lines starting with `#` or `!` are skipped.
+fn read_properties_file(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        bad_input(format!(
+            "cannot read --kafka-config {}: {e}",
+            path.display()
+        ))
+    })?;
+    let mut properties = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let (key, value) = split_property(line).ok_or_else(|| {
+            bad_input(format!(
+                "{}:{}: expected key=value, found '{}'",
+                path.display(),
+                number + 1,
+                redact_line(line)
+            ))
+        })?;
+        properties.push((key.to_string(), value.to_string()));
+    }
+    Ok(properties)
+}
+
+fn split_property(text: &str) -> Option<(&str, &str)> {
+    let (key, value) = text.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty()).then_some((key, value.trim()))
+}
+
+/// Whether a property holds a secret that must never be printed.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "ssl.key.pem", "token", "sasl.jaas"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+fn redact_line(line: &str) -> String {
+    match line.split_once(['=', ':', ' ']) {
+        Some((key, _)) if is_secret(key) => format!("{key}=[redacted]"),
+        Some(_) => line.to_string(),
+        None if line.len() > 40 => "[line not shown]".to_string(),
+        None => line.to_string(),
+    }
+}
+
+/// The configuration as `key=value` pairs with secrets redacted, for logs.
+pub fn describe(config: &ClientConfig) -> String {
+    // A BTreeMap: already sorted by key.
+    config
+        .config_map()
+        .into_iter()
+        .map(|(k, v)| {
+            if is_secret(k) {
+                format!("{k}=[redacted]")
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Turns a client-creation failure (an unknown or invalid property) into an
+/// input error that names the property and where to fix it.
+pub fn creation_error(error: rdkafka::error::KafkaError) -> anyhow::Error {
+    bad_input(format!(
+        "invalid Kafka configuration: {error} (check -X options and --kafka-config; \
+         properties: https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_x_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("client.properties");
+        std::fs::write(
+            &file,
+            "# comment\n\nlinger.ms = 50\nsasl.password=hunter2\n",
+        )
+        .unwrap();
+        let settings = KafkaSettings::new(
+            "a:1",
+            Some(&file),
+            &["linger.ms=7".to_string(), "client.id=x".to_string()],
+        )
+        .unwrap();
+        let config = settings.client_config(&[("linger.ms", "5"), ("acks", "all")]);
+        assert_eq!(config.get("linger.ms"), Some("7"));
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("bootstrap.servers"), Some("a:1"));
+        assert_eq!(config.get("sasl.password"), Some("hunter2"));
+        let shown = describe(&config);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("sasl.password=[redacted]"));
+    }
+
+    #[test]
+    fn malformed_property_is_an_input_error() {
+        let error = KafkaSettings::new("a:1", None, &["linger.ms".to_string()]).unwrap_err();
+        assert_eq!(crate::exit::code_of(&error), crate::exit::BAD_INPUT);
+        assert!(error.to_string().contains("-X linger.ms"));
+    }
+
+    #[test]
+    fn malformed_file_line_names_file_and_line_without_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.properties");
+        std::fs::write(&file, "acks=all\nsasl.password hunter2\n").unwrap();
+        let error = KafkaSettings::new("a:1", Some(&file), &[]).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("c.properties:2"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}

@@ -1,0 +1,10 @@
+//! Everything that talks to Kafka: one configuration builder shared by every
+//! command, one client context, and the topic administration `send` needs.
+
+pub mod admin;
+pub mod config;
+pub mod consumer;
+pub mod context;
+
+pub use config::KafkaSettings;
+pub use context::ClientLog;

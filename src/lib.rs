@@ -1,0 +1,57 @@
+//! alertstream: distributes astronomical alert streams over Apache Kafka.
+//!
+//! Where things live: `cli` (flags), `commands/` (one file per subcommand),
+//! `kafka/` (client configuration, admin, consumer plumbing), `avro/` (the
+//! codec), `alerts/` (alert sources and cutouts), `schedule` (visit timing),
+//! `progress` (progress bars), `shutdown` (Ctrl-C and SIGTERM), `exit` (exit codes).
+
+pub mod alerts;
+pub mod avro;
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod kafka;
+pub mod logging;
+pub mod progress;
+pub mod schedule;
+pub mod shutdown;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Parses the command line, runs the command, and turns its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.global.verbose, cli.global.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("alertstream: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("alertstream: error: {}", one_line(&error));
+            ExitCode::from(exit::code_of(&error))
+        }
+    }
+}
+
+/// The error and its causes on one line, outermost first, without repeats.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}

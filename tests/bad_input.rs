@@ -1,0 +1,137 @@
+//! Bad input: clear one-line errors, documented exit codes, nothing half-sent.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn unreadable_alerts_path_sends_nothing() {
+    let topic = topic("missing");
+    let output = run(&["send", &topic, "--alerts", "/nonexistent/alerts.avro"]);
+    assert_eq!(output.status.code(), Some(2));
+    let log = stderr(&output);
+    assert!(log.contains("/nonexistent/alerts.avro"), "{log}");
+    assert_eq!(
+        log.lines().filter(|l| l.contains("error")).count(),
+        1,
+        "{log}"
+    );
+    assert!(!topic_exists(&topic), "nothing may reach the broker");
+}
+
+#[test]
+fn corrupt_alerts_file_names_file_and_offset_and_sends_nothing() {
+    let topic = topic("corrupt");
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(root().join("sample-alerts/visit-1.avro")).unwrap();
+    // Two good files and one cut short: none of them may be sent.
+    std::fs::write(dir.path().join("a.avro"), &good).unwrap();
+    std::fs::write(dir.path().join("b.avro"), &good[..good.len() - 20_000]).unwrap();
+    std::fs::write(dir.path().join("c.avro"), &good).unwrap();
+    let output = run(&["send", &topic, "--alerts", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let log = stderr(&output);
+    assert!(log.contains("b.avro") && log.contains("byte"), "{log}");
+    assert!(!topic_exists(&topic), "nothing may reach the broker");
+}
+
+#[test]
+fn corrupt_messages_are_reported_and_skipped() {
+    let topic = topic("garbage");
+    create_topic(&topic, 1);
+    let good = {
+        // One valid alert as send would encode it.
+        ok(&["send", &topic, "1"]);
+        json_lines(&ok(&["print", &topic, "--group", "peek", "-e"]))
+    };
+    produce_raw(&topic, &[b"\x06not an alert at all", b"", &[0xff; 64]]);
+    ok(&["send", &topic, "1"]);
+    let output = run(&["print", &topic, "--group", "reader", "-e"]);
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    let lines = json_lines(&String::from_utf8(output.stdout).unwrap());
+    assert_eq!(
+        lines,
+        vec![good[0].clone(), good[0].clone()],
+        "the valid alerts around the bad ones"
+    );
+    assert!(log.contains("partition 0 offset 1: cannot decode"), "{log}");
+    assert!(log.contains("partition 0 offset 2: empty message"), "{log}");
+    assert!(log.contains("partition 0 offset 3: cannot decode"), "{log}");
+    assert!(log.contains("3 skipped"), "{log}");
+}
+
+#[test]
+fn unreachable_broker_fails_fast_naming_it() {
+    for command in [
+        vec!["send", "t3"],
+        vec!["print", "t3", "-e"],
+        vec!["monitor", "t3", "-e"],
+    ] {
+        let mut args = vec!["-b", "127.0.0.1:1"];
+        args.extend(&command);
+        let start = Instant::now();
+        let child = alertstream()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = wait_with_limit(child, Duration::from_secs(15));
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{command:?} took {:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{command:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("127.0.0.1:1"),
+            "{command:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn unknown_kafka_property_is_named() {
+    let output = run(&["-X", "no.such.property=1", "send", &topic("prop")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no.such.property"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn invalid_options_are_rejected_before_connecting() {
+    for (args, needle) in [
+        (
+            vec!["send", "t", "--repeat", "--interval", "0"],
+            "--interval",
+        ),
+        (vec!["send", "bad topic"], "invalid topic name"),
+        (vec!["send", "t", "0"], "COUNT"),
+        (
+            vec!["print", "t", "--schema", "/nonexistent.avsc"],
+            "/nonexistent.avsc",
+        ),
+    ] {
+        let mut all = vec!["-b", "127.0.0.1:1"];
+        all.extend(&args);
+        let output = run(&all);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains(needle),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}

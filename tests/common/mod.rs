@@ -1,0 +1,274 @@
+//! Shared by the integration tests: the real broker, fresh topics, running the
+//! binary, reading its output. The broker is the one `scripts/kafka start`
+//! runs (or ALERTSTREAM_BROKERS); tests fail, never skip, without it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use apache_avro::types::Value;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// Every run of the binary is bounded: a hang fails the test instead of blocking CI.
+pub const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+pub fn brokers() -> String {
+    std::env::var("ALERTSTREAM_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+/// A topic name no other test (or earlier run) uses.
+pub fn topic(name: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "test-{name}-{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        nanos % 1_000_000_000
+    )
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared ZTF fixtures (read-only, outside the project).
+pub fn ztf_fixtures() -> PathBuf {
+    let dir = root().join("../shared/fixtures/ztf");
+    assert!(dir.is_dir(), "ZTF fixtures not found at {}", dir.display());
+    dir
+}
+
+/// The binary, pointed at the test broker.
+pub fn alertstream() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alertstream"));
+    command
+        .env("ALERTSTREAM_BROKERS", brokers())
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// Runs to completion within [`RUN_LIMIT`].
+pub fn run(args: &[&str]) -> Output {
+    let child = alertstream()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn alertstream");
+    wait_with_limit(child, RUN_LIMIT)
+}
+
+pub fn wait_with_limit(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (done_tx, done_rx) = mpsc::channel();
+    let killer = std::thread::spawn(move || {
+        if done_rx.recv_timeout(limit).is_err() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    });
+    let output = child.wait_with_output().expect("wait for alertstream");
+    let _ = done_tx.send(());
+    let _ = killer.join();
+    output
+}
+
+/// Runs and asserts success, returning stdout.
+pub fn ok(args: &[&str]) -> String {
+    let output = run(args);
+    assert!(
+        output.status.success(),
+        "alertstream {} failed ({}):\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 stdout")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:.200}")))
+        .collect()
+}
+
+/// The source alerts of the built-in samples, decoded from the files in the repo.
+pub fn sample_alerts() -> Vec<Value> {
+    let mut alerts = Vec::new();
+    for i in 1..=3 {
+        alerts.extend(container_alerts(
+            &root().join(format!("sample-alerts/visit-{i}.avro")),
+        ));
+    }
+    alerts
+}
+
+pub fn container_alerts(path: &std::path::Path) -> Vec<Value> {
+    let file = std::fs::File::open(path).unwrap();
+    apache_avro::Reader::new(file)
+        .unwrap()
+        .map(|v| v.unwrap())
+        .collect()
+}
+
+/// An alert as `print` should show it.
+pub fn expected_json(alert: &Value) -> serde_json::Value {
+    let mut out = Vec::new();
+    alertstream::avro::json::write_alert(&mut out, alert);
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn create_topic(topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = runtime()
+        .block_on(admin.create_topics([&new], &AdminOptions::new()))
+        .expect("create topic");
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+/// Whether the broker knows the topic.
+pub fn topic_exists(topic: &str) -> bool {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap();
+    let metadata = producer
+        .client()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("broker metadata");
+    metadata.topics().iter().any(|t| t.name() == topic)
+}
+
+/// Produces raw payloads (e.g. garbage) with a plain client.
+pub fn produce_raw(topic: &str, payloads: &[&[u8]]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    for payload in payloads {
+        producer
+            .send(BaseRecord::<(), [u8]>::to(topic).payload(payload))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// A running process whose stdout and stderr lines arrive on channels.
+pub struct Running {
+    pub child: Child,
+    pub stdout: Receiver<String>,
+    pub stderr: Receiver<String>,
+}
+
+pub fn spawn(args: &[&str]) -> Running {
+    let mut child = alertstream()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn alertstream");
+    let stdout = lines(child.stdout.take().unwrap());
+    let stderr = lines(child.stderr.take().unwrap());
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+fn lines(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Running {
+    /// Waits for a stderr line matching `pred`, returning every line read so far.
+    pub fn wait_stderr(
+        &self,
+        what: &str,
+        mut pred: impl FnMut(&str) -> bool,
+        seen: &mut Vec<String>,
+    ) {
+        let deadline = Instant::now() + RUN_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = pred(&line);
+                    seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "gave up waiting for {what}; stderr so far:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>, Vec<String>) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let pid = self.child.id();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let killer = std::thread::spawn(move || {
+            if done_rx.recv_timeout(RUN_LIMIT).is_err() {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        });
+        let status = self.child.wait().unwrap();
+        let _ = done_tx.send(());
+        let _ = killer.join();
+        // The process has exited, so both pipes close and the readers finish.
+        (
+            status,
+            self.stdout.iter().collect(),
+            self.stderr.iter().collect(),
+        )
+    }
+}

@@ -1,0 +1,106 @@
+//! Consumer groups: one group shares the stream, separate groups each see all.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+
+/// The partitions of the newest "partitions assigned: t[0] t[1]" log line.
+fn assigned(line: &str) -> Option<usize> {
+    line.split_once("partitions assigned: ")
+        .map(|(_, rest)| rest.split_whitespace().count())
+}
+
+#[test]
+fn two_consumers_in_one_group_share_the_stream() {
+    let topic = topic("share");
+    create_topic(&topic, 2);
+    let group = "sharing";
+    let a = spawn(&["print", &topic, "--group", group]);
+    let b = spawn(&["print", &topic, "--group", group]);
+    // Wait until the group has settled: each consumer holds one partition.
+    let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    let (mut last_a, mut last_b) = (0, 0);
+    while !(last_a == 1 && last_b == 1) {
+        if last_a != 1 {
+            a.wait_stderr("an assignment of a", |l| assigned(l).is_some(), &mut seen_a);
+            last_a = assigned(seen_a.last().unwrap()).unwrap();
+        }
+        if last_b != 1 {
+            b.wait_stderr("an assignment of b", |l| assigned(l).is_some(), &mut seen_b);
+            last_b = assigned(seen_b.last().unwrap()).unwrap();
+        }
+        // A consumer that had both partitions gives one up when the other joins.
+        if last_a == 2 || last_b == 2 {
+            continue;
+        }
+    }
+    // Spread the alerts over both partitions (no sticky batching to one partition).
+    ok(&[
+        "send",
+        &topic,
+        "40",
+        "-X",
+        "sticky.partitioning.linger.ms=0",
+    ]);
+
+    // Wait for all 40 lines across both consumers, then stop both cleanly.
+    let mut lines_a = Vec::new();
+    let mut lines_b = Vec::new();
+    let deadline = std::time::Instant::now() + RUN_LIMIT;
+    while lines_a.len() + lines_b.len() < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} + {} lines",
+            lines_a.len(),
+            lines_b.len()
+        );
+        let tick = std::time::Duration::from_millis(200);
+        if let Ok(line) = a.stdout.recv_timeout(tick) {
+            lines_a.push(line);
+        }
+        while let Ok(line) = b.stdout.try_recv() {
+            lines_b.push(line);
+        }
+    }
+    let (status_a, rest_a, log_a) = a.terminate();
+    let (status_b, rest_b, log_b) = b.terminate();
+    assert!(status_a.success(), "a: {status_a}\n{}", log_a.join("\n"));
+    assert!(status_b.success(), "b: {status_b}\n{}", log_b.join("\n"));
+    lines_a.extend(rest_a);
+    lines_b.extend(rest_b);
+    assert!(
+        !lines_a.is_empty() && !lines_b.is_empty(),
+        "both consumers got a share: {} and {}",
+        lines_a.len(),
+        lines_b.len()
+    );
+
+    // Each alert printed once in total: the counts per candid match what was sent.
+    let source = sample_alerts();
+    let mut expected: HashMap<i64, usize> = HashMap::new();
+    for i in 0..40 {
+        let candid = expected_json(&source[i % source.len()])["candid"]
+            .as_i64()
+            .unwrap();
+        *expected.entry(candid).or_default() += 1;
+    }
+    let mut printed: HashMap<i64, usize> = HashMap::new();
+    for line in lines_a.iter().chain(&lines_b) {
+        let json: serde_json::Value = serde_json::from_str(line).unwrap();
+        *printed.entry(json["candid"].as_i64().unwrap()).or_default() += 1;
+    }
+    assert_eq!(printed, expected);
+}
+
+#[test]
+fn two_groups_each_see_every_alert() {
+    let topic = topic("groups");
+    ok(&["send", &topic]);
+    let expected: Vec<_> = sample_alerts().iter().map(expected_json).collect();
+    for group in ["first", "second"] {
+        let lines = json_lines(&ok(&["print", &topic, "--group", group, "-e"]));
+        assert_eq!(lines, expected, "group {group}");
+    }
+}

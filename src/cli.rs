@@ -125,8 +125,20 @@ pub struct SendArgs {
     pub no_stamps: bool,
 
     /// Send alerts as JSON text instead of Avro binary.
-    #[arg(long = "encode-off")]
+    #[arg(long = "encode-off", conflicts_with = "format")]
     pub encode_off: bool,
+
+    /// How each message frames its Avro data.
+    ///
+    /// schemaless: bare Avro binary, the reader knows the schema (the original's format);
+    /// container: an Avro object container file with the schema embedded (ZTF's stream);
+    /// confluent: byte 0, a 4-byte schema id (--schema-id), then bare Avro (Rubin's stream).
+    #[arg(long = "format", value_enum, default_value_t = WireFormat::Schemaless, value_name = "FORMAT")]
+    pub format: WireFormat,
+
+    /// Schema registry id written into each message with --format confluent.
+    #[arg(long = "schema-id", value_name = "N")]
+    pub schema_id: Option<u32>,
 
     /// Keep sending: one visit at every wall-clock multiple of --interval.
     #[arg(long = "repeat")]
@@ -184,7 +196,10 @@ pub struct PrintArgs {
     #[arg(long = "decode-off")]
     pub decode_off: bool,
 
-    /// Reader schema for schemaless Avro: .avsc files or a folder of them, inner types first [default: built-in].
+    /// Reader schema: .avsc files or a folder of them [default: built-in].
+    ///
+    /// Decodes bare and Confluent-framed Avro; container messages, which carry
+    /// their writer schema, are resolved to it (fields added since get their defaults).
     #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
     pub schema: Vec<PathBuf>,
 }
@@ -206,6 +221,13 @@ pub struct MonitorArgs {
 pub struct CompletionsArgs {
     /// Shell to generate the completion script for.
     pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WireFormat {
+    Schemaless,
+    Container,
+    Confluent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

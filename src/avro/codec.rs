@@ -36,21 +36,48 @@ pub fn encode(schema: &Schema, alert: &Value) -> Result<Vec<u8>> {
     Ok(to_avro_datum(schema, alert.clone())?)
 }
 
+/// Encodes one alert in a framing.
+pub fn encode_framed(schema: &Schema, alert: &Value, framing: Framing) -> Result<Vec<u8>> {
+    match framing {
+        Framing::Schemaless => encode(schema, alert),
+        Framing::Confluent { schema_id } => {
+            let mut out = Vec::with_capacity(64 * 1024);
+            out.push(0);
+            out.extend_from_slice(&schema_id.to_be_bytes());
+            out.extend_from_slice(&encode(schema, alert)?);
+            Ok(out)
+        }
+        Framing::Container => {
+            let mut writer = apache_avro::Writer::new(schema, Vec::with_capacity(64 * 1024));
+            writer.append(alert.clone())?;
+            Ok(writer.into_inner()?)
+        }
+    }
+}
+
 /// Decodes messages with a reader schema (the built-in one or `--schema`).
 #[derive(Debug)]
 pub struct Decoder {
     reader: Schema,
-    /// Whether the user chose the reader schema: container messages are then
+    /// Set when the user chose the reader schema: container messages are then
     /// resolved to it; otherwise they are read with their own writer schema.
-    resolve_containers: bool,
+    resolve_to: Option<Schema>,
 }
 
 impl Decoder {
     pub fn new(reader: Schema, resolve_containers: bool) -> Self {
-        Self {
-            reader,
-            resolve_containers,
-        }
+        let resolve_to = if resolve_containers {
+            match super::schema::for_resolution(&reader) {
+                Ok(schema) => Some(schema),
+                Err(e) => {
+                    tracing::warn!("reader schema kept as given for resolution: {e}");
+                    Some(reader.clone())
+                }
+            }
+        } else {
+            None
+        };
+        Self { reader, resolve_to }
     }
 
     /// Decodes every alert a message holds (a container may hold several).
@@ -79,8 +106,8 @@ impl Decoder {
     }
 
     fn decode_container(&self, payload: &[u8]) -> Result<Vec<Value>> {
-        let reader = if self.resolve_containers {
-            Reader::with_schema(&self.reader, payload)
+        let reader = if let Some(schema) = &self.resolve_to {
+            Reader::with_schema(schema, payload)
         } else {
             Reader::new(payload)
         }
@@ -110,6 +137,55 @@ mod tests {
         );
         assert_eq!(detect(&[6, b'3', b'.', b'3']), Framing::Schemaless);
         assert_eq!(detect(&[]), Framing::Schemaless);
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/ztf")
+            .join(name)
+    }
+
+    #[test]
+    fn every_framing_round_trips() {
+        let bytes = std::fs::read(fixture("v3.3_472263571115115000.avro")).unwrap();
+        let reader = Reader::new(bytes.as_slice()).unwrap();
+        let schema = reader.writer_schema().clone();
+        let alert = read_all(reader).unwrap().remove(0);
+        let decoder = Decoder::new(schema.clone(), false);
+        for framing in [
+            Framing::Schemaless,
+            Framing::Container,
+            Framing::Confluent { schema_id: 7 },
+        ] {
+            let payload = encode_framed(&schema, &alert, framing).unwrap();
+            let (seen, alerts) = decoder.decode(&payload).unwrap();
+            assert_eq!(seen, framing);
+            assert_eq!(alerts, vec![alert.clone()], "{framing:?}");
+        }
+    }
+
+    #[test]
+    fn older_alerts_resolve_to_the_built_in_schema_with_defaults() {
+        let bytes = std::fs::read(fixture("v3.0_472263571115115000.avro")).unwrap();
+        let decoder = Decoder::new(crate::avro::schema::built_in(), true);
+        let (_, alerts) = decoder.decode(&bytes).unwrap();
+        let Value::Record(fields) = &alerts[0] else {
+            panic!()
+        };
+        let Some((_, Value::Record(candidate))) = fields.iter().find(|(k, _)| k == "candidate")
+        else {
+            panic!()
+        };
+        let get = |name: &str| {
+            candidate
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("drbversion"), Some(Value::String(String::new())));
+        assert!(matches!(get("drb"), Some(Value::Union(_, v)) if *v == Value::Null));
+        assert!(matches!(get("exptime"), Some(Value::Union(_, v)) if *v == Value::Null));
+        assert_eq!(get("candid"), Some(Value::Long(472263571115115000)));
     }
 
     #[test]

@@ -257,6 +257,37 @@ fn inline(
     }
 }
 
+/// The schema to resolve other writers' data to. ZTF's schemas give nullable
+/// fields `["float", "null"]` with a null default, which the Avro
+/// specification does not allow (a default matches the first branch) and
+/// which strict resolution therefore rejects. Putting `null` first in such
+/// unions changes nothing a reader sees (a union prints as its value) and
+/// makes the defaults valid. Only for resolution: bare Avro data refers to
+/// union branches by position, so it is decoded with the schema unchanged.
+pub fn for_resolution(schema: &Schema) -> Result<Schema> {
+    let mut json = serde_json::to_value(schema)?;
+    null_first_where_default_null(&mut json);
+    Ok(Schema::parse(&json)?)
+}
+
+fn null_first_where_default_null(json: &mut Json) {
+    match json {
+        Json::Object(object) => {
+            if object.get("default") == Some(&Json::Null) {
+                if let Some(Json::Array(branches)) = object.get_mut("type") {
+                    if let Some(i) = branches.iter().position(|b| b == "null") {
+                        let null = branches.remove(i);
+                        branches.insert(0, null);
+                    }
+                }
+            }
+            object.values_mut().for_each(null_first_where_default_null);
+        }
+        Json::Array(items) => items.iter_mut().for_each(null_first_where_default_null),
+        _ => {}
+    }
+}
+
 /// Reads a schema file path for messages.
 pub fn describe(paths: &[PathBuf]) -> String {
     if paths.is_empty() {

@@ -12,6 +12,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::Offset;
 
+use crate::avro::codec;
 use crate::cli::MonitorArgs;
 use crate::exit::bad_input;
 use crate::kafka::consumer::{self, ConsumerOptions, EndTracker, ErrorLog};
@@ -142,6 +143,14 @@ fn watch(
                     .to_millis()
                     .map(|sent| (unix_now() * 1000.0) as i64 - sent);
                 window.record(message.payload_len(), latency);
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    let framing = message.payload().map(codec::detect);
+                    tracing::debug!(
+                        "{topic} partition {} offset {}: {framing:?} framing",
+                        message.partition(),
+                        message.offset()
+                    );
+                }
                 if options
                     .consumer
                     .max_messages

@@ -22,8 +22,9 @@ use rdkafka::util::Timeout;
 
 use crate::alerts::source::{self, SourceAlert};
 use crate::alerts::stamps;
+use crate::avro::codec::Framing;
 use crate::avro::{codec, json};
-use crate::cli::SendArgs;
+use crate::cli::{SendArgs, WireFormat};
 use crate::exit::{bad_input, Exit, UNDELIVERED};
 use crate::kafka::config::creation_error;
 use crate::kafka::{admin, ClientLog, KafkaSettings};
@@ -55,7 +56,9 @@ pub enum Source {
 /// What goes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
-    Avro,
+    /// Avro in the given framing.
+    Avro(Framing),
+    /// JSON text (`--encode-off`).
     Json,
 }
 
@@ -76,6 +79,7 @@ pub struct SendOptions {
 impl SendOptions {
     pub fn from_args(args: SendArgs) -> Result<Self> {
         admin::check_topic(&args.topic)?;
+        let encoding = encoding(&args)?;
         if args.count == Some(0) {
             return Err(bad_input("COUNT must be at least 1"));
         }
@@ -115,17 +119,31 @@ impl SendOptions {
                 Source::Files(args.alerts)
             },
             stamps: !args.no_stamps,
-            encoding: if args.encode_off {
-                Encoding::Json
-            } else {
-                Encoding::Avro
-            },
+            encoding,
             schedule,
             partitions: args.partitions,
             replication: args.replication_factor,
             flush_timeout: Duration::from_secs_f64(args.flush_timeout),
         })
     }
+}
+
+fn encoding(args: &SendArgs) -> Result<Encoding> {
+    if args.encode_off {
+        return Ok(Encoding::Json);
+    }
+    let framing = match (args.format, args.schema_id) {
+        (WireFormat::Confluent, Some(schema_id)) => Framing::Confluent { schema_id },
+        (WireFormat::Confluent, None) => {
+            return Err(bad_input(
+                "--format confluent needs --schema-id N, the id a schema registry gives the writer schema",
+            ))
+        }
+        (_, Some(_)) => return Err(bad_input("--schema-id goes with --format confluent")),
+        (WireFormat::Schemaless, None) => Framing::Schemaless,
+        (WireFormat::Container, None) => Framing::Container,
+    };
+    Ok(Encoding::Avro(framing))
 }
 
 /// Encodes every source alert once, as it will go on the wire.
@@ -138,12 +156,14 @@ pub fn prepare(alerts: Vec<SourceAlert>, stamps: bool, encoding: Encoding) -> Re
                 stamps::strip(&mut alert.value, &alert.schema);
             }
             match encoding {
-                Encoding::Avro => codec::encode(&alert.schema, &alert.value).map_err(|e| {
-                    bad_input(format!(
-                        "alert {} cannot be encoded with its schema: {e}",
-                        i + 1
-                    ))
-                }),
+                Encoding::Avro(framing) => {
+                    codec::encode_framed(&alert.schema, &alert.value, framing).map_err(|e| {
+                        bad_input(format!(
+                            "alert {} cannot be encoded with its schema: {e}",
+                            i + 1
+                        ))
+                    })
+                }
                 Encoding::Json => {
                     let mut out = Vec::new();
                     json::write_value(&mut out, &alert.value);
@@ -411,8 +431,8 @@ mod tests {
     #[test]
     fn no_stamps_makes_smaller_payloads_that_still_decode() {
         let alerts = source::samples().unwrap();
-        let with = prepare(alerts.clone(), true, Encoding::Avro).unwrap();
-        let without = prepare(alerts.clone(), false, Encoding::Avro).unwrap();
+        let with = prepare(alerts.clone(), true, Encoding::Avro(Framing::Schemaless)).unwrap();
+        let without = prepare(alerts.clone(), false, Encoding::Avro(Framing::Schemaless)).unwrap();
         let decoder = codec::Decoder::new(crate::avro::schema::built_in(), false);
         for (w, wo) in with.iter().zip(&without) {
             assert!(wo.len() + 3 * 1000 < w.len(), "{} vs {}", wo.len(), w.len());

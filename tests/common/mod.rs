@@ -272,3 +272,43 @@ impl Running {
         )
     }
 }
+
+/// Asserts two JSON values are equal, naming the first place they differ
+/// (alerts are too large to print whole).
+pub fn assert_same(actual: &serde_json::Value, expected: &serde_json::Value, what: &str) {
+    if let Some(place) = first_difference(actual, expected, String::new()) {
+        panic!("{what}: differs at {place}");
+    }
+}
+
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value::{Array, Object};
+    match (a, b) {
+        (Object(x), Object(y)) => {
+            for (k, v) in x {
+                match y.get(k) {
+                    Some(w) => {
+                        if let Some(p) = first_difference(v, w, format!("{path}.{k}")) {
+                            return Some(p);
+                        }
+                    }
+                    None => return Some(format!("{path}.{k}: unexpected field")),
+                }
+            }
+            y.keys()
+                .find(|k| !x.contains_key(*k))
+                .map(|k| format!("{path}.{k}: missing field"))
+        }
+        (Array(x), Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (v, w))| first_difference(v, w, format!("{path}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!(
+            "{path}: {:.80} != {:.80}",
+            a.to_string(),
+            b.to_string()
+        )),
+    }
+}

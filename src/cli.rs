@@ -85,6 +85,9 @@ pub enum Command {
     /// Print a shell completion script to stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
+    /// Print the manual page (roff) to stdout.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man,
 }
 
 const SEND_EXAMPLES: &str = "Examples:
@@ -103,7 +106,12 @@ const MONITOR_EXAMPLES: &str = "Examples:
 
 const COMPLETIONS_EXAMPLES: &str = "Examples:
   alertstream completions bash > ~/.local/share/bash-completion/completions/alertstream
-  alertstream completions zsh > ~/.zfunc/_alertstream";
+  alertstream completions zsh > ~/.zfunc/_alertstream
+  alertstream completions fish > ~/.config/fish/completions/alertstream.fish";
+
+const MAN_EXAMPLES: &str = "Examples:
+  alertstream man | man -l -
+  alertstream man > /usr/local/share/man/man1/alertstream.1";
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -178,6 +186,10 @@ pub struct ConsumerArgs {
     /// Exit after this many messages.
     #[arg(long = "max-messages", value_name = "N")]
     pub max_messages: Option<u64>,
+
+    /// Fail at once if the topic does not exist, instead of waiting for it.
+    #[arg(long = "no-wait")]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! options first, so that bad input fails before any Kafka client starts.
 
 pub mod completions;
+pub mod man;
 pub mod monitor;
 pub mod print;
 pub mod send;
@@ -36,5 +37,6 @@ pub async fn run(cli: Cli) -> Result<()> {
             monitor::run(options, kafka()?, Shutdown::install()).await
         }
         Command::Completions(args) => completions::run(args.shell),
+        Command::Man => man::run(),
     }
 }

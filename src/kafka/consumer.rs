@@ -18,6 +18,7 @@ pub struct ConsumerOptions {
     pub group: String,
     pub exit_at_end: bool,
     pub max_messages: Option<u64>,
+    pub wait_for_topic: bool,
 }
 
 impl ConsumerOptions {
@@ -33,6 +34,7 @@ impl ConsumerOptions {
             group,
             exit_at_end: args.exit_at_end,
             max_messages: args.max_messages,
+            wait_for_topic: !args.no_wait,
         })
     }
 }
@@ -74,6 +76,12 @@ pub fn subscribe(
         .map_err(creation_error)?;
     let metadata = admin::reach(consumer.client(), kafka.brokers(), topic)?;
     if admin::partition_count(&metadata, topic).is_none() {
+        if !options.wait_for_topic {
+            return Err(bad_input(format!(
+                "topic {topic} does not exist on {} (check the name, or drop --no-wait to wait for it)",
+                kafka.brokers()
+            )));
+        }
         tracing::warn!(
             "topic {topic} does not exist on {} yet; waiting for it (Ctrl-C to stop)",
             kafka.brokers()

@@ -1,0 +1,173 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'alertstream'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'alertstream' {
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send one visit of alerts, or a visit at every interval with --repeat')
+            [CompletionResult]::new('print', 'print', [CompletionResultType]::ParameterValue, 'Consume a stream and print each alert as one JSON object per line')
+            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Report where a consumer group stands: end-of-partition lines and rates, lag, latency')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff) to stdout')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'alertstream;send' {
+            [CompletionResult]::new('--alerts', '--alerts', [CompletionResultType]::ParameterName, 'Avro object container file, or folder of them, to take alerts from (repeatable)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How each message frames its Avro data')
+            [CompletionResult]::new('--schema-id', '--schema-id', [CompletionResultType]::ParameterName, 'Schema registry id written into each message with --format confluent')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)')
+            [CompletionResult]::new('--max-repeats', '--max-repeats', [CompletionResultType]::ParameterName, 'Number of visits with --repeat (2215 visits of 39 s is about 24 hours)')
+            [CompletionResult]::new('--partitions', '--partitions', [CompletionResultType]::ParameterName, 'Partitions of the topic when it has to be created')
+            [CompletionResult]::new('--replication-factor', '--replication-factor', [CompletionResultType]::ParameterName, 'Replication factor of the topic when it has to be created')
+            [CompletionResult]::new('--flush-timeout', '--flush-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for outstanding deliveries at the end, or after Ctrl-C')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
+            [CompletionResult]::new('--no-stamps', '--no-stamps', [CompletionResultType]::ParameterName, 'Send the cutout fields empty (null), without postage stamps')
+            [CompletionResult]::new('--encode-off', '--encode-off', [CompletionResultType]::ParameterName, 'Send alerts as JSON text instead of Avro binary')
+            [CompletionResult]::new('--repeat', '--repeat', [CompletionResultType]::ParameterName, 'Keep sending: one visit at every wall-clock multiple of --interval')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'alertstream;print' {
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream')
+            [CompletionResult]::new('--max-messages', '--max-messages', [CompletionResultType]::ParameterName, 'Exit after this many messages')
+            [CompletionResult]::new('--stamp-dir', '--stamp-dir', [CompletionResultType]::ParameterName, 'Write each alert''s cutouts into this folder (created if missing), named by their fileName')
+            [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'Reader schema: .avsc files or a folder of them [default: built-in]')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
+            [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'Exit once every assigned partition has reached its end')
+            [CompletionResult]::new('--exit-at-end', '--exit-at-end', [CompletionResultType]::ParameterName, 'Exit once every assigned partition has reached its end')
+            [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Fail at once if the topic does not exist, instead of waiting for it')
+            [CompletionResult]::new('--decode-off', '--decode-off', [CompletionResultType]::ParameterName, 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'alertstream;monitor' {
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream')
+            [CompletionResult]::new('--max-messages', '--max-messages', [CompletionResultType]::ParameterName, 'Exit after this many messages')
+            [CompletionResult]::new('--every', '--every', [CompletionResultType]::ParameterName, 'Seconds between status lines (rate, lag, latency); 0 turns them off')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
+            [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'Exit once every assigned partition has reached its end')
+            [CompletionResult]::new('--exit-at-end', '--exit-at-end', [CompletionResultType]::ParameterName, 'Exit once every assigned partition has reached its end')
+            [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Fail at once if the topic does not exist, instead of waiting for it')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'alertstream;completions' {
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'alertstream;man' {
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'alertstream;help' {
+            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send one visit of alerts, or a visit at every interval with --repeat')
+            [CompletionResult]::new('print', 'print', [CompletionResultType]::ParameterValue, 'Consume a stream and print each alert as one JSON object per line')
+            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Report where a consumer group stands: end-of-partition lines and rates, lag, latency')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff) to stdout')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'alertstream;help;send' {
+            break
+        }
+        'alertstream;help;print' {
+            break
+        }
+        'alertstream;help;monitor' {
+            break
+        }
+        'alertstream;help;completions' {
+            break
+        }
+        'alertstream;help;man' {
+            break
+        }
+        'alertstream;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,155 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[alertstream] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'alertstream'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'alertstream'= {
+            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
+            cand -v 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand --verbose 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand --quiet 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand send 'Send one visit of alerts, or a visit at every interval with --repeat'
+            cand print 'Consume a stream and print each alert as one JSON object per line'
+            cand monitor 'Report where a consumer group stands: end-of-partition lines and rates, lag, latency'
+            cand completions 'Print a shell completion script to stdout'
+            cand man 'Print the manual page (roff) to stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'alertstream;send'= {
+            cand --alerts 'Avro object container file, or folder of them, to take alerts from (repeatable)'
+            cand --format 'How each message frames its Avro data'
+            cand --schema-id 'Schema registry id written into each message with --format confluent'
+            cand --interval 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)'
+            cand --max-repeats 'Number of visits with --repeat (2215 visits of 39 s is about 24 hours)'
+            cand --partitions 'Partitions of the topic when it has to be created'
+            cand --replication-factor 'Replication factor of the topic when it has to be created'
+            cand --flush-timeout 'Seconds to wait for outstanding deliveries at the end, or after Ctrl-C'
+            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
+            cand --no-stamps 'Send the cutout fields empty (null), without postage stamps'
+            cand --encode-off 'Send alerts as JSON text instead of Avro binary'
+            cand --repeat 'Keep sending: one visit at every wall-clock multiple of --interval'
+            cand -v 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand --verbose 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand --quiet 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'alertstream;print'= {
+            cand -g 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream'
+            cand --group 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream'
+            cand --max-messages 'Exit after this many messages'
+            cand --stamp-dir 'Write each alert''s cutouts into this folder (created if missing), named by their fileName'
+            cand --schema 'Reader schema: .avsc files or a folder of them [default: built-in]'
+            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
+            cand -e 'Exit once every assigned partition has reached its end'
+            cand --exit-at-end 'Exit once every assigned partition has reached its end'
+            cand --no-wait 'Fail at once if the topic does not exist, instead of waiting for it'
+            cand --decode-off 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)'
+            cand -v 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand --verbose 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand --quiet 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'alertstream;monitor'= {
+            cand -g 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream'
+            cand --group 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream'
+            cand --max-messages 'Exit after this many messages'
+            cand --every 'Seconds between status lines (rate, lag, latency); 0 turns them off'
+            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
+            cand -e 'Exit once every assigned partition has reached its end'
+            cand --exit-at-end 'Exit once every assigned partition has reached its end'
+            cand --no-wait 'Fail at once if the topic does not exist, instead of waiting for it'
+            cand -v 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand --verbose 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand --quiet 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'alertstream;completions'= {
+            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
+            cand -v 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand --verbose 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand --quiet 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'alertstream;man'= {
+            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
+            cand -v 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand --verbose 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand --quiet 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'alertstream;help'= {
+            cand send 'Send one visit of alerts, or a visit at every interval with --repeat'
+            cand print 'Consume a stream and print each alert as one JSON object per line'
+            cand monitor 'Report where a consumer group stands: end-of-partition lines and rates, lag, latency'
+            cand completions 'Print a shell completion script to stdout'
+            cand man 'Print the manual page (roff) to stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'alertstream;help;send'= {
+        }
+        &'alertstream;help;print'= {
+        }
+        &'alertstream;help;monitor'= {
+        }
+        &'alertstream;help;completions'= {
+        }
+        &'alertstream;help;man'= {
+        }
+        &'alertstream;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

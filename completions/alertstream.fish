@@ -1,0 +1,100 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_alertstream_global_optspecs
+    string join \n b/brokers= X/kafka= kafka-config= v/verbose q/quiet h/help V/version
+end
+
+function __fish_alertstream_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_alertstream_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_alertstream_using_subcommand
+    set -l cmd (__fish_alertstream_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c alertstream -n "__fish_alertstream_needs_command" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
+complete -c alertstream -n "__fish_alertstream_needs_command" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
+complete -c alertstream -n "__fish_alertstream_needs_command" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
+complete -c alertstream -n "__fish_alertstream_needs_command" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_needs_command" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_needs_command" -s V -l version -d 'Print version'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "monitor" -d 'Report where a consumer group stands: end-of-partition lines and rates, lag, latency'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "man" -d 'Print the manual page (roff) to stdout'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l alerts -d 'Avro object container file, or folder of them, to take alerts from (repeatable)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l format -d 'How each message frames its Avro data' -r -f -a "schemaless\t''
+container\t''
+confluent\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema-id -d 'Schema registry id written into each message with --format confluent' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l interval -d 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l max-repeats -d 'Number of visits with --repeat (2215 visits of 39 s is about 24 hours)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l partitions -d 'Partitions of the topic when it has to be created' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l replication-factor -d 'Replication factor of the topic when it has to be created' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l flush-timeout -d 'Seconds to wait for outstanding deliveries at the end, or after Ctrl-C' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l no-stamps -d 'Send the cutout fields empty (null), without postage stamps'
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l encode-off -d 'Send alerts as JSON text instead of Avro binary'
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l repeat -d 'Keep sending: one visit at every wall-clock multiple of --interval'
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-messages -d 'Exit after this many messages' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l stamp-dir -d 'Write each alert\'s cutouts into this folder (created if missing), named by their fileName' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema -d 'Reader schema: .avsc files or a folder of them [default: built-in]' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l decode-off -d 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l max-messages -d 'Exit after this many messages' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l every -d 'Seconds between status lines (rate, lag, latency); 0 turns them off' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "monitor" -d 'Report where a consumer group stands: end-of-partition lines and rates, lag, latency'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "man" -d 'Print the manual page (roff) to stdout'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

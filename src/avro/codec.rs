@@ -6,6 +6,9 @@ use anyhow::{anyhow, Result};
 use apache_avro::types::Value;
 use apache_avro::{from_avro_datum, to_avro_datum, Reader, Schema};
 
+use super::json;
+use super::transcode::Plan;
+
 /// How a message carries its Avro data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -33,7 +36,28 @@ pub fn detect(payload: &[u8]) -> Framing {
 
 /// Encodes one alert as bare Avro with `schema`.
 pub fn encode(schema: &Schema, alert: &Value) -> Result<Vec<u8>> {
-    Ok(to_avro_datum(schema, alert.clone())?)
+    match Plan::compile(schema) {
+        Some(plan) => Encoder { plan }.encode(alert),
+        None => Ok(to_avro_datum(schema, alert.clone())?),
+    }
+}
+
+/// Encodes many alerts of one schema: the schema is compiled once.
+#[derive(Debug)]
+pub struct Encoder {
+    plan: Plan,
+}
+
+impl Encoder {
+    pub fn new(schema: &Schema) -> Option<Self> {
+        Plan::compile(schema).map(|plan| Self { plan })
+    }
+
+    pub fn encode(&self, alert: &Value) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(64 * 1024);
+        self.plan.encode(alert, &mut out).map_err(|e| anyhow!("{e}"))?;
+        Ok(out)
+    }
 }
 
 /// Encodes one alert in a framing.
@@ -59,6 +83,8 @@ pub fn encode_framed(schema: &Schema, alert: &Value, framing: Framing) -> Result
 #[derive(Debug)]
 pub struct Decoder {
     reader: Schema,
+    /// The reader schema compiled for the direct-to-JSON path, if it qualifies.
+    plan: Option<Plan>,
     /// Set when the user chose the reader schema: container messages are then
     /// resolved to it; otherwise they are read with their own writer schema.
     resolve_to: Option<Schema>,
@@ -77,7 +103,48 @@ impl Decoder {
         } else {
             None
         };
-        Self { reader, resolve_to }
+        let plan = Plan::compile(&reader);
+        Self {
+            reader,
+            plan,
+            resolve_to,
+        }
+    }
+
+    /// Decodes a message and appends its alerts as JSON lines (cutouts left
+    /// out); returns the framing and the number of alerts. Bare and Confluent
+    /// payloads go straight from binary to JSON; containers through values.
+    pub fn decode_json(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(Framing, usize)> {
+        let framing = detect(payload);
+        let bare = match framing {
+            Framing::Schemaless => payload,
+            Framing::Confluent { .. } => &payload[5..],
+            Framing::Container => {
+                let (_, alerts) = self.decode(payload)?;
+                for alert in &alerts {
+                    json::write_alert(out, alert);
+                    out.push(b'\n');
+                }
+                return Ok((framing, alerts.len()));
+            }
+        };
+        let Some(plan) = &self.plan else {
+            let alert = self.decode_bare(bare)?;
+            json::write_alert(out, &alert);
+            out.push(b'\n');
+            return Ok((framing, 1));
+        };
+        let start = out.len();
+        match plan.write_json(bare, out) {
+            Ok(()) => {
+                out.push(b'\n');
+                Ok((framing, 1))
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(anyhow!("not an alert of the reader schema: {e}"))
+            }
+        }
     }
 
     /// Decodes every alert a message holds (a container may hold several).
@@ -186,6 +253,79 @@ mod tests {
         assert!(matches!(get("drb"), Some(Value::Union(_, v)) if *v == Value::Null));
         assert!(matches!(get("exptime"), Some(Value::Union(_, v)) if *v == Value::Null));
         assert_eq!(get("candid"), Some(Value::Long(472263571115115000)));
+    }
+
+    /// The direct path and the value path print the same bytes, for every
+    /// fixture; and every truncation of an alert is an error, never a panic.
+    #[test]
+    fn direct_json_equals_the_value_path_and_rejects_truncation() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/ztf");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "avro") {
+                continue;
+            }
+            let bytes = std::fs::read(path).unwrap();
+            let reader = Reader::new(bytes.as_slice()).unwrap();
+            let schema = reader.writer_schema().clone();
+            let decoder = Decoder::new(schema.clone(), false);
+            assert!(decoder.plan.is_some());
+            for alert in read_all(reader).unwrap() {
+                let payload = encode(&schema, &alert).unwrap();
+                assert_eq!(payload, to_avro_datum(&schema, alert.clone()).unwrap(), "same bytes as apache-avro");
+                let mut direct = Vec::new();
+                decoder.decode_json(&payload, &mut direct).unwrap();
+                let mut reference = Vec::new();
+                json::write_alert(&mut reference, &alert);
+                reference.push(b'\n');
+                assert_eq!(
+                    String::from_utf8(direct).unwrap(),
+                    String::from_utf8(reference).unwrap()
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 20);
+        let (schema, payload) = {
+            let bytes = std::fs::read(fixture("v3.3_472263571115115000.avro")).unwrap();
+            let reader = Reader::new(bytes.as_slice()).unwrap();
+            let schema = reader.writer_schema().clone();
+            let alert = read_all(reader).unwrap().remove(0);
+            (schema.clone(), encode(&schema, &alert).unwrap())
+        };
+        let plan = Plan::compile(&schema).unwrap();
+        let mut out = Vec::new();
+        for cut in (0..payload.len()).step_by(7) {
+            out.clear();
+            assert!(
+                plan.write_json(&payload[..cut], &mut out).is_err(),
+                "prefix {cut} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn huge_claimed_lengths_allocate_nothing() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"r","fields":[
+            {"name":"a","type":{"type":"array","items":"long"}},
+            {"name":"s","type":"string"},
+            {"name":"n","type":{"type":"array","items":"null"}}]}"#,
+        )
+        .unwrap();
+        let plan = Plan::compile(&schema).unwrap();
+        // zigzag(2^62) as a varint: a 2^62-item array in 10 bytes.
+        let huge = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+        for payload in [
+            huge.to_vec(),
+            [&[0u8][..], &huge[..]].concat(),
+            [&[0u8, 0u8][..], &huge[..]].concat(),
+        ] {
+            let mut out = Vec::new();
+            let error = plan.write_json(&payload, &mut out).unwrap_err();
+            assert!(out.len() < 64, "{error}");
+        }
     }
 
     #[test]

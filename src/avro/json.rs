@@ -109,7 +109,7 @@ fn write_float(out: &mut Vec<u8>, f: f64) {
             b"\"-Infinity\""
         });
     } else {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
+        out.extend_from_slice(zmij::Buffer::new().format_finite(f).as_bytes());
     }
 }
 

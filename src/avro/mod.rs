@@ -2,5 +2,7 @@
 //! the JSON shape alerts are printed in.
 
 pub mod codec;
+mod encode;
 pub mod json;
 pub mod schema;
+pub mod transcode;

@@ -33,7 +33,7 @@ use crate::schedule::{self, Schedule};
 use crate::shutdown::Shutdown;
 
 /// Producer settings chosen for bursts of large messages; `-X` overrides any.
-const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("client.id", "alertstream-send"),
     // Confirmed, ordered, never duplicated by retries.
     ("acks", "all"),

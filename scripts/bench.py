@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Runs the side-by-side benchmark (see scripts/bench) and writes
+docs/performance.md and docs/performance.svg. Ratios, not absolute times,
+are the result: the machines are shared and noisy."""
+
+import glob
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import confluent_kafka
+import fastavro
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = (ROOT / "../shared/fixtures/ztf").resolve()
+BIN = ROOT / "target/release/alertstream"
+TRANSPORT = ROOT / "target/release/examples/transport"
+PY = sys.executable
+BROKERS = os.environ.get("ALERTSTREAM_BROKERS", "127.0.0.1:9092")
+QUICK = "--quick" in sys.argv
+VISIT = 2000 if QUICK else 10000
+SCALE = [1000, 5000] if QUICK else [1000, 10000, 100000]
+RUN_ID = time.strftime("%H%M%S")
+admin = AdminClient({"bootstrap.servers": BROKERS})
+
+
+def topic(name):
+    t = f"bench-{name}-{RUN_ID}"
+    futures = admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)])
+    for f in futures.values():
+        f.result()
+    return t
+
+
+def drop(*topics):
+    for f in admin.delete_topics(list(topics)).values():
+        try:
+            f.result()
+        except Exception:
+            pass
+
+
+def capture(cmd):
+    """Runs a command; returns (stdout, stderr, peak RSS in MB)."""
+    proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M"] + [str(c) for c in cmd],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, RUST_LOG="info"))
+    if proc.returncode:
+        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-2000:]}")
+    rss = int(re.findall(r"maxrss_kb=(\d+)", proc.stderr)[-1]) / 1024
+    return proc.stdout, proc.stderr, rss
+
+
+def last_json(text):
+    return json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
+
+
+def alertstream_send(t, count, files):
+    args = [BIN, "send", t, str(count)]
+    for f in files:
+        args += ["--alerts", f]
+    _, log, rss = capture(args)
+    m = re.search(r"visit 1/1: (\d+) alert\(s\) delivered in ([\d.]+)s \(\d+ alerts/s, ([\d.]+) MB/s\)", log)
+    seconds = float(m.group(2))
+    return {"seconds": seconds, "alerts": int(m.group(1)), "bytes": float(m.group(3)) * 1e6 * seconds, "rss": rss}
+
+
+def python_send(t, count, files):
+    out, _, rss = capture([PY, ROOT / "scripts/baseline.py", "send", "--brokers", BROKERS, "--topic", t,
+                           "--count", count] + files)
+    return dict(last_json(out), rss=rss)
+
+
+def transport_send(t, count, files):
+    out, _, rss = capture([TRANSPORT, "produce", t, count] + files)
+    return dict(last_json(out), rss=rss)
+
+
+def versions():
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    pom = (ROOT / "scripts/kafka-pom/pom.xml").read_text()
+    kafka = re.search(r"<kafka.version>(.*)</kafka.version>", pom).group(1)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu}",
+        "os": platform.platform(),
+        "rustc": rustc,
+        "kafka": f"Apache Kafka {kafka} (KRaft, 1 broker on this machine)",
+        "librdkafka": f"{confluent_kafka.libversion()[0]} (Python), rdkafka-sys bundled (alertstream)",
+        "python": f"Python {platform.python_version()}, fastavro {fastavro.__version__}, confluent-kafka {confluent_kafka.version()[0]}",
+    }
+
+
+def criterion(name):
+    path = ROOT / f"target/criterion/ztf-fixtures/{name}/new/estimates.json"
+    ns = json.loads(path.read_text())["mean"]["point_estimate"]
+    return 20 / (ns * 1e-9)  # an iteration is the 20 fixture alerts
+
+
+def main():
+    fixtures = sorted(glob.glob(str(FIXTURES / "*.avro")))
+    v31 = sorted(glob.glob(str(FIXTURES / "v3.1_*.avro")))
+    results = {"visit": VISIT, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    print(f"visit of {VISIT} alerts (the 20 ZTF fixtures cycled)", flush=True)
+
+    # Codec, one core: criterion's numbers and fastavro's on the same 20 alerts.
+    py = json.loads(subprocess.run([PY, ROOT / "scripts/baseline.py", "codec", "--seconds", "3"] + fixtures,
+                                   capture_output=True, text=True, check=True).stdout)
+    results["codec"] = {
+        "encode": criterion("encode"), "decode": criterion("decode"),
+        "decode_json": criterion("decode-to-json"),
+        "py_encode": py["encode_per_s"], "py_decode": py["decode_per_s"],
+    }
+    print("codec", json.dumps(results["codec"]), flush=True)
+
+    # Send one visit: same alerts, same producer settings, one fresh topic each.
+    send = {}
+    for name, fn in (("alertstream", alertstream_send), ("python", python_send), ("transport", transport_send)):
+        t = topic(f"send-{name}")
+        send[name] = fn(t, VISIT, fixtures)
+        drop(t)
+        print("send", name, json.dumps(send[name]), flush=True)
+    results["send"] = send
+
+    # Consume one visit, schemaless, one schema (the four v3.1 fixtures cycled).
+    t = topic("consume")
+    subprocess.run([TRANSPORT, "produce", t, str(VISIT)] + v31, check=True, capture_output=True)
+    schema = ROOT / "target/bench-v3.1.avsc"
+    with open(v31[0], "rb") as f:
+        schema.write_text(json.dumps(fastavro.reader(f).writer_schema))
+    consume = {}
+    _, log, rss = capture([BIN, "print", t, "--group", "as", "-e", "--schema", schema])
+    m = re.search(r"printed (\d+) alert\(s\) from \d+ message\(s\) in ([\d.]+)s", log)
+    consume["alertstream"] = {"seconds": float(m.group(2)), "alerts": int(m.group(1)), "rss": rss}
+    _, log, rss = capture([PY, ROOT / "scripts/baseline.py", "consume", "--brokers", BROKERS, "--topic", t,
+                           "--count", VISIT, "--group", "py", "--schema", schema])
+    consume["python"] = dict(last_json(log), rss=rss)
+    out, _, rss = capture([TRANSPORT, "consume", t, VISIT, "tr"])
+    consume["transport"] = dict(last_json(out), rss=rss)
+    for name, r in consume.items():
+        print("consume", name, json.dumps(r), flush=True)
+    results["consume"] = consume
+    drop(t)
+
+    # Scale: one visit of growing size.
+    scale = []
+    for n in SCALE:
+        t = topic(f"scale-{n}")
+        r = alertstream_send(t, n, fixtures)
+        drop(t)
+        scale.append(dict(r, visit=n))
+        print("scale", json.dumps(scale[-1]), flush=True)
+    results["scale"] = scale
+    results["versions"] = versions()
+    write_docs(results)
+
+
+def rate(r):
+    return r["alerts"] / r["seconds"]
+
+
+def write_docs(r):
+    s, c, k = r["send"], r["consume"], r["codec"]
+    mb = lambda x: (x["bytes"] or 0) / 1e6 / x["seconds"]
+    rows = [
+        ("send, one visit", s),
+        ("print/consume, one visit", c),
+    ]
+    lines = [
+        "# Performance",
+        "",
+        f"Last run: {r['when']}, `scripts/bench{' --quick' if QUICK else ''}` "
+        "(rerun it to refresh this page; timings are from one run on a shared machine, so read the ratios).",
+        "",
+        "| | |",
+        "| --- | --- |",
+    ] + [f"| {k2} | {v} |" for k2, v in r["versions"].items()] + [
+        "",
+        f"## One visit of {r['visit']:,} alerts",
+        "",
+        "The 20 ZTF fixture packets (schema 1.7 to 3.3, 45-85 KB each, cutouts included) cycled; "
+        "one topic of one partition per run, on the local broker; producers use the same librdkafka "
+        "settings (acks=all, idempotent, linger 5 ms, 64 MiB queue). Send time is from the first "
+        "produce to the last acknowledgement; consume time is from the first message to the last "
+        "(joining the group is left out), reading the four v3.1 fixtures cycled, schemaless, "
+        "printed to /dev/null.",
+        "",
+        "| | alertstream | Python baseline | transport only | alertstream / transport time | alertstream vs Python |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, x in rows:
+        a, p, t = x["alertstream"], x["python"], x["transport"]
+        lines.append(
+            f"| {label} | {a['seconds']:.2f} s, {rate(a):,.0f} alerts/s, {a['rss']:.0f} MB | "
+            f"{p['seconds']:.2f} s, {rate(p):,.0f} alerts/s, {p['rss']:.0f} MB | "
+            f"{t['seconds']:.2f} s, {rate(t):,.0f} alerts/s, {t['rss']:.0f} MB | "
+            f"**{a['seconds'] / t['seconds']:.2f}x** | **{rate(a) / rate(p):.1f}x** alerts/s |"
+        )
+    lines += [
+        "",
+        f"Throughput of the send: alertstream {mb(s['alertstream']):.0f} MB/s, "
+        f"transport only {mb(s['transport']):.0f} MB/s, Python {mb(s['python']):.0f} MB/s.",
+        "",
+        "## Codec, one core (criterion, `cargo bench --bench codec`, vs fastavro on the same alerts)",
+        "",
+        "| | alertstream | fastavro | ratio |",
+        "| --- | --- | --- | --- |",
+        f"| encode (value to bare Avro) | {k['encode']:,.0f} alerts/s | {k['py_encode']:,.0f} alerts/s | **{k['encode'] / k['py_encode']:.1f}x** |",
+        f"| decode (bare Avro to values) | {k['decode']:,.0f} alerts/s | {k['py_decode']:,.0f} alerts/s | **{k['decode'] / k['py_decode']:.1f}x** |",
+        f"| decode to JSON (print's path) | {k['decode_json']:,.0f} alerts/s | {k['py_decode']:,.0f} alerts/s (to dicts only) | **{k['decode_json'] / k['py_decode']:.1f}x** |",
+        "",
+        "## Visit size",
+        "",
+        "| alerts per visit | send time | alerts/s | peak RSS | fits in 39 s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for x in r["scale"]:
+        lines.append(f"| {x['visit']:,} | {x['seconds']:.2f} s | {rate(x):,.0f} | {x['rss']:.0f} MB | "
+                     f"{'yes' if x['seconds'] < 39 else 'no'} |")
+    lines += ["", "![alerts per second, side by side](performance.svg)", ""]
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    (docs / "performance.md").write_text("\n".join(lines))
+    (docs / "performance.svg").write_text(chart(r))
+    (docs / "performance.json").write_text(json.dumps(r, indent=1))
+    print("\n".join(lines))
+
+
+def chart(r):
+    """Grouped horizontal bars of alerts/s, log scale, no plotting library."""
+    import math
+    groups = [
+        ("send", [("alertstream", rate(r["send"]["alertstream"])), ("Python", rate(r["send"]["python"])),
+                  ("transport", rate(r["send"]["transport"]))]),
+        ("consume", [("alertstream", rate(r["consume"]["alertstream"])), ("Python", rate(r["consume"]["python"])),
+                     ("transport", rate(r["consume"]["transport"]))]),
+        ("encode, 1 core", [("alertstream", r["codec"]["encode"]), ("fastavro", r["codec"]["py_encode"])]),
+        ("decode, 1 core", [("alertstream", r["codec"]["decode"]), ("alertstream to JSON", r["codec"]["decode_json"]),
+                            ("fastavro", r["codec"]["py_decode"])]),
+    ]
+    colours = {"alertstream": "#1f77b4", "alertstream to JSON": "#6baed6", "Python": "#ff7f0e",
+               "fastavro": "#ff7f0e", "transport": "#7f7f7f"}
+    top = max(v for _, bars in groups for _, v in bars)
+    lo = 10 ** math.floor(math.log10(min(v for _, bars in groups for _, v in bars)))
+    width, left, bar, gap = 900, 190, 18, 14
+    scale = lambda v: (math.log10(v) - math.log10(lo)) / (math.log10(top * 1.5) - math.log10(lo)) * (width - left - 120)
+    y, parts = 40, []
+    for title, bars in groups:
+        parts.append(f'<text x="10" y="{y + 12}" font-weight="bold">{title}</text>')
+        for name, v in bars:
+            w = max(scale(v), 1)
+            parts.append(f'<text x="{left - 8}" y="{y + 13}" text-anchor="end">{name}</text>')
+            parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{colours[name]}"/>')
+            parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 13}">{v:,.0f}/s</text>')
+            y += bar + 4
+        y += gap
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 10}" '
+            f'font-family="sans-serif" font-size="12">'
+            f'<rect width="100%" height="100%" fill="white"/>'
+            f'<text x="10" y="20" font-size="14">Alerts per second (log scale), one run of scripts/bench, '
+            f'{r["visit"]:,}-alert visit</text>')
+    return head + "".join(parts) + "</svg>\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -41,7 +41,10 @@ fn bench(c: &mut Criterion) {
         .map(|(_, s, v)| codec::encode(s, v).unwrap())
         .collect();
     let bytes: u64 = encoded.iter().map(|e| e.len() as u64).sum();
-    let encoders: Vec<Encoder> = corpus.iter().map(|(_, s, _)| Encoder::new(s).unwrap()).collect();
+    let encoders: Vec<Encoder> = corpus
+        .iter()
+        .map(|(_, s, _)| Encoder::new(s).unwrap())
+        .collect();
     let decoders: Vec<Decoder> = corpus
         .iter()
         .map(|(_, s, _)| Decoder::new(s.clone(), false))

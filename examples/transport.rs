@@ -25,7 +25,11 @@ fn main() -> Result<()> {
         Some("produce") if args.len() >= 4 => {
             let count: u64 = args[2].parse().context("COUNT")?;
             let paths: Vec<_> = args[3..].iter().map(Into::into).collect();
-            let payloads = prepare(source::load(&paths)?, true, Encoding::Avro(Framing::Schemaless))?;
+            let payloads = prepare(
+                source::load(&paths)?,
+                true,
+                Encoding::Avro(Framing::Schemaless),
+            )?;
             let producer: BaseProducer = kafka.client_config(PRODUCER_DEFAULTS).create()?;
             let start = Instant::now();
             let mut bytes = 0usize;
@@ -46,12 +50,18 @@ fn main() -> Result<()> {
                 producer.poll(Duration::ZERO);
             }
             producer.flush(Duration::from_secs(300))?;
-            println!(r#"{{"seconds":{},"alerts":{count},"bytes":{bytes}}}"#, start.elapsed().as_secs_f64());
+            println!(
+                r#"{{"seconds":{},"alerts":{count},"bytes":{bytes}}}"#,
+                start.elapsed().as_secs_f64()
+            );
         }
         Some("consume") if args.len() == 4 => {
             let count: u64 = args[2].parse().context("COUNT")?;
             let consumer: BaseConsumer = kafka
-                .client_config(&[("group.id", args[3].as_str()), ("auto.offset.reset", "earliest")])
+                .client_config(&[
+                    ("group.id", args[3].as_str()),
+                    ("auto.offset.reset", "earliest"),
+                ])
                 .create()?;
             consumer.subscribe(&[&args[1]])?;
             let mut first = None;
@@ -70,7 +80,9 @@ fn main() -> Result<()> {
             let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
             println!(r#"{{"seconds":{seconds},"alerts":{seen},"bytes":{bytes}}}"#);
         }
-        _ => bail!("usage: transport produce TOPIC COUNT FILE_OR_DIR... | consume TOPIC COUNT GROUP"),
+        _ => {
+            bail!("usage: transport produce TOPIC COUNT FILE_OR_DIR... | consume TOPIC COUNT GROUP")
+        }
     }
     Ok(())
 }

@@ -55,7 +55,9 @@ impl Encoder {
 
     pub fn encode(&self, alert: &Value) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(64 * 1024);
-        self.plan.encode(alert, &mut out).map_err(|e| anyhow!("{e}"))?;
+        self.plan
+            .encode(alert, &mut out)
+            .map_err(|e| anyhow!("{e}"))?;
         Ok(out)
     }
 }
@@ -273,7 +275,11 @@ mod tests {
             assert!(decoder.plan.is_some());
             for alert in read_all(reader).unwrap() {
                 let payload = encode(&schema, &alert).unwrap();
-                assert_eq!(payload, to_avro_datum(&schema, alert.clone()).unwrap(), "same bytes as apache-avro");
+                assert_eq!(
+                    payload,
+                    to_avro_datum(&schema, alert.clone()).unwrap(),
+                    "same bytes as apache-avro"
+                );
                 let mut direct = Vec::new();
                 decoder.decode_json(&payload, &mut direct).unwrap();
                 let mut reference = Vec::new();

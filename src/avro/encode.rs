@@ -15,7 +15,11 @@ impl Plan {
 }
 
 fn mismatch(path: &[&str], what: &str) -> String {
-    let at = if path.is_empty() { "the alert".to_string() } else { path.join(".") };
+    let at = if path.is_empty() {
+        "the alert".to_string()
+    } else {
+        path.join(".")
+    };
     format!("{at}: {what}")
 }
 
@@ -33,11 +37,18 @@ fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn encode<'v>(node: &Node, value: &'v Value, out: &mut Vec<u8>, path: &mut Vec<&'v str>) -> Result<(), String> {
+fn encode<'v>(
+    node: &Node,
+    value: &'v Value,
+    out: &mut Vec<u8>,
+    path: &mut Vec<&'v str>,
+) -> Result<(), String> {
     match (node, value) {
         (Node::Null, Value::Null) => {}
         (Node::Boolean, Value::Boolean(b)) => out.push(u8::from(*b)),
-        (Node::Int, Value::Int(i) | Value::Date(i) | Value::TimeMillis(i)) => long(out, i64::from(*i)),
+        (Node::Int, Value::Int(i) | Value::Date(i) | Value::TimeMillis(i)) => {
+            long(out, i64::from(*i))
+        }
         (
             Node::Long,
             Value::Long(i)
@@ -56,7 +67,9 @@ fn encode<'v>(node: &Node, value: &'v Value, out: &mut Vec<u8>, path: &mut Vec<&
         (Node::Bytes, Value::Bytes(b)) => bytes(out, b),
         (Node::String, Value::String(s)) => bytes(out, s.as_bytes()),
         (Node::Fixed(n), Value::Fixed(m, b)) if n == m && b.len() == *n => out.extend_from_slice(b),
-        (Node::Enum(symbols), Value::Enum(i, _)) if (*i as usize) < symbols.len() => long(out, i64::from(*i)),
+        (Node::Enum(symbols), Value::Enum(i, _)) if (*i as usize) < symbols.len() => {
+            long(out, i64::from(*i))
+        }
         (Node::Union(branches), Value::Union(i, inner)) => {
             let branch = branches
                 .get(*i as usize)
@@ -85,11 +98,17 @@ fn encode<'v>(node: &Node, value: &'v Value, out: &mut Vec<u8>, path: &mut Vec<&
         }
         (Node::Record(fields), Value::Record(values)) => {
             if fields.len() != values.len() {
-                return Err(mismatch(path, "record has a different number of fields than the schema"));
+                return Err(mismatch(
+                    path,
+                    "record has a different number of fields than the schema",
+                ));
             }
             for (field, (name, v)) in fields.iter().zip(values) {
                 if *field.name != **name {
-                    return Err(mismatch(path, &format!("field {name} where the schema has {}", field.name)));
+                    return Err(mismatch(
+                        path,
+                        &format!("field {name} where the schema has {}", field.name),
+                    ));
                 }
                 path.push(name);
                 encode(&field.node, v, out, path)?;

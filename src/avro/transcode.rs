@@ -40,7 +40,7 @@ pub(crate) enum Node {
 pub(crate) struct Field {
     /// The field name, for matching values when encoding.
     pub(crate) name: Box<str>,
-    /// `"name":`, escaped once at compile time.
+    /// `,"name":`, escaped once at compile time (the comma is left out for the first field).
     key: Box<[u8]>,
     pub(crate) node: Node,
     /// A top-level cutout: decoded past, not printed.
@@ -131,7 +131,8 @@ fn compile(schema: &Schema, names: &Names<'_>, stack: &mut Vec<String>, top: boo
             stack.push(name);
             let mut fields = Vec::with_capacity(record.fields.len());
             for field in &record.fields {
-                let mut key = json_string(&field.name);
+                let mut key = vec![b','];
+                key.extend_from_slice(&json_string(&field.name));
                 key.push(b':');
                 fields.push(Field {
                     name: field.name.clone().into_boxed_str(),
@@ -272,11 +273,11 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
         },
         Node::Int => {
             let v = input.int()?;
-            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            put(out, itoa::Buffer::new().format(v).as_bytes());
         }
         Node::Long => {
             let v = input.long()?;
-            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            put(out, itoa::Buffer::new().format(v).as_bytes());
         }
         Node::Float => {
             let b = input.take(4)?;
@@ -311,6 +312,7 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
         Node::Union(branches) => {
             let i = input.long()?;
             match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
+                Some(Node::Null) => put(out, b"null"),
                 Some(branch) => write(branch, input, out)?,
                 None => return input.fail("union branch index out of range"),
             }
@@ -365,11 +367,9 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
                     skip(&field.node, input)?;
                     continue;
                 }
-                if !first {
-                    out.push(b',');
-                }
+                let key: &[u8] = if first { &field.key[1..] } else { &field.key };
                 first = false;
-                out.extend_from_slice(&field.key);
+                put(out, key);
                 write(&field.node, input, out)?;
             }
             out.push(b'}');
@@ -436,9 +436,14 @@ fn skip(node: &Node, input: &mut Input<'_>) -> Result<(), DecodeError> {
     Ok(())
 }
 
+#[inline(always)]
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(bytes);
+}
+
 fn write_float(out: &mut Vec<u8>, f: f64) {
     if f.is_finite() {
-        out.extend_from_slice(zmij::Buffer::new().format_finite(f).as_bytes());
+        put(out, zmij::Buffer::new().format_finite(f).as_bytes());
     } else if f.is_nan() {
         out.extend_from_slice(b"\"NaN\"");
     } else if f > 0.0 {
@@ -466,7 +471,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
         let _ = serde_json::to_writer(&mut *out, s);
     } else {
         out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
+        put(out, s.as_bytes());
         out.push(b'"');
     }
 }

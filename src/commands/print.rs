@@ -48,6 +48,7 @@ struct Counts {
     /// When the first message arrived: rates are measured from there, not
     /// from start-up (joining a group takes seconds).
     first: Option<Instant>,
+    last: Option<Instant>,
     messages: u64,
     alerts: u64,
     skipped: u64,
@@ -91,9 +92,12 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
     // thread while the signal handler runs on the runtime's workers.
     let (printer, result) = consume(consumer, printer, &options, &shutdown);
     let counts = printer.counts;
-    let seconds = counts.first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let seconds = match (counts.first, counts.last) {
+        (Some(first), Some(last)) => (last - first).as_secs_f64(),
+        _ => 0.0,
+    };
     tracing::info!(
-        "printed {} alert(s) from {} message(s) in {seconds:.3}s since the first ({:.0} alerts/s); \
+        "printed {} alert(s) from {} message(s) in {seconds:.3}s from the first to the last ({:.0} alerts/s); \
          {} skipped, {} cutout file(s) written",
         counts.alerts,
         counts.messages,
@@ -172,6 +176,9 @@ impl Printer {
         message: &BorrowedMessage<'_>,
         out: &mut impl Write,
     ) -> std::io::Result<()> {
+        let now = Instant::now();
+        self.counts.first.get_or_insert(now);
+        self.counts.last = Some(now);
         self.counts.messages += 1;
         let place = || {
             format!(

@@ -63,6 +63,7 @@ fn main() -> Result<()> {
                 exit_at_end: false,
                 max_messages: None,
                 wait_for_topic: true,
+                broker_timeout: Duration::from_secs(60),
             };
             let consumer = subscribe(&kafka, &options, &args[1], &[])?;
             let mut first = None;

@@ -190,6 +190,14 @@ pub struct ConsumerArgs {
     /// Fail at once if the topic does not exist, instead of waiting for it.
     #[arg(long = "no-wait")]
     pub no_wait: bool,
+
+    /// Exit with an error once every broker has been unreachable this long.
+    #[arg(
+        long = "broker-timeout",
+        default_value_t = 60.0,
+        value_name = "SECONDS"
+    )]
+    pub broker_timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +215,11 @@ pub struct PrintArgs {
     /// Print payloads as they are, without Avro decoding (for streams sent with --encode-off).
     #[arg(long = "decode-off")]
     pub decode_off: bool,
+
+    /// Add where each alert came from to its line, as a "_kafka" object:
+    /// partition, offset, timestamp (ms), and the visit and index send gave it.
+    #[arg(long = "meta")]
+    pub meta: bool,
 
     /// Reader schema: .avsc files or a folder of them [default: built-in].
     ///

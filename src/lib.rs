@@ -21,7 +21,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// Parses the command line, runs the command, and turns its outcome into an exit code.
+/// The most apache-avro may allocate for one value: alerts are at most a few
+/// MB, and a hostile length must not reserve gigabytes.
+const MAX_ALLOCATION: usize = 64 << 20;
+
 pub fn main() -> ExitCode {
+    apache_avro::util::max_allocation_bytes(MAX_ALLOCATION);
     let cli = cli::Cli::parse();
     logging::init(cli.global.verbose, cli.global.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

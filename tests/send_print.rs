@@ -190,3 +190,16 @@ fn max_messages_stops_early_and_commits() {
     let expected: Vec<_> = sample_alerts().iter().map(expected_json).collect();
     assert_eq!(all, expected);
 }
+
+#[test]
+fn send_creates_the_topic_with_the_partitions_asked_for() {
+    let topic = topic("partitions");
+    ok(&["send", &topic, "--partitions", "3"]);
+    let output = run(&["monitor", &topic, "--group", "p", "-e", "--every", "0"]);
+    let ends = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        ends.lines().count(),
+        3,
+        "one end line per partition:\n{ends}"
+    );
+}

@@ -78,6 +78,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<SourceAlert>> {
     Ok(alerts)
 }
 
+/// Reads container-file bytes (e.g. a file already in memory).
+pub fn read_bytes(name: &str, bytes: &[u8]) -> Result<Vec<SourceAlert>> {
+    read_container(Path::new(name), bytes)
+}
+
 /// Reads one container file completely; errors name the file and byte offset.
 fn read_container<R: Read>(path: &Path, input: R) -> Result<Vec<SourceAlert>> {
     let consumed = Arc::new(AtomicU64::new(0));

@@ -181,6 +181,11 @@ impl Decoder {
             Reader::new(payload)
         }
         .map_err(|e| anyhow!("bad Avro container header: {e}"))?;
+        if super::transcode::is_recursive(reader.writer_schema()) {
+            return Err(anyhow!(
+                "the container's writer schema is recursive; refused"
+            ));
+        }
         read_all(reader)
     }
 }
@@ -332,6 +337,25 @@ mod tests {
             let error = plan.write_json(&payload, &mut out).unwrap_err();
             assert!(out.len() < 64, "{error}");
         }
+    }
+
+    #[test]
+    fn recursive_writer_schemas_are_refused() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"node","fields":[{"name":"next","type":["null","node"]}]}"#,
+        )
+        .unwrap();
+        assert!(super::super::transcode::is_recursive(&schema));
+        assert!(!super::super::transcode::is_recursive(
+            &crate::avro::schema::built_in()
+        ));
+        // Refused on the header: data of any depth is never decoded.
+        let payload = apache_avro::Writer::new(&schema, Vec::new())
+            .into_inner()
+            .unwrap();
+        let decoder = Decoder::new(crate::avro::schema::built_in(), false);
+        let error = decoder.decode(&payload).unwrap_err().to_string();
+        assert!(error.contains("recursive"), "{error}");
     }
 
     #[test]

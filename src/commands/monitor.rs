@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{ErrorKind, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -109,21 +109,32 @@ pub async fn run(options: MonitorOptions, kafka: KafkaSettings, shutdown: Shutdo
     )?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = watch(&consumer, &options, &shutdown, &mut out);
+    let result = watch(&consumer, &kafka, &options, &shutdown, &mut out);
     let _ = out.flush();
-    consumer::close(consumer);
+    if consumer.context().all_down_for().is_some() && result.is_err() {
+        consumer::abandon(consumer);
+    } else {
+        consumer::close(consumer);
+    }
     match result {
-        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("cannot write to stdout"),
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 
 fn watch(
     consumer: &BaseConsumer<ClientLog>,
+    kafka: &KafkaSettings,
     options: &MonitorOptions,
     shutdown: &Shutdown,
     out: &mut impl Write,
-) -> std::io::Result<()> {
+) -> Result<()> {
+    let stdout_failed = |e: std::io::Error| anyhow::Error::new(e).context("cannot write to stdout");
     let topic = options.topic.as_str();
     let mut ends = EndTracker::default();
     let mut errors = ErrorLog::default();
@@ -132,9 +143,10 @@ fn watch(
     let mut total = 0u64;
     while !shutdown.requested() {
         match consumer.poll(Duration::from_millis(100)) {
-            None => {}
+            None => consumer::check_brokers(consumer, kafka, options.consumer.broker_timeout)?,
             Some(Ok(message)) => {
                 errors.clear();
+                consumer.context().brokers_answered();
                 total += 1;
                 ends.message(message.partition());
                 next_offsets.insert(message.partition(), message.offset() + 1);
@@ -160,6 +172,7 @@ fn watch(
                 }
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
+                consumer.context().brokers_answered();
                 let offset = position(consumer, topic, partition)
                     .or_else(|| next_offsets.get(&partition).copied())
                     .map_or("None".to_string(), |o| o.to_string());
@@ -167,20 +180,21 @@ fn watch(
                     out,
                     "topic:{topic}, partition:{partition}, status:end, offset:{offset}, key:None, time:{:.3}",
                     unix_now()
-                )?;
-                out.flush()?;
+                )
+                .map_err(stdout_failed)?;
+                out.flush().map_err(stdout_failed)?;
                 ends.end(partition);
                 if options.consumer.exit_at_end && ends.all_at_end(consumer) {
                     break;
                 }
             }
-            Some(Err(error)) => errors.report(topic, &error),
+            Some(Err(error)) => errors.report(consumer, topic, &error),
         }
         if let Some(every) = options.every {
             if window.started.elapsed() >= every {
                 let line = status_line(consumer, topic, &mut window);
-                writeln!(out, "{line}")?;
-                out.flush()?;
+                writeln!(out, "{line}").map_err(stdout_failed)?;
+                out.flush().map_err(stdout_failed)?;
                 window = Window::new();
             }
         }

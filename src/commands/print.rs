@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use crate::alerts::stamps::{self, StampDir};
 use crate::avro::codec::Decoder;
 use crate::avro::{json, schema};
 use crate::cli::PrintArgs;
+use crate::commands::send::{INDEX_HEADER, VISIT_HEADER};
 use crate::kafka::consumer::{self, ConsumerOptions, EndTracker, ErrorLog};
 use crate::kafka::{ClientLog, KafkaSettings};
 use crate::shutdown::Shutdown;
@@ -27,6 +28,7 @@ pub struct PrintOptions {
     pub stamp_dir: Option<PathBuf>,
     pub decode: bool,
     pub schema: Vec<PathBuf>,
+    pub meta: bool,
 }
 
 impl PrintOptions {
@@ -38,6 +40,7 @@ impl PrintOptions {
             stamp_dir: args.stamp_dir,
             decode: !args.decode_off,
             schema: args.schema,
+            meta: args.meta,
         })
     }
 }
@@ -83,6 +86,7 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
         ],
     )?;
     let printer = Printer {
+        meta: options.meta,
         decoder,
         stamp_dir,
         line: Vec::with_capacity(64 * 1024),
@@ -90,7 +94,7 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
     };
     // Consuming is blocking librdkafka work; it runs on this (block_on)
     // thread while the signal handler runs on the runtime's workers.
-    let (printer, result) = consume(consumer, printer, &options, &shutdown);
+    let (printer, result) = consume(consumer, &kafka, printer, &options, &shutdown);
     let counts = printer.counts;
     let seconds = match (counts.first, counts.last) {
         (Some(first), Some(last)) => (last - first).as_secs_f64(),
@@ -110,6 +114,7 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
 
 fn consume(
     consumer: BaseConsumer<ClientLog>,
+    kafka: &KafkaSettings,
     mut printer: Printer,
     options: &PrintOptions,
     shutdown: &Shutdown,
@@ -121,9 +126,17 @@ fn consume(
     let mut result = Ok(());
     while !shutdown.requested() {
         match consumer.poll(Duration::from_millis(100)) {
-            None => {}
+            None => {
+                if let Err(e) =
+                    consumer::check_brokers(&consumer, kafka, options.consumer.broker_timeout)
+                {
+                    result = Err(e);
+                    break;
+                }
+            }
             Some(Ok(message)) => {
                 errors.clear();
+                consumer.context().brokers_answered();
                 ends.message(message.partition());
                 match printer.print(&message, &mut out) {
                     Ok(()) => {}
@@ -148,20 +161,26 @@ fn consume(
                 }
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
+                consumer.context().brokers_answered();
                 ends.end(partition);
                 if options.consumer.exit_at_end && ends.all_at_end(&consumer) {
                     break;
                 }
             }
-            Some(Err(error)) => errors.report(&options.topic, &error),
+            Some(Err(error)) => errors.report(&consumer, &options.topic, &error),
         }
     }
     let _ = out.flush();
-    consumer::close(consumer);
+    if consumer.context().all_down_for().is_some() && result.is_err() {
+        consumer::abandon(consumer);
+    } else {
+        consumer::close(consumer);
+    }
     (printer, result)
 }
 
 struct Printer {
+    meta: bool,
     decoder: Option<Decoder>,
     stamp_dir: Option<StampDir>,
     line: Vec<u8>,
@@ -169,6 +188,13 @@ struct Printer {
 }
 
 impl Printer {
+    fn emit(&mut self, message: &BorrowedMessage<'_>, out: &mut impl Write) -> std::io::Result<()> {
+        if self.meta {
+            add_meta(&mut self.line, message);
+        }
+        out.write_all(&self.line)
+    }
+
     /// Writes one message's alerts; only stdout failures are errors, bad
     /// messages are reported and skipped.
     fn print(
@@ -199,7 +225,7 @@ impl Printer {
             self.line.extend_from_slice(payload);
             self.line.push(b'\n');
             self.counts.alerts += 1;
-            return out.write_all(&self.line);
+            return self.emit(message, out);
         };
         let skip = |e: anyhow::Error| {
             let head: String = payload.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -214,7 +240,7 @@ impl Printer {
                 Ok((framing, count)) => {
                     tracing::debug!("{}: {framing:?} framing, {count} alert(s)", place());
                     self.counts.alerts += count as u64;
-                    return out.write_all(&self.line);
+                    return self.emit(message, out);
                 }
                 Err(e) => {
                     skip(e);
@@ -252,6 +278,43 @@ impl Printer {
             }
         }
         self.counts.alerts += alerts.len() as u64;
-        out.write_all(&self.line)
+        self.emit(message, out)
     }
+}
+
+/// The header `send` puts on each message, as a number.
+fn header_number(message: &BorrowedMessage<'_>, key: &str) -> Option<u64> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+}
+
+/// Adds `"_kafka":{...}` to every JSON object line of a message.
+fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>) {
+    let number = |n: Option<u64>| n.map_or("null".to_string(), |n| n.to_string());
+    let meta = format!(
+        r#","_kafka":{{"partition":{},"offset":{},"timestamp":{},"visit":{},"index":{}}}}}"#,
+        message.partition(),
+        message.offset(),
+        message
+            .timestamp()
+            .to_millis()
+            .map_or("null".to_string(), |t| t.to_string()),
+        number(header_number(message, VISIT_HEADER)),
+        number(header_number(message, INDEX_HEADER)),
+    );
+    let mut rebuilt = Vec::with_capacity(line.len() + meta.len());
+    for text in line.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match text.strip_suffix(b"}") {
+            Some(open) => {
+                rebuilt.extend_from_slice(open);
+                rebuilt.extend_from_slice(meta.as_bytes());
+            }
+            None => rebuilt.extend_from_slice(text),
+        }
+        rebuilt.push(b'\n');
+    }
+    *line = rebuilt;
 }

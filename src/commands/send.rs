@@ -15,6 +15,7 @@ use indicatif::ProgressBar;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
@@ -35,6 +36,8 @@ use crate::shutdown::Shutdown;
 /// Producer settings chosen for bursts of large messages; `-X` overrides any.
 pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("client.id", "alertstream-send"),
+    // The topic is created explicitly, with the partitions and replication asked for.
+    ("allow.auto.create.topics", "false"),
     // Confirmed, ordered, never duplicated by retries.
     ("acks", "all"),
     ("enable.idempotence", "true"),
@@ -45,6 +48,11 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("queue.buffering.max.kbytes", "65536"),
     ("linger.ms", "5"),
 ];
+
+/// Message headers that let a consumer check completeness: the visit
+/// number and the alert's index within its visit.
+pub const VISIT_HEADER: &str = "alertstream-visit";
+pub const INDEX_HEADER: &str = "alertstream-index";
 
 /// Where the alerts come from.
 #[derive(Debug, Clone)]
@@ -193,6 +201,7 @@ pub async fn run(
         bytes_per_cycle as f64 / payloads.len() as f64 / 1000.0
     );
 
+    check_sizes(&kafka, &payloads)?;
     admin::ensure_topic(
         &kafka,
         &options.topic,
@@ -243,7 +252,12 @@ pub async fn run(
         undelivered
     );
     if undelivered > 0 {
-        let why = producer.context().first_error().unwrap_or_default();
+        let mut why = producer.context().first_error().unwrap_or_default();
+        if why.contains("MessageSizeTooLarge") || why.contains("too large") {
+            why.push_str(
+                ": the topic's max.message.bytes on the broker is smaller than the alerts",
+            );
+        }
         return Err(Exit {
             code: UNDELIVERED,
             message: format!(
@@ -259,6 +273,27 @@ pub async fn run(
             ),
         }
         .into());
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is sent, alerts larger than the producer may send.
+fn check_sizes(kafka: &KafkaSettings, payloads: &[Vec<u8>]) -> Result<()> {
+    let config = kafka.client_config(PRODUCER_DEFAULTS);
+    let limit: usize = config
+        .get("message.max.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    // Room for the record's own overhead and headers.
+    let room = limit.saturating_sub(512);
+    if let Some((i, p)) = payloads.iter().enumerate().find(|(_, p)| p.len() > room) {
+        return Err(bad_input(format!(
+            "source alert {} is {} bytes, more than message.max.bytes ({limit}) allows: \
+             raise it with -X message.max.bytes=N (and the topic's max.message.bytes on the broker), \
+             or send --no-stamps",
+            i + 1,
+            p.len()
+        )));
     }
     Ok(())
 }
@@ -310,7 +345,19 @@ fn send_visit(
             break;
         }
         let payload = &payloads[(i % payloads.len() as u64) as usize];
-        let mut record: BaseRecord<'_, (), [u8]> = BaseRecord::to(&options.topic).payload(payload);
+        let (visit, index) = (number.to_string(), i.to_string());
+        let headers = OwnedHeaders::new_with_capacity(2)
+            .insert(Header {
+                key: VISIT_HEADER,
+                value: Some(&visit),
+            })
+            .insert(Header {
+                key: INDEX_HEADER,
+                value: Some(&index),
+            });
+        let mut record: BaseRecord<'_, (), [u8]> = BaseRecord::to(&options.topic)
+            .payload(payload.as_slice())
+            .headers(headers);
         loop {
             match producer.send(record) {
                 Ok(()) => {

@@ -25,6 +25,12 @@ pub fn reach(client: &Client<ClientLog>, brokers: &str, topic: &str) -> Result<M
 /// The error for brokers that did not answer.
 pub fn unreachable(log: &ClientLog, brokers: &str, error: &KafkaError) -> anyhow::Error {
     let why = log.last_error().unwrap_or_else(|| error.to_string());
+    if why.contains("uthentication") || why.contains("SASL") || why.contains("SSL handshake") {
+        return anyhow!(
+            "authentication with Kafka at {brokers} failed: {why}. Check security.protocol, \
+             sasl.mechanism, sasl.username and sasl.password (-X or --kafka-config), and ssl.ca.location"
+        );
+    }
     anyhow!(
         "cannot reach Kafka at {brokers} within {}s: {why}. Is a broker running there? \
          (-b sets the address; scripts/kafka start runs a local one)",
@@ -67,8 +73,10 @@ pub async fn ensure_topic(
     partitions: i32,
     replication: i32,
 ) -> Result<()> {
+    // Asking for a missing topic's metadata must not create it with the
+    // broker's defaults: the partitions and replication asked for would be lost.
     let admin: AdminClient<ClientLog> = settings
-        .client_config(&[])
+        .client_config(&[("allow.auto.create.topics", "false")])
         .create_with_context(ClientLog::default())
         .map_err(creation_error)?;
     let brokers = settings.brokers();

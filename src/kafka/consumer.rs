@@ -19,6 +19,8 @@ pub struct ConsumerOptions {
     pub exit_at_end: bool,
     pub max_messages: Option<u64>,
     pub wait_for_topic: bool,
+    /// Give up when every broker has been unreachable this long.
+    pub broker_timeout: Duration,
 }
 
 impl ConsumerOptions {
@@ -26,6 +28,11 @@ impl ConsumerOptions {
         let group = args.group.unwrap_or_else(default_group);
         if group.trim().is_empty() {
             return Err(bad_input("--group is empty"));
+        }
+        if !(args.broker_timeout.is_finite() && args.broker_timeout > 0.0) {
+            return Err(bad_input(
+                "--broker-timeout must be a positive number of seconds",
+            ));
         }
         if args.max_messages == Some(0) {
             return Err(bad_input("--max-messages must be at least 1"));
@@ -35,6 +42,7 @@ impl ConsumerOptions {
             exit_at_end: args.exit_at_end,
             max_messages: args.max_messages,
             wait_for_topic: !args.no_wait,
+            broker_timeout: Duration::from_secs_f64(args.broker_timeout),
         })
     }
 }
@@ -92,6 +100,31 @@ pub fn subscribe(
     Ok(consumer)
 }
 
+/// Fails once every broker has been down for longer than `timeout` and a
+/// last metadata request confirms it, so that a consumer never hangs forever.
+pub fn check_brokers(
+    consumer: &BaseConsumer<ClientLog>,
+    kafka: &KafkaSettings,
+    timeout: Duration,
+) -> Result<()> {
+    let log = consumer.context();
+    match log.all_down_for() {
+        Some(down) if down > timeout => match consumer.fetch_metadata(None, Duration::from_secs(2)) {
+            Ok(_) => {
+                log.brokers_answered();
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!(
+                "lost Kafka at {}: every broker unreachable for {:.0}s ({}); giving up (--broker-timeout)",
+                kafka.brokers(),
+                down.as_secs_f64(),
+                log.last_error().unwrap_or_else(|| e.to_string())
+            )),
+        },
+        _ => Ok(()),
+    }
+}
+
 /// Tracks which assigned partitions have reached their end.
 #[derive(Debug, Default)]
 pub struct EndTracker {
@@ -124,7 +157,10 @@ pub struct ErrorLog {
 }
 
 impl ErrorLog {
-    pub fn report(&mut self, topic: &str, error: &KafkaError) {
+    pub fn report(&mut self, consumer: &BaseConsumer<ClientLog>, topic: &str, error: &KafkaError) {
+        if let KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown) = error {
+            consumer.context().all_down();
+        }
         let text = match error {
             KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition) => {
                 format!("topic {topic} does not exist yet; waiting for it")
@@ -140,6 +176,13 @@ impl ErrorLog {
     pub fn clear(&mut self) {
         self.last = None;
     }
+}
+
+/// Lets go of a consumer whose brokers are gone: a graceful close would wait
+/// for them (commit, leave the group) for the whole session timeout. The
+/// process is about to exit; what was not committed is read again next time.
+pub fn abandon(consumer: BaseConsumer<ClientLog>) {
+    std::mem::forget(consumer);
 }
 
 /// Commits what was stored and leaves the group.

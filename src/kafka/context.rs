@@ -3,21 +3,46 @@
 //! *why* the brokers could not be reached.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 #[derive(Debug, Default)]
 pub struct ClientLog {
     last_error: Mutex<Option<String>>,
+    /// Since when librdkafka has reported every broker down, if it has.
+    all_down_since: Mutex<Option<Instant>>,
 }
 
 impl ClientLog {
     /// The most recent error librdkafka reported, e.g. a refused connection.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// How long every broker has been down, as far as librdkafka knows.
+    pub fn all_down_for(&self) -> Option<Duration> {
+        self.all_down_since
+            .lock()
+            .ok()?
+            .map(|since| since.elapsed())
+    }
+
+    /// librdkafka said every broker is down (as an error event or a callback).
+    pub fn all_down(&self) {
+        if let Ok(mut since) = self.all_down_since.lock() {
+            since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Something arrived from a broker: they are not all down.
+    pub fn brokers_answered(&self) {
+        if let Ok(mut since) = self.all_down_since.lock() {
+            *since = None;
+        }
     }
 
     fn remember(&self, message: String) {
@@ -52,6 +77,10 @@ impl ClientContext for ClientLog {
         // Connection failures are retried by librdkafka; they become fatal only
         // when a deadline passes, and then the caller reports `last_error`.
         tracing::debug!(target: "librdkafka", "{error}: {reason}");
+        if let KafkaError::Global(RDKafkaErrorCode::AllBrokersDown) = error {
+            self.all_down();
+            tracing::warn!("all brokers are down: {reason}");
+        }
         self.remember(reason.to_string());
     }
 }

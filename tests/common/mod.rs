@@ -212,10 +212,20 @@ pub fn spawn(args: &[&str]) -> Running {
 fn lines(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf)
+                        .trim_end_matches('\n')
+                        .to_string();
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
             }
         }
     });
@@ -310,5 +320,130 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: String) 
             a.to_string(),
             b.to_string()
         )),
+    }
+}
+
+/// A Kafka cluster of its own, started by scripts/kafka in its own folder and
+/// ports, stopped (and wiped) when dropped, even if the test panics.
+pub struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    controller_port: u16,
+    pub nodes: u32,
+}
+
+impl Cluster {
+    pub fn start(name: &str, nodes: u32, port: u16, extra: &[&str]) -> Self {
+        let cluster = Self {
+            dir: root().join("target").join(format!("kafka-{name}")),
+            port,
+            controller_port: port + 10_000,
+            nodes,
+        };
+        let mut args = vec!["start".to_string(), "--brokers".into(), nodes.to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cluster.script(&args);
+        cluster
+    }
+
+    fn script(&self, args: &[&str]) -> String {
+        let output = Command::new(root().join("scripts/kafka"))
+            .args(args)
+            .env("KAFKA_DIR", &self.dir)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
+            .output()
+            .expect("run scripts/kafka");
+        assert!(
+            output.status.success(),
+            "scripts/kafka {} failed:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn brokers(&self) -> String {
+        (0..self.nodes)
+            .map(|i| format!("127.0.0.1:{}", u32::from(self.port) + i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn kill(&self, node: i32) {
+        self.script(&["kill", &node.to_string()]);
+    }
+
+    pub fn restart(&self, node: i32) {
+        self.script(&["restart", &node.to_string()]);
+    }
+
+    /// The broker (node id) leading `partition` of `topic`.
+    pub fn leader(&self, topic: &str, partition: i32) -> i32 {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .create()
+            .unwrap();
+        let metadata = producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("cluster metadata");
+        metadata.topics()[0].partitions()[partition as usize].leader()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/kafka"))
+            .args(["stop", "--wipe"])
+            .env("KAFKA_DIR", &self.dir)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
+            .output();
+    }
+}
+
+/// Appends a line to target/failure-report.txt (scripts/test shows it) and stderr.
+pub fn report(line: &str) {
+    use std::io::Write;
+    eprintln!("{line}");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root().join("target/failure-report.txt"))
+    {
+        let _ = writeln!(file, "{line}");
+    }
+}
+
+/// `(visit, index)` of a `print --meta` line.
+pub fn visit_and_index(line: &serde_json::Value) -> (u64, u64) {
+    let meta = &line["_kafka"];
+    (
+        meta["visit"].as_u64().expect("visit header"),
+        meta["index"].as_u64().expect("index header"),
+    )
+}
+
+/// The offset `group` has committed on partition 0 of `topic` (-1 if none).
+pub fn committed_offset(group: &str, topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, 0);
+    // A blocking request to the group coordinator: the wait is on the broker's answer.
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .expect("committed offsets");
+    match committed.find_partition(topic, 0).map(|p| p.offset()) {
+        Some(Offset::Offset(o)) => o,
+        _ => -1,
     }
 }

@@ -259,7 +259,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__monitor)
-            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --every --brokers --kafka --kafka-config --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --broker-timeout --every --brokers --kafka --kafka-config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,6 +274,10 @@ _alertstream() {
                     return 0
                     ;;
                 --max-messages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broker-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -309,7 +313,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__print)
-            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --stamp-dir --decode-off --schema --brokers --kafka --kafka-config --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --broker-timeout --stamp-dir --decode-off --meta --schema --brokers --kafka --kafka-config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -324,6 +328,10 @@ _alertstream() {
                     return 0
                     ;;
                 --max-messages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broker-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

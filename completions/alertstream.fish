@@ -58,6 +58,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s q -l qu
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-messages -d 'Exit after this many messages' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l stamp-dir -d 'Write each alert\'s cutouts into this folder (created if missing), named by their fileName' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema -d 'Reader schema: .avsc files or a folder of them [default: built-in]' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
@@ -66,11 +67,13 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l kafka-
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l decode-off -d 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l meta -d 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), and the visit and index send gave it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l max-messages -d 'Exit after this many messages' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l every -d 'Seconds between status lines (rate, lag, latency); 0 turns them off' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r

@@ -194,7 +194,7 @@ fn sasl_ssl_with_scram_works_and_never_shows_the_password() {
     let last = log.lines().last().unwrap_or_default();
     assert!(
         last.contains("authentication with Kafka at 127.0.0.1:9592 failed"),
-        "{last}"
+        "{log}"
     );
     assert!(
         !log.contains(WRONG) && !log.contains(PASSWORD),

@@ -202,17 +202,30 @@ pub async fn run(
     );
 
     check_sizes(&kafka, &payloads)?;
+    let producer: BaseProducer<Delivery> = kafka
+        .client_config(PRODUCER_DEFAULTS)
+        .create_with_context(Delivery::new(progress::deliveries(quiet)))
+        .map_err(creation_error)?;
+    // The producer itself checks that the brokers answer, so that its queued
+    // log lines (a refused connection, a failed authentication) explain why not.
+    let serve = || {
+        producer.poll(Duration::ZERO);
+    };
+    let metadata = admin::reach(
+        producer.client(),
+        &producer.context().log,
+        serve,
+        kafka.brokers(),
+        &options.topic,
+    )?;
     admin::ensure_topic(
         &kafka,
+        &metadata,
         &options.topic,
         options.partitions,
         options.replication,
     )
     .await?;
-    let producer: BaseProducer<Delivery> = kafka
-        .client_config(PRODUCER_DEFAULTS)
-        .create_with_context(Delivery::new(progress::deliveries(quiet)))
-        .map_err(creation_error)?;
 
     let totals = RefCell::new(Totals::default());
     let visits_planned = match options.schedule {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::Client;
+use rdkafka::client::{Client, ClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 
@@ -16,10 +16,21 @@ pub const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Fetches metadata for `topic`, failing with a message that names the
 /// brokers (and why they could not be reached) when nothing answers in time.
-pub fn reach(client: &Client<ClientLog>, brokers: &str, topic: &str) -> Result<Metadata> {
+/// `serve` polls the client once: librdkafka queues its log lines and errors
+/// (a refused connection, a failed authentication) until then.
+pub fn reach<C: ClientContext>(
+    client: &Client<C>,
+    log: &ClientLog,
+    serve: impl Fn(),
+    brokers: &str,
+    topic: &str,
+) -> Result<Metadata> {
     client
         .fetch_metadata(Some(topic), REACH_TIMEOUT)
-        .map_err(|e| unreachable(client.context(), brokers, &e))
+        .map_err(|e| {
+            serve();
+            unreachable(log, brokers, &e)
+        })
 }
 
 /// The error for brokers that did not answer.
@@ -66,22 +77,20 @@ pub fn partition_count(metadata: &Metadata, topic: &str) -> Option<usize> {
         .filter(|n| *n > 0)
 }
 
-/// Creates `topic` unless it exists; a concurrent creation by someone else is fine.
+/// Creates `topic` unless `metadata` shows it; a concurrent creation by someone else is fine.
 pub async fn ensure_topic(
     settings: &KafkaSettings,
+    metadata: &Metadata,
     topic: &str,
     partitions: i32,
     replication: i32,
 ) -> Result<()> {
-    // Asking for a missing topic's metadata must not create it with the
-    // broker's defaults: the partitions and replication asked for would be lost.
     let admin: AdminClient<ClientLog> = settings
-        .client_config(&[("allow.auto.create.topics", "false")])
+        .client_config(&[])
         .create_with_context(ClientLog::default())
         .map_err(creation_error)?;
     let brokers = settings.brokers();
-    let metadata = reach(admin.inner(), brokers, topic)?;
-    if let Some(n) = partition_count(&metadata, topic) {
+    if let Some(n) = partition_count(metadata, topic) {
         tracing::debug!("topic {topic} exists with {n} partition(s)");
         return Ok(());
     }

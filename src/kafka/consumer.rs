@@ -82,7 +82,16 @@ pub fn subscribe(
     let consumer: BaseConsumer<ClientLog> = config
         .create_with_context(ClientLog::default())
         .map_err(creation_error)?;
-    let metadata = admin::reach(consumer.client(), kafka.brokers(), topic)?;
+    let serve = || {
+        let _ = consumer.poll(Duration::ZERO);
+    };
+    let metadata = admin::reach(
+        consumer.client(),
+        consumer.context(),
+        serve,
+        kafka.brokers(),
+        topic,
+    )?;
     if admin::partition_count(&metadata, topic).is_none() {
         if !options.wait_for_topic {
             return Err(bad_input(format!(

@@ -99,25 +99,25 @@ fn write_int(out: &mut Vec<u8>, i: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
 }
 
-fn write_float(out: &mut Vec<u8>, f: f64) {
-    if f.is_nan() {
-        out.extend_from_slice(b"\"NaN\"");
-    } else if f.is_infinite() {
-        out.extend_from_slice(if f > 0.0 {
-            b"\"Infinity\""
-        } else {
-            b"\"-Infinity\""
-        });
-    } else {
+/// A float as fastavro prints it: shortest round-trip text, or "NaN",
+/// "Infinity", "-Infinity".
+pub(crate) fn write_float(out: &mut Vec<u8>, f: f64) {
+    if f.is_finite() {
         out.extend_from_slice(zmij::Buffer::new().format_finite(f).as_bytes());
+    } else if f.is_nan() {
+        out.extend_from_slice(b"\"NaN\"");
+    } else if f > 0.0 {
+        out.extend_from_slice(b"\"Infinity\"");
+    } else {
+        out.extend_from_slice(b"\"-Infinity\"");
     }
 }
 
-fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Bytes as a base64 JSON string.
+pub(crate) fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
     let start = out.len();
-    let encoded_len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
-    out.resize(start + encoded_len, 0);
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
     let written = base64::engine::general_purpose::STANDARD
         .encode_slice(bytes, &mut out[start..])
         .unwrap_or(0);
@@ -125,9 +125,16 @@ fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaping writes into any io::Write; a Vec never fails.
-    let _ = serde_json::to_writer(&mut *out, s);
+/// A JSON string; the common case (nothing to escape) is one copy.
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // serde_json's escaping writes into any io::Write; a Vec never fails.
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,8 @@
 //! counts of zero-size items are capped; nesting is bounded by the schema.
 
 use apache_avro::schema::{Schema, UnionSchema};
-use base64::Engine;
 
-use super::json::is_cutout_field;
+use super::json::{is_cutout_field, write_bytes, write_float, write_str};
 
 /// A compiled reader schema.
 #[derive(Debug, Clone)]
@@ -305,11 +304,11 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
         },
         Node::Int => {
             let v = input.int()?;
-            put(out, itoa::Buffer::new().format(v).as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         }
         Node::Long => {
             let v = input.long()?;
-            put(out, itoa::Buffer::new().format(v).as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         }
         Node::Float => {
             let b = input.take(4)?;
@@ -323,9 +322,9 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
         }
         Node::Bytes => {
             let n = input.len()?;
-            write_base64(out, input.take(n)?);
+            write_bytes(out, input.take(n)?);
         }
-        Node::Fixed(n) => write_base64(out, input.take(*n)?),
+        Node::Fixed(n) => write_bytes(out, input.take(*n)?),
         Node::String => {
             let n = input.len()?;
             let raw = input.take(n)?;
@@ -344,7 +343,7 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
         Node::Union(branches) => {
             let i = input.long()?;
             match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
-                Some(Node::Null) => put(out, b"null"),
+                Some(Node::Null) => out.extend_from_slice(b"null"),
                 Some(branch) => write(branch, input, out)?,
                 None => return input.fail("union branch index out of range"),
             }
@@ -401,7 +400,7 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
                 }
                 let key: &[u8] = if first { &field.key[1..] } else { &field.key };
                 first = false;
-                put(out, key);
+                out.extend_from_slice(key);
                 write(&field.node, input, out)?;
             }
             out.push(b'}');
@@ -466,44 +465,4 @@ fn skip(node: &Node, input: &mut Input<'_>) -> Result<(), DecodeError> {
         }
     }
     Ok(())
-}
-
-#[inline(always)]
-fn put(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(bytes);
-}
-
-fn write_float(out: &mut Vec<u8>, f: f64) {
-    if f.is_finite() {
-        put(out, zmij::Buffer::new().format_finite(f).as_bytes());
-    } else if f.is_nan() {
-        out.extend_from_slice(b"\"NaN\"");
-    } else if f > 0.0 {
-        out.extend_from_slice(b"\"Infinity\"");
-    } else {
-        out.extend_from_slice(b"\"-Infinity\"");
-    }
-}
-
-fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.push(b'"');
-    let start = out.len();
-    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
-    let written = base64::engine::general_purpose::STANDARD
-        .encode_slice(bytes, &mut out[start..])
-        .unwrap_or(0);
-    out.truncate(start + written);
-    out.push(b'"');
-}
-
-/// JSON string escaping; the common case (nothing to escape) is one copy.
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    let needs_escape = s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
-    if needs_escape {
-        let _ = serde_json::to_writer(&mut *out, s);
-    } else {
-        out.push(b'"');
-        put(out, s.as_bytes());
-        out.push(b'"');
-    }
 }

@@ -2,8 +2,7 @@
 //! them), or the sample alerts built into the binary. Every file is read and
 //! checked completely before anything is sent, so a bad file sends nothing.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -70,9 +69,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<SourceAlert>> {
             vec![path.clone()]
         };
         for file in files {
-            let handle = File::open(&file)
+            let bytes = std::fs::read(&file)
                 .map_err(|e| bad_input(format!("cannot read --alerts {}: {e}", file.display())))?;
-            alerts.extend(read_container(&file, BufReader::new(handle))?);
+            alerts.extend(read_container(&file, bytes.as_slice())?);
         }
     }
     Ok(alerts)
@@ -84,7 +83,9 @@ pub fn read_bytes(name: &str, bytes: &[u8]) -> Result<Vec<SourceAlert>> {
 }
 
 /// Reads one container file completely; errors name the file and byte offset.
-fn read_container<R: Read>(path: &Path, input: R) -> Result<Vec<SourceAlert>> {
+fn read_container(path: &Path, input: &[u8]) -> Result<Vec<SourceAlert>> {
+    crate::avro::container::check(input)
+        .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
     let consumed = Arc::new(AtomicU64::new(0));
     let counting = Counting {
         inner: input,

@@ -175,6 +175,7 @@ impl Decoder {
     }
 
     fn decode_container(&self, payload: &[u8]) -> Result<Vec<Value>> {
+        super::container::check(payload).map_err(|e| anyhow!("bad Avro container: {e}"))?;
         let reader = if let Some(schema) = &self.resolve_to {
             Reader::with_schema(schema, payload)
         } else {

@@ -2,6 +2,7 @@
 //! the JSON shape alerts are printed in.
 
 pub mod codec;
+pub mod container;
 mod encode;
 pub mod json;
 pub mod schema;

@@ -175,17 +175,32 @@ impl Decoder {
     }
 
     fn decode_container(&self, payload: &[u8]) -> Result<Vec<Value>> {
-        super::container::check(payload).map_err(|e| anyhow!("bad Avro container: {e}"))?;
+        let framing =
+            super::container::check(payload).map_err(|e| anyhow!("bad Avro container: {e}"))?;
         let reader = if let Some(schema) = &self.resolve_to {
             Reader::with_schema(schema, payload)
         } else {
             Reader::new(payload)
         }
         .map_err(|e| anyhow!("bad Avro container header: {e}"))?;
-        if super::transcode::is_recursive(reader.writer_schema()) {
+        let writer = reader.writer_schema();
+        if super::transcode::is_recursive(writer) {
             return Err(anyhow!(
                 "the container's writer schema is recursive; refused"
             ));
+        }
+        if super::transcode::has_map(writer) {
+            // apache-avro trusts map counts in the data: walk the blocks first.
+            let Some(plan) = Plan::compile(writer).filter(|_| framing.codec == "null") else {
+                return Err(anyhow!(
+                    "refused: a container with map fields must use codec null to be checked (codec {})",
+                    framing.codec
+                ));
+            };
+            for (i, (count, data)) in framing.blocks.iter().enumerate() {
+                plan.validate(data, *count)
+                    .map_err(|e| anyhow!("block {} of the container: {e}", i + 1))?;
+            }
         }
         read_all(reader)
     }

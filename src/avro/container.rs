@@ -4,8 +4,19 @@
 //! reads (a hostile header claiming billions of metadata entries aborted the
 //! process, found by tests/fuzz.rs), so untrusted bytes are walked here first.
 
-/// Why the framing is wrong, and at which byte.
-pub fn check(bytes: &[u8]) -> Result<(), String> {
+/// What the framing holds: the codec and each block's object count and data.
+#[derive(Debug, Default)]
+pub struct Framing<'a> {
+    pub codec: String,
+    pub blocks: Vec<(u64, &'a [u8])>,
+}
+
+/// Checks the framing; `Err` says what is wrong and at which byte.
+pub fn check(bytes: &[u8]) -> Result<Framing<'_>, String> {
+    let mut framing = Framing {
+        codec: "null".into(),
+        blocks: Vec::new(),
+    };
     let mut at = 4;
     if !bytes.starts_with(b"Obj\x01") {
         return Err("no Avro container magic at byte 0".into());
@@ -34,7 +45,8 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
             return fail(at, "header claims more metadata entries than it holds");
         }
         for _ in 0..count {
-            for _ in 0..2 {
+            let mut entry = [&bytes[..0]; 2];
+            for part in &mut entry {
                 let Some((len, next)) = long(bytes, at) else {
                     return fail(at, "truncated header");
                 };
@@ -42,6 +54,10 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                     return fail(at, "header length out of range");
                 }
                 at = next + len as usize;
+                *part = &bytes[next..at];
+            }
+            if entry[0] == b"avro.codec" {
+                framing.codec = String::from_utf8_lossy(entry[1]).into_owned();
             }
         }
     }
@@ -65,13 +81,16 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
         if count as u64 > (size as u64 + 1) * 1024 {
             return fail(at, "block claims more objects than its bytes can hold");
         }
+        framing
+            .blocks
+            .push((count as u64, &bytes[next..next + size as usize]));
         at = next + size as usize;
         if bytes.get(at..at + 16) != Some(sync) {
             return fail(at, "block not followed by the file's sync marker");
         }
         at += 16;
     }
-    Ok(())
+    Ok(framing)
 }
 
 /// A zigzag varint long at `at`, and the position after it.
@@ -103,6 +122,28 @@ mod tests {
         let mut cut = file.clone();
         cut.truncate(file.len() - 100);
         assert!(check(&cut).is_err());
+    }
+
+    /// A map claiming ~2^60 entries in the data: apache-avro would reserve
+    /// for it and abort; the block walk refuses it first.
+    #[test]
+    fn a_map_claiming_billions_of_entries_is_refused() {
+        let schema = apache_avro::Schema::parse_str(
+            r#"{"type":"record","name":"r","fields":[{"name":"m","type":{"type":"map","values":"int"}}]}"#,
+        )
+        .unwrap();
+        let mut bytes = apache_avro::Writer::new(&schema, Vec::new())
+            .into_inner()
+            .unwrap();
+        let sync = bytes[bytes.len() - 16..].to_vec();
+        let data = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00];
+        bytes.extend_from_slice(&[0x02, (data.len() as u8) * 2]);
+        bytes.extend_from_slice(&data);
+        bytes.extend_from_slice(&sync);
+        check(&bytes).unwrap();
+        let decoder = super::super::codec::Decoder::new(super::super::schema::built_in(), false);
+        let error = decoder.decode(&bytes).unwrap_err().to_string();
+        assert!(error.contains("block 1"), "{error}");
     }
 
     /// The crash tests/fuzz.rs found: a header claiming ~2^60 metadata entries.

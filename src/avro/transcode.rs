@@ -125,7 +125,34 @@ pub fn is_recursive(schema: &Schema) -> bool {
     walk(schema, resolved.get_names(), &mut Vec::new())
 }
 
+/// Whether a schema has an Avro map anywhere (apache-avro reserves map
+/// capacity from counts in the data, so such data is checked here first).
+pub fn has_map(schema: &Schema) -> bool {
+    match schema {
+        Schema::Map(_) => true,
+        Schema::Array(a) => has_map(&a.items),
+        Schema::Union(u) => u.variants().iter().any(has_map),
+        Schema::Record(r) => r.fields.iter().any(|f| has_map(&f.schema)),
+        _ => false,
+    }
+}
+
 type Names<'s> = std::collections::HashMap<apache_avro::schema::Name, &'s Schema>;
+
+impl Plan {
+    /// Walks `count` values in `data` without output, checking every length
+    /// and count against the bytes there are; the data must end exactly.
+    pub fn validate(&self, data: &[u8], count: u64) -> Result<(), DecodeError> {
+        let mut input = Input { bytes: data, at: 0 };
+        for _ in 0..count {
+            skip(&self.root, &mut input)?;
+        }
+        if input.at != data.len() {
+            return input.fail("block holds more bytes than its objects");
+        }
+        Ok(())
+    }
+}
 
 fn compile(schema: &Schema, names: &Names<'_>, stack: &mut Vec<String>, top: bool) -> Option<Node> {
     Some(match schema {

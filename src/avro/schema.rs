@@ -4,7 +4,7 @@
 //! where the outer schema first refers to them.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use apache_avro::Schema;
@@ -285,19 +285,6 @@ fn null_first_where_default_null(json: &mut Json) {
         }
         Json::Array(items) => items.iter_mut().for_each(null_first_where_default_null),
         _ => {}
-    }
-}
-
-/// Reads a schema file path for messages.
-pub fn describe(paths: &[PathBuf]) -> String {
-    if paths.is_empty() {
-        "the built-in alert schema".to_string()
-    } else {
-        paths
-            .iter()
-            .map(|p| Path::new(p).display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }
 

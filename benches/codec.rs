@@ -1,5 +1,5 @@
 //! Codec speed per core: encoding and decoding the real ZTF fixture packets
-//! (`../shared/fixtures/ztf/`) and the built-in samples. `scripts/bench` reads
+//! (`tests/data/ztf/`) and the built-in samples. `scripts/bench` reads
 //! criterion's estimates to put them beside fastavro's on the same alerts.
 //!
 //!     cargo bench --bench codec
@@ -16,8 +16,8 @@ use alertstream::avro::codec::{self, Decoder, Encoder};
 /// (name, writer schema, alert) for every fixture and sample.
 fn corpus() -> Vec<(String, Schema, Value)> {
     let mut files: Vec<_> =
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/ztf"))
-            .expect("ZTF fixtures in ../shared/fixtures/ztf")
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ztf"))
+            .expect("ZTF fixtures in tests/data/ztf")
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "avro"))
             .collect();

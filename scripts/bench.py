@@ -18,7 +18,7 @@ import fastavro
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = (ROOT / "../shared/fixtures/ztf").resolve()
+FIXTURES = (ROOT / "tests/data/ztf").resolve()
 BIN = ROOT / "target/release/alertstream"
 TRANSPORT = ROOT / "target/release/examples/transport"
 PY = sys.executable

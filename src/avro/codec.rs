@@ -231,7 +231,7 @@ mod tests {
 
     fn fixture(name: &str) -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/ztf")
+            .join("tests/data/ztf")
             .join(name)
     }
 
@@ -282,7 +282,7 @@ mod tests {
     /// fixture; and every truncation of an alert is an error, never a panic.
     #[test]
     fn direct_json_equals_the_value_path_and_rejects_truncation() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/ztf");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ztf");
         let mut checked = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

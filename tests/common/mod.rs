@@ -43,9 +43,9 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shared ZTF fixtures (read-only, outside the project).
+/// The real ZTF packets in tests/data/ztf (public data, copied into the repo).
 pub fn ztf_fixtures() -> PathBuf {
-    let dir = root().join("../shared/fixtures/ztf");
+    let dir = root().join("tests/data/ztf");
     assert!(dir.is_dir(), "ZTF fixtures not found at {}", dir.display());
     dir
 }

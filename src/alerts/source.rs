@@ -2,14 +2,15 @@
 //! them), or the sample alerts built into the binary. Every file is read and
 //! checked completely before anything is sent, so a bad file sends nothing.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
 use apache_avro::types::Value;
-use apache_avro::{Reader, Schema};
+use apache_avro::Schema;
+
+use crate::avro::gate::{self, WriterCache};
+use crate::avro::plan::Budget;
 
 use crate::exit::bad_input;
 
@@ -82,32 +83,24 @@ pub fn read_bytes(name: &str, bytes: &[u8]) -> Result<Vec<SourceAlert>> {
     read_container(Path::new(name), bytes)
 }
 
-/// Reads one container file completely; errors name the file and byte offset.
+/// Reads one container file completely, through the decode gate; errors
+/// name the file and the byte offset where it broke.
 fn read_container(path: &Path, input: &[u8]) -> Result<Vec<SourceAlert>> {
-    crate::avro::container::check(input)
-        .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-    let consumed = Arc::new(AtomicU64::new(0));
-    let counting = Counting {
-        inner: input,
-        consumed: consumed.clone(),
+    let fail = |e: anyhow::Error| bad_input(format!("{}: {e}", path.display()));
+    let budget = Budget {
+        alert_bytes: gate::DEFAULT_MAX_ALERT_BYTES,
     };
-    let at = || consumed.load(Ordering::Relaxed);
-    let reader = Reader::new(counting).map_err(|e| {
-        bad_input(format!(
-            "{}: not an Avro object container file (header, byte {}): {e}",
-            path.display(),
-            at()
-        ))
-    })?;
-    let schema = Arc::new(reader.writer_schema().clone());
-    let mut alerts = Vec::new();
-    for (index, value) in reader.enumerate() {
-        let value = value.map_err(|e| {
+    // A file is the operator's own: each block is bounded, the whole is not.
+    let checked =
+        gate::open_container(input, budget, usize::MAX, &WriterCache::default()).map_err(fail)?;
+    let schema = Arc::new(checked.writer.schema.clone());
+    let mut alerts = Vec::with_capacity(checked.len());
+    for (index, mut bytes) in checked.alerts().enumerate() {
+        let value = apache_avro::from_avro_datum(&schema, &mut bytes, None).map_err(|e| {
             bad_input(format!(
-                "{}: corrupt alert {} near byte {}: {e}",
+                "{}: corrupt alert {}: {e}",
                 path.display(),
-                index + 1,
-                at()
+                index + 1
             ))
         })?;
         alerts.push(SourceAlert {
@@ -119,20 +112,6 @@ fn read_container(path: &Path, input: &[u8]) -> Result<Vec<SourceAlert>> {
         return Err(bad_input(format!("{}: holds no alerts", path.display())));
     }
     Ok(alerts)
-}
-
-/// Counts bytes read, so errors can say where in a file they happened.
-struct Counting<R> {
-    inner: R,
-    consumed: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

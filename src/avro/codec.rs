@@ -1,13 +1,13 @@
-//! Encoding alerts for the wire and decoding what arrives.
-
-use std::io::Read;
+//! Encoding alerts for the wire and decoding what arrives. Every payload is
+//! decoded through the gate (`gate.rs`): checked before anything allocates.
 
 use anyhow::{anyhow, Result};
 use apache_avro::types::Value;
-use apache_avro::{from_avro_datum, to_avro_datum, Reader, Schema};
+use apache_avro::{from_avro_datum, to_avro_datum, Schema};
 
+use super::gate::{self, WriterCache, DEFAULT_MAX_ALERT_BYTES};
 use super::json;
-use super::transcode::Plan;
+use super::plan::{Budget, Plan};
 
 /// How a message carries its Avro data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,17 +20,34 @@ pub enum Framing {
     Confluent { schema_id: u32 },
 }
 
-const CONTAINER_MAGIC: &[u8] = b"Obj\x01";
+/// The framing a reader expects: `None` in a [`Decoder`] means auto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Schemaless,
+    Container,
+    Confluent,
+}
 
-/// Recognises the framing of a payload from its first bytes.
-pub fn detect(payload: &[u8]) -> Framing {
-    if payload.starts_with(CONTAINER_MAGIC) {
-        Framing::Container
-    } else if payload.len() > 5 && payload[0] == 0 {
-        let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
-        Framing::Confluent { schema_id: id }
+/// The Confluent framing of a payload, if it has one: byte 0, a schema id.
+fn confluent(payload: &[u8]) -> Option<Framing> {
+    match payload {
+        [0, a, b, c, d, ..] => Some(Framing::Confluent {
+            schema_id: u32::from_be_bytes([*a, *b, *c, *d]),
+        }),
+        _ => None,
+    }
+}
+
+/// How auto-detection reads a payload: container magic means a container;
+/// a zero first byte means Confluent, with bare Avro as the fallback when
+/// the Confluent reading fails; anything else is bare Avro.
+pub fn detect(payload: &[u8]) -> (Framing, Option<Framing>) {
+    if super::container::is_container(payload) {
+        (Framing::Container, None)
+    } else if let Some(framing) = confluent(payload) {
+        (framing, Some(Framing::Schemaless))
     } else {
-        Framing::Schemaless
+        (Framing::Schemaless, None)
     }
 }
 
@@ -85,11 +102,17 @@ pub fn encode_framed(schema: &Schema, alert: &Value, framing: Framing) -> Result
 #[derive(Debug)]
 pub struct Decoder {
     reader: Schema,
+    /// The reader schema compiled for checking bare payloads.
+    shape: Option<Plan>,
     /// The reader schema compiled for the direct-to-JSON path, if it qualifies.
     plan: Option<Plan>,
     /// Set when the user chose the reader schema: container messages are then
     /// resolved to it; otherwise they are read with their own writer schema.
     resolve_to: Option<Schema>,
+    /// A fixed framing, or `None` to recognise each message's.
+    kind: Option<Kind>,
+    budget: Budget,
+    writers: WriterCache,
 }
 
 impl Decoder {
@@ -105,128 +128,184 @@ impl Decoder {
         } else {
             None
         };
-        let plan = Plan::compile(&reader);
         Self {
+            shape: Plan::shape(&reader),
+            plan: Plan::compile(&reader),
             reader,
-            plan,
             resolve_to,
+            kind: None,
+            budget: Budget {
+                alert_bytes: DEFAULT_MAX_ALERT_BYTES,
+            },
+            writers: WriterCache::default(),
+        }
+    }
+
+    /// Reads every message in one framing instead of recognising it.
+    pub fn with_kind(mut self, kind: Option<Kind>) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The most one alert may take (`--max-alert-bytes`).
+    pub fn with_max_alert_bytes(mut self, bytes: usize) -> Self {
+        self.budget = Budget { alert_bytes: bytes };
+        self
+    }
+
+    /// The framing to read a payload in, and the one to try if that fails.
+    fn framings(&self, payload: &[u8]) -> Result<(Framing, Option<Framing>)> {
+        Ok(match self.kind {
+            None => detect(payload),
+            Some(Kind::Schemaless) => (Framing::Schemaless, None),
+            Some(Kind::Container) => (Framing::Container, None),
+            Some(Kind::Confluent) => (
+                confluent(payload).ok_or_else(|| {
+                    anyhow!("not Confluent-framed: needs byte 0 and a 4-byte schema id first")
+                })?,
+                None,
+            ),
+        })
+    }
+
+    /// Tries the framing, then the fallback; the error names both.
+    fn either<T>(
+        &self,
+        payload: &[u8],
+        mut read: impl FnMut(Framing) -> Result<T>,
+    ) -> Result<(Framing, T)> {
+        let (first, fallback) = self.framings(payload)?;
+        match (read(first), fallback) {
+            (Ok(done), _) => Ok((first, done)),
+            (Err(e), None) => Err(e),
+            (Err(first_error), Some(second)) => match read(second) {
+                Ok(done) => Ok((second, done)),
+                Err(second_error) => Err(anyhow!(
+                    "as {first:?}: {first_error}; as bare Avro: {second_error}"
+                )),
+            },
         }
     }
 
     /// Decodes a message and appends its alerts as JSON lines (cutouts left
     /// out); returns the framing and the number of alerts. Bare and Confluent
-    /// payloads go straight from binary to JSON; containers through values.
+    /// payloads go straight from binary to JSON, and so do containers read
+    /// with their own writer schema.
     pub fn decode_json(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(Framing, usize)> {
-        let framing = detect(payload);
-        let bare = match framing {
-            Framing::Schemaless => payload,
-            Framing::Confluent { .. } => &payload[5..],
-            Framing::Container => {
-                let (_, alerts) = self.decode(payload)?;
-                for alert in &alerts {
-                    json::write_alert(out, alert);
+        let start = out.len();
+        self.either(payload, |framing| {
+            out.truncate(start);
+            match framing {
+                Framing::Container => self.container_json(payload, out),
+                Framing::Schemaless => self.bare_json(payload, out).map(|()| 1),
+                Framing::Confluent { .. } => self.bare_json(&payload[5..], out).map(|()| 1),
+            }
+        })
+        .inspect_err(|_| out.truncate(start))
+    }
+
+    fn bare_json(&self, bare: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let Some(plan) = &self.plan else {
+            json::write_alert(out, &self.decode_bare(bare)?);
+            out.push(b'\n');
+            return Ok(());
+        };
+        plan.write_json(bare, self.budget, out)
+            .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))?;
+        out.push(b'\n');
+        Ok(())
+    }
+
+    fn container_json(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<usize> {
+        let checked = self.open(payload)?;
+        match (&checked.writer.json, &self.resolve_to) {
+            (Some(plan), None) => {
+                for alert in checked.alerts() {
+                    plan.write_json(alert, self.budget, out)
+                        .map_err(|e| anyhow!("alert of the container: {e}"))?;
                     out.push(b'\n');
                 }
-                return Ok((framing, alerts.len()));
             }
-        };
-        let Some(plan) = &self.plan else {
-            let alert = self.decode_bare(bare)?;
-            json::write_alert(out, &alert);
-            out.push(b'\n');
-            return Ok((framing, 1));
-        };
-        let start = out.len();
-        match plan.write_json(bare, out) {
-            Ok(()) => {
-                out.push(b'\n');
-                Ok((framing, 1))
-            }
-            Err(e) => {
-                out.truncate(start);
-                Err(anyhow!("not an alert of the reader schema: {e}"))
+            _ => {
+                for alert in self.values(&checked)? {
+                    json::write_alert(out, &alert);
+                    out.push(b'\n');
+                }
             }
         }
+        Ok(checked.len())
     }
 
     /// Decodes every alert a message holds (a container may hold several).
     pub fn decode(&self, payload: &[u8]) -> Result<(Framing, Vec<Value>)> {
-        let framing = detect(payload);
-        let alerts = match framing {
-            Framing::Container => self.decode_container(payload)?,
-            Framing::Confluent { .. } => vec![self.decode_bare(&payload[5..])?],
-            Framing::Schemaless => vec![self.decode_bare(payload)?],
-        };
-        Ok((framing, alerts))
+        self.either(payload, |framing| match framing {
+            Framing::Container => self.values(&self.open(payload)?),
+            Framing::Schemaless => Ok(vec![self.decode_bare(payload)?]),
+            Framing::Confluent { .. } => Ok(vec![self.decode_bare(&payload[5..])?]),
+        })
+    }
+
+    fn open<'a>(&self, payload: &'a [u8]) -> Result<gate::Checked<'a>> {
+        gate::open_container(
+            payload,
+            self.budget,
+            gate::message_limit(self.budget),
+            &self.writers,
+        )
+    }
+
+    /// A checked container's alerts as values, resolved to the reader schema if set.
+    fn values(&self, checked: &gate::Checked<'_>) -> Result<Vec<Value>> {
+        checked
+            .alerts()
+            .enumerate()
+            .map(|(i, mut alert)| {
+                from_avro_datum(&checked.writer.schema, &mut alert, self.resolve_to.as_ref())
+                    .map_err(|e| anyhow!("alert {} of the container: {e}", i + 1))
+            })
+            .collect()
     }
 
     fn decode_bare(&self, bytes: &[u8]) -> Result<Value> {
-        let mut rest = bytes;
-        let value = from_avro_datum(&self.reader, &mut rest, None)
+        let Some(shape) = &self.shape else {
+            return Err(anyhow!(
+                "the reader schema cannot be checked (recursive or big-decimal): bare messages are refused"
+            ));
+        };
+        shape
+            .check(bytes, self.budget)
             .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))?;
-        if !rest.is_empty() {
-            return Err(anyhow!(
-                "{} byte(s) left over after the alert at byte {}: the payload does not match the reader schema",
-                rest.len(),
-                bytes.len() - rest.len()
-            ));
-        }
-        Ok(value)
+        let mut rest = bytes;
+        from_avro_datum(&self.reader, &mut rest, None)
+            .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))
     }
-
-    fn decode_container(&self, payload: &[u8]) -> Result<Vec<Value>> {
-        let framing =
-            super::container::check(payload).map_err(|e| anyhow!("bad Avro container: {e}"))?;
-        let reader = if let Some(schema) = &self.resolve_to {
-            Reader::with_schema(schema, payload)
-        } else {
-            Reader::new(payload)
-        }
-        .map_err(|e| anyhow!("bad Avro container header: {e}"))?;
-        let writer = reader.writer_schema();
-        if super::transcode::is_recursive(writer) {
-            return Err(anyhow!(
-                "the container's writer schema is recursive; refused"
-            ));
-        }
-        if super::transcode::has_map(writer) {
-            // apache-avro trusts map counts in the data: walk the blocks first.
-            let Some(plan) = Plan::compile(writer).filter(|_| framing.codec == "null") else {
-                return Err(anyhow!(
-                    "refused: a container with map fields must use codec null to be checked (codec {})",
-                    framing.codec
-                ));
-            };
-            for (i, (count, data)) in framing.blocks.iter().enumerate() {
-                plan.validate(data, *count)
-                    .map_err(|e| anyhow!("block {} of the container: {e}", i + 1))?;
-            }
-        }
-        read_all(reader)
-    }
-}
-
-/// Collects every value of a container reader.
-pub fn read_all<R: Read>(reader: Reader<'_, R>) -> Result<Vec<Value>> {
-    reader
-        .enumerate()
-        .map(|(i, v)| v.map_err(|e| anyhow!("alert {} of the container: {e}", i + 1)))
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apache_avro::Reader;
+
+    fn read_all(reader: Reader<'_, &[u8]>) -> Result<Vec<Value>> {
+        Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    const BUDGET: Budget = Budget {
+        alert_bytes: DEFAULT_MAX_ALERT_BYTES,
+    };
 
     #[test]
     fn framing_is_recognised() {
-        assert_eq!(detect(b"Obj\x01rest"), Framing::Container);
+        assert_eq!(detect(b"Obj\x01rest"), (Framing::Container, None));
         assert_eq!(
             detect(&[0, 0, 0, 1, 2, 9, 9]),
-            Framing::Confluent { schema_id: 258 }
+            (
+                Framing::Confluent { schema_id: 258 },
+                Some(Framing::Schemaless)
+            )
         );
-        assert_eq!(detect(&[6, b'3', b'.', b'3']), Framing::Schemaless);
-        assert_eq!(detect(&[]), Framing::Schemaless);
+        assert_eq!(detect(&[6, b'3', b'.', b'3']), (Framing::Schemaless, None));
+        assert_eq!(detect(&[]), (Framing::Schemaless, None));
     }
 
     fn fixture(name: &str) -> std::path::PathBuf {
@@ -326,7 +405,7 @@ mod tests {
         for cut in (0..payload.len()).step_by(7) {
             out.clear();
             assert!(
-                plan.write_json(&payload[..cut], &mut out).is_err(),
+                plan.write_json(&payload[..cut], BUDGET, &mut out).is_err(),
                 "prefix {cut} accepted"
             );
         }
@@ -350,7 +429,7 @@ mod tests {
             [&[0u8, 0u8][..], &huge[..]].concat(),
         ] {
             let mut out = Vec::new();
-            let error = plan.write_json(&payload, &mut out).unwrap_err();
+            let error = plan.write_json(&payload, BUDGET, &mut out).unwrap_err();
             assert!(out.len() < 64, "{error}");
         }
     }
@@ -361,8 +440,8 @@ mod tests {
             r#"{"type":"record","name":"node","fields":[{"name":"next","type":["null","node"]}]}"#,
         )
         .unwrap();
-        assert!(super::super::transcode::is_recursive(&schema));
-        assert!(!super::super::transcode::is_recursive(
+        assert!(crate::avro::schema::is_recursive(&schema));
+        assert!(!crate::avro::schema::is_recursive(
             &crate::avro::schema::built_in()
         ));
         // Refused on the header: data of any depth is never decoded.
@@ -386,6 +465,6 @@ mod tests {
         assert!(decoder.decode(&bytes).is_ok());
         bytes.push(1);
         let error = decoder.decode(&bytes).unwrap_err().to_string();
-        assert!(error.contains("1 byte(s) left over"), "{error}");
+        assert!(error.contains("bytes left over after the alert"), "{error}");
     }
 }

@@ -5,7 +5,7 @@
 
 use apache_avro::types::Value;
 
-use super::transcode::{Node, Plan};
+use super::plan::{Node, Plan};
 
 impl Plan {
     /// Appends `value` encoded as bare Avro; `Err` names the first mismatch.
@@ -23,14 +23,7 @@ fn mismatch(path: &[&str], what: &str) -> String {
     format!("{at}: {what}")
 }
 
-fn long(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
+use super::varint::write_long as long;
 
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     long(out, b.len() as i64);

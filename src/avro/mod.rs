@@ -4,6 +4,8 @@
 pub mod codec;
 pub mod container;
 mod encode;
+pub mod gate;
 pub mod json;
+pub mod plan;
 pub mod schema;
-pub mod transcode;
+pub mod varint;

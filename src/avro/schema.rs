@@ -288,6 +288,42 @@ fn null_first_where_default_null(json: &mut Json) {
     }
 }
 
+/// Whether a schema refers to itself (a linked list, a tree). Data of such a
+/// schema can nest as deep as its bytes allow, so messages carrying one are
+/// refused rather than decoded recursively.
+pub fn is_recursive(schema: &Schema) -> bool {
+    let Ok(resolved) = apache_avro::schema::ResolvedSchema::try_from(schema) else {
+        return true; // unresolvable references: refuse too
+    };
+    fn walk(
+        schema: &Schema,
+        names: &std::collections::HashMap<apache_avro::schema::Name, &Schema>,
+        stack: &mut Vec<String>,
+    ) -> bool {
+        match schema {
+            Schema::Array(a) => walk(&a.items, names, stack),
+            Schema::Map(m) => walk(&m.types, names, stack),
+            Schema::Union(u) => u.variants().iter().any(|s| walk(s, names, stack)),
+            Schema::Record(r) => {
+                let name = r.name.fullname(None);
+                if stack.contains(&name) {
+                    return true;
+                }
+                stack.push(name);
+                let found = r.fields.iter().any(|f| walk(&f.schema, names, stack));
+                stack.pop();
+                found
+            }
+            Schema::Ref { name } => match names.get(name) {
+                Some(target) => stack.contains(&name.fullname(None)) || walk(target, names, stack),
+                None => true,
+            },
+            _ => false,
+        }
+    }
+    walk(schema, resolved.get_names(), &mut Vec::new())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,17 +1,20 @@
-//! Bare Avro straight to JSON, without building a value tree: the fast path of
-//! `print`. The reader schema is compiled once into a [`Plan`]; decoding then
-//! walks it, reading the binary and writing JSON in the shape of `json.rs`
-//! (which stays the reference: tests check both agree byte for byte).
+//! A schema compiled once into a [`Plan`] and walked over bare Avro: straight
+//! to JSON without building a value tree (the fast path of `print`), or only
+//! checked (the decode gate, before apache-avro reads anything). JSON comes
+//! out in the shape of `json.rs`, which stays the reference: tests check that
+//! both agree byte for byte.
 //!
 //! Untrusted input: every length is checked against the bytes that remain, so
-//! a payload claiming a 2^62-element array or string allocates nothing; item
-//! counts of zero-size items are capped; nesting is bounded by the schema.
+//! a payload claiming a 2^62-element array or string allocates nothing; items
+//! of zero size (nulls) draw on a budget per alert; nesting is bounded by the
+//! schema, which is never recursive.
 
 use apache_avro::schema::{Schema, UnionSchema};
 
 use super::json::{is_cutout_field, write_bytes, write_float, write_str};
+use super::varint::read_long;
 
-/// A compiled reader schema.
+/// A compiled schema.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub(crate) root: Node,
@@ -61,162 +64,166 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Most items an array or map block of zero-size items may claim.
-const MAX_EMPTY_ITEMS: u64 = 1 << 20;
+/// The most one alert may take, in bytes of binary (`--max-alert-bytes`).
+/// A zero-size item (a null in an array or map) counts [`EMPTY_ITEM_COST`]
+/// bytes: about what a decoded value costs in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub alert_bytes: usize,
+}
+
+pub const EMPTY_ITEM_COST: usize = 8;
+
+const LEFT_OVER: &str = "bytes left over after the alert: the payload does not match the schema";
 
 impl Plan {
-    /// Compiles a schema; `None` for what the fast path does not cover
-    /// (recursive types, decimals, UUIDs, durations): those use the value path.
+    /// Compiles a schema for the JSON path; `None` for what it does not
+    /// print like `json.rs` (decimals, UUIDs, durations) and for recursive schemas.
     pub fn compile(schema: &Schema) -> Option<Self> {
+        Self::build(schema, false)
+    }
+
+    /// Compiles a schema for checking data only: logical types count as the
+    /// types they are stored as. `None` for recursive schemas and big-decimal.
+    pub fn shape(schema: &Schema) -> Option<Self> {
+        Self::build(schema, true)
+    }
+
+    fn build(schema: &Schema, shape: bool) -> Option<Self> {
         let names = apache_avro::schema::ResolvedSchema::try_from(schema).ok()?;
-        let mut stack = Vec::new();
-        let root = compile(schema, names.get_names(), &mut stack, true)?;
+        let mut compiler = Compiler {
+            names: names.get_names(),
+            stack: Vec::new(),
+            shape,
+        };
+        let root = compiler.compile(schema, true)?;
         Some(Self { root })
     }
 
     /// Decodes one bare Avro alert and appends it as a JSON line (no newline),
     /// cutout fields left out. On error, `out` holds a partial line: truncate it.
-    pub fn write_json(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-        let mut input = Input {
-            bytes: payload,
-            at: 0,
-        };
+    pub fn write_json(
+        &self,
+        payload: &[u8],
+        budget: Budget,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DecodeError> {
+        let mut input = Input::alert(payload, budget)?;
         write(&self.root, &mut input, out)?;
-        if input.at != payload.len() {
-            return Err(DecodeError {
-                offset: input.at,
-                reason:
-                    "bytes left over after the alert: the payload does not match the reader schema",
-            });
-        }
-        Ok(())
+        input.at_end(LEFT_OVER)
     }
-}
 
-/// Whether a schema refers to itself (a linked list, a tree). Data of such a
-/// schema can nest as deep as its bytes allow, so messages carrying one are
-/// refused rather than decoded recursively.
-pub fn is_recursive(schema: &Schema) -> bool {
-    let Ok(resolved) = apache_avro::schema::ResolvedSchema::try_from(schema) else {
-        return true; // unresolvable references: refuse too
-    };
-    fn walk(schema: &Schema, names: &Names<'_>, stack: &mut Vec<String>) -> bool {
-        match schema {
-            Schema::Array(a) => walk(&a.items, names, stack),
-            Schema::Map(m) => walk(&m.types, names, stack),
-            Schema::Union(u) => u.variants().iter().any(|s| walk(s, names, stack)),
-            Schema::Record(r) => {
-                let name = r.name.fullname(None);
-                if stack.contains(&name) {
-                    return true;
-                }
-                stack.push(name);
-                let found = r.fields.iter().any(|f| walk(&f.schema, names, stack));
-                stack.pop();
-                found
+    /// Checks one bare Avro alert without output.
+    pub fn check(&self, payload: &[u8], budget: Budget) -> Result<(), DecodeError> {
+        let mut input = Input::alert(payload, budget)?;
+        skip(&self.root, &mut input)?;
+        input.at_end(LEFT_OVER)
+    }
+
+    /// Checks the `count` objects packed in `data` (a container block) and
+    /// returns where each one ends; the data must end with the last one.
+    pub fn split(
+        &self,
+        data: &[u8],
+        count: u64,
+        budget: Budget,
+    ) -> Result<Vec<usize>, DecodeError> {
+        let mut input = Input::new(data);
+        // An alert takes at least one byte: a count beyond that is hostile.
+        if count > data.len() as u64 {
+            return input.fail("block claims more objects than it has bytes");
+        }
+        let mut ends = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let start = input.at;
+            input.empty_left = budget.alert_bytes / EMPTY_ITEM_COST;
+            skip(&self.root, &mut input)?;
+            if input.at - start > budget.alert_bytes {
+                return input.fail("alert larger than --max-alert-bytes");
             }
-            Schema::Ref { name } => match names.get(name) {
-                Some(target) => stack.contains(&name.fullname(None)) || walk(target, names, stack),
-                None => true,
-            },
-            _ => false,
+            ends.push(input.at);
         }
-    }
-    walk(schema, resolved.get_names(), &mut Vec::new())
-}
-
-/// Whether a schema has an Avro map anywhere (apache-avro reserves map
-/// capacity from counts in the data, so such data is checked here first).
-pub fn has_map(schema: &Schema) -> bool {
-    match schema {
-        Schema::Map(_) => true,
-        Schema::Array(a) => has_map(&a.items),
-        Schema::Union(u) => u.variants().iter().any(has_map),
-        Schema::Record(r) => r.fields.iter().any(|f| has_map(&f.schema)),
-        _ => false,
+        input.at_end("block holds more bytes than its objects")?;
+        Ok(ends)
     }
 }
 
 type Names<'s> = std::collections::HashMap<apache_avro::schema::Name, &'s Schema>;
 
-impl Plan {
-    /// Walks `count` values in `data` without output, checking every length
-    /// and count against the bytes there are; the data must end exactly.
-    pub fn validate(&self, data: &[u8], count: u64) -> Result<(), DecodeError> {
-        let mut input = Input { bytes: data, at: 0 };
-        for _ in 0..count {
-            skip(&self.root, &mut input)?;
-        }
-        if input.at != data.len() {
-            return input.fail("block holds more bytes than its objects");
-        }
-        Ok(())
+struct Compiler<'s> {
+    names: &'s Names<'s>,
+    /// Records being compiled, to refuse recursion.
+    stack: Vec<String>,
+    /// Logical types as their storage types (checking only).
+    shape: bool,
+}
+
+impl Compiler<'_> {
+    fn compile(&mut self, schema: &Schema, top: bool) -> Option<Node> {
+        Some(match schema {
+            Schema::Null => Node::Null,
+            Schema::Boolean => Node::Boolean,
+            Schema::Int | Schema::Date | Schema::TimeMillis => Node::Int,
+            Schema::Long
+            | Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos => Node::Long,
+            Schema::Float => Node::Float,
+            Schema::Double => Node::Double,
+            Schema::Bytes => Node::Bytes,
+            Schema::String => Node::String,
+            Schema::Fixed(fixed) => Node::Fixed(fixed.size),
+            Schema::Enum(e) => Node::Enum(
+                e.symbols
+                    .iter()
+                    .map(|s| json_string(s).into_boxed_slice())
+                    .collect(),
+            ),
+            Schema::Array(a) => Node::Array(Box::new(self.compile(&a.items, false)?)),
+            Schema::Map(m) => Node::Map(Box::new(self.compile(&m.types, false)?)),
+            Schema::Union(u) => Node::Union(self.union(u)?),
+            Schema::Record(record) => self.record(record, top)?,
+            Schema::Ref { name } => self.compile(self.names.get(name)?, false)?,
+            Schema::Decimal(d) if self.shape => self.compile(&d.inner, false)?,
+            Schema::Uuid if self.shape => Node::Bytes,
+            Schema::Duration if self.shape => Node::Fixed(12),
+            _ => return None,
+        })
     }
-}
 
-fn compile(schema: &Schema, names: &Names<'_>, stack: &mut Vec<String>, top: bool) -> Option<Node> {
-    Some(match schema {
-        Schema::Null => Node::Null,
-        Schema::Boolean => Node::Boolean,
-        Schema::Int | Schema::Date | Schema::TimeMillis => Node::Int,
-        Schema::Long
-        | Schema::TimeMicros
-        | Schema::TimestampMillis
-        | Schema::TimestampMicros
-        | Schema::TimestampNanos
-        | Schema::LocalTimestampMillis
-        | Schema::LocalTimestampMicros
-        | Schema::LocalTimestampNanos => Node::Long,
-        Schema::Float => Node::Float,
-        Schema::Double => Node::Double,
-        Schema::Bytes => Node::Bytes,
-        Schema::String => Node::String,
-        Schema::Fixed(fixed) => Node::Fixed(fixed.size),
-        Schema::Enum(e) => Node::Enum(
-            e.symbols
-                .iter()
-                .map(|s| json_string(s).into_boxed_slice())
-                .collect(),
-        ),
-        Schema::Array(a) => Node::Array(Box::new(compile(&a.items, names, stack, false)?)),
-        Schema::Map(m) => Node::Map(Box::new(compile(&m.types, names, stack, false)?)),
-        Schema::Union(u) => Node::Union(compile_union(u, names, stack)?),
-        Schema::Record(record) => {
-            let name = record.name.fullname(None);
-            if stack.contains(&name) {
-                return None; // recursive: the value path handles it
-            }
-            stack.push(name);
-            let mut fields = Vec::with_capacity(record.fields.len());
-            for field in &record.fields {
-                let mut key = vec![b','];
-                key.extend_from_slice(&json_string(&field.name));
-                key.push(b':');
-                fields.push(Field {
-                    name: field.name.clone().into_boxed_str(),
-                    key: key.into_boxed_slice(),
-                    node: compile(&field.schema, names, stack, false)?,
-                    skip: top && is_cutout_field(&field.name),
-                });
-            }
-            stack.pop();
-            Node::Record(fields)
+    fn record(&mut self, record: &apache_avro::schema::RecordSchema, top: bool) -> Option<Node> {
+        let name = record.name.fullname(None);
+        if self.stack.contains(&name) {
+            return None; // recursive
         }
-        Schema::Ref { name } => compile(names.get(name)?, names, stack, false)?,
-        _ => return None,
-    })
-}
+        self.stack.push(name);
+        let mut fields = Vec::with_capacity(record.fields.len());
+        for field in &record.fields {
+            let mut key = vec![b','];
+            key.extend_from_slice(&json_string(&field.name));
+            key.push(b':');
+            fields.push(Field {
+                name: field.name.clone().into_boxed_str(),
+                key: key.into_boxed_slice(),
+                node: self.compile(&field.schema, false)?,
+                skip: top && is_cutout_field(&field.name),
+            });
+        }
+        self.stack.pop();
+        Some(Node::Record(fields))
+    }
 
-fn compile_union(
-    union: &UnionSchema,
-    names: &Names<'_>,
-    stack: &mut Vec<String>,
-) -> Option<Vec<Node>> {
-    union
-        .variants()
-        .iter()
-        .map(|s| compile(s, names, stack, false))
-        .collect()
+    fn union(&mut self, union: &UnionSchema) -> Option<Vec<Node>> {
+        union
+            .variants()
+            .iter()
+            .map(|s| self.compile(s, false))
+            .collect()
+    }
 }
 
 fn json_string(s: &str) -> Vec<u8> {
@@ -226,14 +233,42 @@ fn json_string(s: &str) -> Vec<u8> {
 struct Input<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Zero-size items the current alert may still claim.
+    empty_left: usize,
 }
 
 impl<'a> Input<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            at: 0,
+            empty_left: 0,
+        }
+    }
+
+    /// One whole alert, refused at once when larger than the budget.
+    fn alert(bytes: &'a [u8], budget: Budget) -> Result<Self, DecodeError> {
+        let mut input = Self::new(bytes);
+        if bytes.len() > budget.alert_bytes {
+            return input.fail("alert larger than --max-alert-bytes");
+        }
+        input.empty_left = budget.alert_bytes / EMPTY_ITEM_COST;
+        Ok(input)
+    }
+
     fn fail<T>(&self, reason: &'static str) -> Result<T, DecodeError> {
         Err(DecodeError {
             offset: self.at,
             reason,
         })
+    }
+
+    fn at_end(&self, reason: &'static str) -> Result<(), DecodeError> {
+        if self.at == self.bytes.len() {
+            Ok(())
+        } else {
+            self.fail(reason)
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
@@ -246,27 +281,14 @@ impl<'a> Input<'a> {
         }
     }
 
-    fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut value = 0u64;
-        for shift in (0..70).step_by(7) {
-            let Some(&byte) = self.bytes.get(self.at) else {
-                return self.fail("truncated: payload ends inside a number");
-            };
-            self.at += 1;
-            if shift == 63 && byte > 1 {
-                return self.fail("number longer than 64 bits");
-            }
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        self.fail("number longer than 64 bits")
-    }
-
     fn long(&mut self) -> Result<i64, DecodeError> {
-        let v = self.varint()?;
-        Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+        match read_long(self.bytes, self.at) {
+            Ok((value, next)) => {
+                self.at = next;
+                Ok(value)
+            }
+            Err(e) => self.fail(e.reason()),
+        }
     }
 
     fn int(&mut self) -> Result<i32, DecodeError> {
@@ -287,7 +309,9 @@ impl<'a> Input<'a> {
         Ok(n as usize)
     }
 
-    /// The item count of an array or map block (its byte size, if given, is skipped).
+    /// The item count of an array or map block (its byte size, if given, is
+    /// skipped): sized items must fit in the bytes left, zero-size ones in
+    /// the alert's budget.
     fn block_count(&mut self, item_min_size: usize) -> Result<u64, DecodeError> {
         let n = self.long()?;
         let count = if n < 0 {
@@ -296,20 +320,18 @@ impl<'a> Input<'a> {
         } else {
             n as u64
         };
-        let left = (self.bytes.len() - self.at) as u64;
-        let bound = if item_min_size == 0 {
-            MAX_EMPTY_ITEMS
-        } else {
-            left / item_min_size as u64
-        };
-        if count > bound {
+        if item_min_size == 0 {
+            if count > self.empty_left as u64 {
+                return self.fail("an array or map of empty items exceeds --max-alert-bytes");
+            }
+            self.empty_left -= count as usize;
+        } else if count > (self.bytes.len() - self.at) as u64 / item_min_size as u64 {
             return self.fail("an array or map claims more items than the payload can hold");
         }
         Ok(count)
     }
 }
 
-/// The fewest bytes one value of `node` takes (to bound item counts).
 fn min_size(node: &Node) -> usize {
     match node {
         Node::Null => 0,

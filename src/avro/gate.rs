@@ -1,0 +1,308 @@
+//! The decode gate: every payload from Kafka or a file passes here before
+//! any library allocates from it. Containers are parsed and decompressed by
+//! this project behind byte limits (never by apache-avro), and every alert is
+//! walked with its compiled schema, checking each length and count against
+//! the bytes there are, before apache-avro or the JSON writer decodes it.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Result};
+use apache_avro::Schema;
+
+use super::container;
+use super::plan::{Budget, Plan};
+
+/// `--max-alert-bytes` by default: ZTF alerts are 40-90 KB, Rubin's a few
+/// hundred KB; a message claiming more than this is refused.
+pub const DEFAULT_MAX_ALERT_BYTES: usize = 16 << 20;
+
+/// The most the blocks of one message may decompress to, together, unless
+/// `--max-alert-bytes` is larger.
+pub const MESSAGE_DECOMPRESSED_BYTES: usize = 64 << 20;
+
+/// A writer schema found in a container, checked and compiled once.
+#[derive(Debug)]
+pub struct Writer {
+    pub schema: Schema,
+    /// For checking data of this schema.
+    pub shape: Plan,
+    /// For printing it straight to JSON, where the schema allows.
+    pub json: Option<Plan>,
+}
+
+impl Writer {
+    pub fn parse(text: &[u8]) -> Result<Self> {
+        let text = std::str::from_utf8(text)
+            .map_err(|_| anyhow!("the container's writer schema is not UTF-8"))?;
+        let schema = Schema::parse_str(text)
+            .map_err(|e| anyhow!("the container's writer schema is not valid Avro: {e}"))?;
+        if super::schema::is_recursive(&schema) {
+            return Err(anyhow!(
+                "the container's writer schema is recursive; refused"
+            ));
+        }
+        let shape = Plan::shape(&schema).ok_or_else(|| {
+            anyhow!("the container's writer schema uses a type that cannot be checked (big-decimal); refused")
+        })?;
+        let json = Plan::compile(&schema);
+        Ok(Self {
+            schema,
+            shape,
+            json,
+        })
+    }
+}
+
+/// Writer schemas seen recently, by their text: a stream of containers
+/// repeats the same few, and parsing one costs more than decoding an alert.
+#[derive(Debug, Default)]
+pub struct WriterCache {
+    writers: Mutex<HashMap<Vec<u8>, Arc<Writer>>>,
+}
+
+/// Distinct writer schemas kept at once.
+const CACHED_WRITERS: usize = 64;
+
+impl WriterCache {
+    pub fn get(&self, text: &[u8]) -> Result<Arc<Writer>> {
+        if let Some(writer) = self.lock().get(text) {
+            return Ok(writer.clone());
+        }
+        let writer = Arc::new(Writer::parse(text)?);
+        let mut writers = self.lock();
+        if writers.len() >= CACHED_WRITERS {
+            writers.clear();
+        }
+        writers.insert(text.to_vec(), writer.clone());
+        Ok(writer)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Arc<Writer>>> {
+        self.writers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A container whose every alert has been checked against its writer schema.
+#[derive(Debug)]
+pub struct Checked<'a> {
+    pub writer: Arc<Writer>,
+    pub codec: container::Codec,
+    blocks: Vec<Cow<'a, [u8]>>,
+    /// (block, start, end) of each alert.
+    alerts: Vec<(usize, usize, usize)>,
+}
+
+impl Checked<'_> {
+    /// Each alert's bare Avro bytes, in order.
+    pub fn alerts(&self) -> impl Iterator<Item = &[u8]> {
+        self.alerts
+            .iter()
+            .map(|&(block, start, end)| &self.blocks[block][start..end])
+    }
+
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+}
+
+/// Opens a container (a Kafka message or a file): framing, codec, writer
+/// schema, then each block decompressed (at most `total` bytes in all) and
+/// split into alerts of at most `budget` bytes each.
+pub fn open_container<'a>(
+    bytes: &'a [u8],
+    budget: Budget,
+    total: usize,
+    writers: &WriterCache,
+) -> Result<Checked<'a>> {
+    let parsed = container::parse(bytes).map_err(|e| anyhow!("bad Avro container: {e}"))?;
+    let writer = writers.get(parsed.schema)?;
+    let mut checked = Checked {
+        writer,
+        codec: parsed.codec,
+        blocks: Vec::with_capacity(parsed.blocks.len()),
+        alerts: Vec::new(),
+    };
+    let mut left = total;
+    for block in &parsed.blocks {
+        let fail = |e: String| {
+            anyhow!(
+                "bad Avro container: {} block at byte {}: {e}",
+                parsed.codec.name(),
+                block.offset
+            )
+        };
+        let limit = budget
+            .alert_bytes
+            .saturating_mul(block.count as usize)
+            .min(left);
+        let data = parsed.codec.decompress(block.data, limit).map_err(fail)?;
+        left -= data.len();
+        let ends = checked
+            .writer
+            .shape
+            .split(&data, block.count, budget)
+            .map_err(|e| fail(e.to_string()))?;
+        let index = checked.blocks.len();
+        let mut start = 0;
+        for end in ends {
+            checked.alerts.push((index, start, end));
+            start = end;
+        }
+        checked.blocks.push(data);
+    }
+    Ok(checked)
+}
+
+/// The total decompressed size allowed for one message.
+pub fn message_limit(budget: Budget) -> usize {
+    MESSAGE_DECOMPRESSED_BYTES.max(budget.alert_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::avro::container::{write_block, write_header, Codec};
+    use crate::avro::varint::write_long;
+
+    const SYNC: [u8; 16] = *b"0123456789abcdef";
+    const BUDGET: Budget = Budget {
+        alert_bytes: DEFAULT_MAX_ALERT_BYTES,
+    };
+
+    fn open(bytes: &[u8]) -> Result<Checked<'_>> {
+        open_container(
+            bytes,
+            BUDGET,
+            message_limit(BUDGET),
+            &WriterCache::default(),
+        )
+    }
+
+    fn one_block(
+        schema: &str,
+        codec: Codec,
+        extra: &[(&str, &[u8])],
+        count: u64,
+        raw: &[u8],
+    ) -> Vec<u8> {
+        let mut bytes = write_header(schema, codec, extra, &SYNC);
+        write_block(&mut bytes, count, &codec.compress(raw).unwrap(), &SYNC);
+        bytes
+    }
+
+    const LONG_RECORD: &str =
+        r#"{"type":"record","name":"r","fields":[{"name":"a","type":"long"}]}"#;
+
+    /// Issue 9: apache-avro panicked on an empty compression level.
+    #[test]
+    fn zstandard_with_an_empty_compression_level_decodes() {
+        let bytes = one_block(
+            LONG_RECORD,
+            Codec::Zstandard,
+            &[("avro.codec.compression_level", b"")],
+            2,
+            &[2, 4],
+        );
+        assert_eq!(open(&bytes).unwrap().len(), 2);
+    }
+
+    /// Issue 9: apache-avro panicked on a snappy block shorter than its checksum.
+    #[test]
+    fn a_snappy_block_shorter_than_its_checksum_is_refused() {
+        let mut bytes = write_header(LONG_RECORD, Codec::Snappy, &[], &SYNC);
+        write_block(&mut bytes, 1, &[0, 1], &SYNC);
+        let error = open(&bytes).unwrap_err().to_string();
+        assert!(
+            error.contains("shorter than its 4-byte checksum"),
+            "{error}"
+        );
+    }
+
+    /// Issue 9: 64 Mi nulls per block took 16 GB; the budget refuses at once.
+    #[test]
+    fn arrays_of_nulls_draw_on_the_alert_budget() {
+        let schema = r#"{"type":"array","items":"null"}"#;
+        let mut raw = Vec::new();
+        for _ in 0..64 {
+            write_long(&mut raw, 64 << 20);
+        }
+        write_long(&mut raw, 0);
+        let bytes = one_block(schema, Codec::Null, &[], 1, &raw);
+        let error = open(&bytes).unwrap_err().to_string();
+        assert!(
+            error.contains("empty items exceeds --max-alert-bytes"),
+            "{error}"
+        );
+        // Within the budget, an array of nulls is fine.
+        let mut small = Vec::new();
+        write_long(&mut small, 1000);
+        write_long(&mut small, 0);
+        assert_eq!(
+            open(&one_block(schema, Codec::Null, &[], 1, &small))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    /// Issue 9: a 1 MB deflate block inflating to 1 GiB took 2.1 GB.
+    #[test]
+    fn a_decompression_bomb_stops_at_the_limit() {
+        let schema = r#"{"type":"record","name":"r","fields":[{"name":"b","type":"bytes"}]}"#;
+        let zeros = vec![0u8; 256 << 20];
+        for codec in [Codec::Deflate, Codec::Zstandard, Codec::Snappy] {
+            let bytes = one_block(schema, codec, &[], 1000, &zeros);
+            let error = open(&bytes).unwrap_err().to_string();
+            assert!(
+                error.contains("decompresses to more than"),
+                "{codec:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_alert_over_the_budget_is_refused() {
+        let schema = r#"{"type":"record","name":"r","fields":[{"name":"b","type":"bytes"}]}"#;
+        let mut raw = Vec::new();
+        write_long(&mut raw, 2000);
+        raw.extend_from_slice(&[1; 2000]);
+        let bytes = one_block(schema, Codec::Deflate, &[], 1, &raw);
+        let small = Budget { alert_bytes: 1000 };
+        let error = open_container(&bytes, small, 1 << 20, &WriterCache::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("more than 1000 bytes"), "{error}");
+        assert!(open(&bytes).is_ok());
+    }
+
+    #[test]
+    fn hostile_writer_schemas_are_refused() {
+        for (schema, why) in [
+            (
+                r#"{"type":"record","name":"n","fields":[{"name":"next","type":["null","n"]}]}"#,
+                "recursive",
+            ),
+            ("{not json", "not valid Avro"),
+            (
+                r#"{"type":"bytes","logicalType":"big-decimal"}"#,
+                "cannot be checked",
+            ),
+        ] {
+            let bytes = one_block(schema, Codec::Null, &[], 1, &[0]);
+            let error = open(&bytes).unwrap_err().to_string();
+            assert!(error.contains(why), "{schema}: {error}");
+        }
+    }
+
+    #[test]
+    fn more_objects_than_bytes_is_refused() {
+        let bytes = one_block(r#""null""#, Codec::Null, &[], 1 << 40, &[]);
+        assert!(open(&bytes).is_err());
+    }
+}

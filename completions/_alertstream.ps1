@@ -36,7 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send one visit of alerts, or a visit at every interval with --repeat')
             [CompletionResult]::new('print', 'print', [CompletionResultType]::ParameterValue, 'Consume a stream and print each alert as one JSON object per line')
-            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Report where a consumer group stands: end-of-partition lines and rates, lag, latency')
+            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff) to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -49,8 +49,8 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)')
             [CompletionResult]::new('--max-repeats', '--max-repeats', [CompletionResultType]::ParameterName, 'Number of visits with --repeat (2215 visits of 39 s is about 24 hours)')
             [CompletionResult]::new('--partitions', '--partitions', [CompletionResultType]::ParameterName, 'Partitions of the topic when it has to be created')
-            [CompletionResult]::new('--replication-factor', '--replication-factor', [CompletionResultType]::ParameterName, 'Replication factor of the topic when it has to be created')
-            [CompletionResult]::new('--flush-timeout', '--flush-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for outstanding deliveries at the end, or after Ctrl-C')
+            [CompletionResult]::new('--replication-factor', '--replication-factor', [CompletionResultType]::ParameterName, 'Replication factor of the topic when it has to be created [default: the cluster''s default.replication.factor]')
+            [CompletionResult]::new('--flush-timeout', '--flush-timeout', [CompletionResultType]::ParameterName, 'Seconds Ctrl-C or SIGTERM waits for deliveries in flight before giving up on them (8 fits Docker''s 10 s stop grace period)')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
             [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
             [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
@@ -68,10 +68,12 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             break
         }
         'alertstream;print' {
-            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream')
-            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream; offsets are committed only after an alert is written out')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream; offsets are committed only after an alert is written out')
             [CompletionResult]::new('--max-messages', '--max-messages', [CompletionResultType]::ParameterName, 'Exit after this many messages')
             [CompletionResult]::new('--broker-timeout', '--broker-timeout', [CompletionResultType]::ParameterName, 'Exit with an error once every broker has been unreachable this long')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How messages frame their Avro data')
+            [CompletionResult]::new('--max-alert-bytes', '--max-alert-bytes', [CompletionResultType]::ParameterName, 'The most one alert may take, in bytes of Avro binary (after decompression); larger ones are reported and skipped. Suffixes K, M, G')
             [CompletionResult]::new('--stamp-dir', '--stamp-dir', [CompletionResultType]::ParameterName, 'Write each alert''s cutouts into this folder (created if missing), named by their fileName')
             [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'Reader schema: .avsc files or a folder of them [default: built-in]')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
@@ -93,8 +95,8 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             break
         }
         'alertstream;monitor' {
-            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream')
-            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'A consumer group to watch (repeatable): its lag per partition, from its committed offsets. Monitor never joins or commits for it')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'A consumer group to watch (repeatable): its lag per partition, from its committed offsets. Monitor never joins or commits for it')
             [CompletionResult]::new('--max-messages', '--max-messages', [CompletionResultType]::ParameterName, 'Exit after this many messages')
             [CompletionResult]::new('--broker-timeout', '--broker-timeout', [CompletionResultType]::ParameterName, 'Exit with an error once every broker has been unreachable this long')
             [CompletionResult]::new('--every', '--every', [CompletionResultType]::ParameterName, 'Seconds between status lines (rate, lag, latency); 0 turns them off')
@@ -145,7 +147,7 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
         'alertstream;help' {
             [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send one visit of alerts, or a visit at every interval with --repeat')
             [CompletionResult]::new('print', 'print', [CompletionResultType]::ParameterValue, 'Consume a stream and print each alert as one JSON object per line')
-            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Report where a consumer group stands: end-of-partition lines and rates, lag, latency')
+            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff) to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')

@@ -313,7 +313,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__print)
-            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --broker-timeout --stamp-dir --decode-off --meta --schema --brokers --kafka --kafka-config --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --broker-timeout --format --max-alert-bytes --stamp-dir --decode-off --meta --schema --brokers --kafka --kafka-config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -332,6 +332,14 @@ _alertstream() {
                     return 0
                     ;;
                 --broker-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "auto schemaless container confluent" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-alert-bytes)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,7 +33,7 @@ complete -c alertstream -n "__fish_alertstream_needs_command" -s h -l help -d 'P
 complete -c alertstream -n "__fish_alertstream_needs_command" -s V -l version -d 'Print version'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
-complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "monitor" -d 'Report where a consumer group stands: end-of-partition lines and rates, lag, latency'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "man" -d 'Print the manual page (roff) to stdout'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -45,8 +45,8 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema-
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l interval -d 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l max-repeats -d 'Number of visits with --repeat (2215 visits of 39 s is about 24 hours)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l partitions -d 'Partitions of the topic when it has to be created' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l replication-factor -d 'Replication factor of the topic when it has to be created' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l flush-timeout -d 'Seconds to wait for outstanding deliveries at the end, or after Ctrl-C' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l replication-factor -d 'Replication factor of the topic when it has to be created [default: the cluster\'s default.replication.factor]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l flush-timeout -d 'Seconds Ctrl-C or SIGTERM waits for deliveries in flight before giving up on them (8 fits Docker\'s 10 s stop grace period)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
@@ -56,9 +56,14 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l repeat 
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream; offsets are committed only after an alert is written out' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-messages -d 'Exit after this many messages' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l format -d 'How messages frame their Avro data' -r -f -a "auto\t''
+schemaless\t''
+container\t''
+confluent\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary (after decompression); larger ones are reported and skipped. Suffixes K, M, G' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l stamp-dir -d 'Write each alert\'s cutouts into this folder (created if missing), named by their fileName' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema -d 'Reader schema: .avsc files or a folder of them [default: built-in]' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
@@ -71,7 +76,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l meta -
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s g -l group -d 'A consumer group to watch (repeatable): its lag per partition, from its committed offsets. Monitor never joins or commits for it' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l max-messages -d 'Exit after this many messages' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l every -d 'Seconds between status lines (rate, lag, latency); 0 turns them off' -r
@@ -97,7 +102,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s q -l qui
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
 complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "monitor" -d 'Report where a consumer group stands: end-of-partition lines and rates, lag, latency'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
 complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "man" -d 'Print the manual page (roff) to stdout'
 complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -59,13 +59,12 @@ fn main() -> Result<()> {
             let count: u64 = args[2].parse().context("COUNT")?;
             // The same group join and settings as `alertstream print`.
             let options = ConsumerOptions {
-                group: args[3].clone(),
                 exit_at_end: false,
                 max_messages: None,
                 wait_for_topic: true,
                 broker_timeout: Duration::from_secs(60),
             };
-            let consumer = subscribe(&kafka, &options, &args[1], &[])?;
+            let consumer = subscribe(&kafka, &options, &args[1], &args[3], &[])?;
             let mut first = None;
             let (mut seen, mut bytes) = (0u64, 0usize);
             let deadline = Instant::now() + Duration::from_secs(120);

@@ -20,7 +20,7 @@ const AFTER_HELP: &str = "Examples:
   A visit of 10,000 alerts every 39 seconds for 24 hours:
     alertstream send my-stream 10000 --repeat
 
-  Watch whether group 'readers' keeps up:
+  Watch whether group 'readers' keeps up (without joining it):
     alertstream monitor my-stream --group readers
 
 Exit codes: 0 success; 1 Kafka or I/O failure; 2 bad usage or bad input;
@@ -79,7 +79,7 @@ pub enum Command {
     /// Consume a stream and print each alert as one JSON object per line.
     #[command(after_help = PRINT_EXAMPLES)]
     Print(PrintArgs),
-    /// Report where a consumer group stands: end-of-partition lines and rates, lag, latency.
+    /// Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag.
     #[command(after_help = MONITOR_EXAMPLES)]
     Monitor(MonitorArgs),
     /// Print a shell completion script to stdout.
@@ -98,11 +98,12 @@ const SEND_EXAMPLES: &str = "Examples:
 const PRINT_EXAMPLES: &str = "Examples:
   alertstream print my-stream --group readers -e
   alertstream print my-stream --stamp-dir stamps/ -e
-  alertstream print my-stream --decode-off --max-messages 1";
+  alertstream print my-stream --decode-off --max-messages 1
+  alertstream print my-stream --format confluent --max-alert-bytes 4M";
 
 const MONITOR_EXAMPLES: &str = "Examples:
-  alertstream monitor my-stream --group monitor-group
-  alertstream monitor my-stream --group readers --every 5";
+  alertstream monitor my-stream
+  alertstream monitor my-stream --group readers --group archivers --every 5";
 
 const COMPLETIONS_EXAMPLES: &str = "Examples:
   alertstream completions bash > ~/.local/share/bash-completion/completions/alertstream
@@ -164,21 +165,19 @@ pub struct SendArgs {
     #[arg(long = "partitions", default_value_t = 1, value_name = "N")]
     pub partitions: i32,
 
-    /// Replication factor of the topic when it has to be created.
-    #[arg(long = "replication-factor", default_value_t = 1, value_name = "N")]
-    pub replication_factor: i32,
+    /// Replication factor of the topic when it has to be created [default:
+    /// the cluster's default.replication.factor].
+    #[arg(long = "replication-factor", value_name = "N")]
+    pub replication_factor: Option<i32>,
 
-    /// Seconds to wait for outstanding deliveries at the end, or after Ctrl-C.
-    #[arg(long = "flush-timeout", default_value_t = 30.0, value_name = "SECONDS")]
+    /// Seconds Ctrl-C or SIGTERM waits for deliveries in flight before giving
+    /// up on them (8 fits Docker's 10 s stop grace period).
+    #[arg(long = "flush-timeout", default_value_t = 8.0, value_name = "SECONDS")]
     pub flush_timeout: f64,
 }
 
 #[derive(Debug, Args)]
 pub struct ConsumerArgs {
-    /// Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream.
-    #[arg(short = 'g', long = "group", value_name = "GROUP")]
-    pub group: Option<String>,
-
     /// Exit once every assigned partition has reached its end.
     #[arg(short = 'e', long = "exit-at-end")]
     pub exit_at_end: bool,
@@ -205,8 +204,26 @@ pub struct PrintArgs {
     /// Topic to consume.
     pub topic: String,
 
+    /// Consumer group id [default: $HOSTNAME]. Consumers in one group share the
+    /// stream; offsets are committed only after an alert is written out.
+    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    pub group: Option<String>,
+
     #[command(flatten)]
     pub consumer: ConsumerArgs,
+
+    /// How messages frame their Avro data.
+    ///
+    /// auto: an Avro container (magic Obj\x01) is read as one; a message whose
+    /// first byte is 0 is read as Confluent-framed, and as bare Avro if that
+    /// fails; anything else as bare Avro. A fixed format guesses nothing.
+    #[arg(long = "format", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
+    pub format: ReadFormat,
+
+    /// The most one alert may take, in bytes of Avro binary (after
+    /// decompression); larger ones are reported and skipped. Suffixes K, M, G.
+    #[arg(long = "max-alert-bytes", default_value = "16M", value_name = "BYTES")]
+    pub max_alert_bytes: String,
 
     /// Write each alert's cutouts into this folder (created if missing), named by their fileName.
     #[arg(long = "stamp-dir", value_name = "DIR")]
@@ -234,6 +251,11 @@ pub struct MonitorArgs {
     /// Topic to monitor.
     pub topic: String,
 
+    /// A consumer group to watch (repeatable): its lag per partition, from
+    /// its committed offsets. Monitor never joins or commits for it.
+    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+
     #[command(flatten)]
     pub consumer: ConsumerArgs,
 
@@ -250,6 +272,15 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WireFormat {
+    Schemaless,
+    Container,
+    Confluent,
+}
+
+/// How `print` reads each message's framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReadFormat {
+    Auto,
     Schemaless,
     Container,
     Confluent,

@@ -26,3 +26,27 @@ pub fn start_visit(bar: &ProgressBar, visit: u64, count: u64) {
     bar.set_length(count);
     bar.set_prefix(format!("visit {visit}"));
 }
+
+/// Rates over shorter spans than this say nothing (one message takes ~0 s).
+const MIN_RATE_SPAN: f64 = 0.01;
+
+/// `count` per second over `seconds`, e.g. "12345 alerts/s", or "n/a" when
+/// the span is too short to mean anything.
+pub fn rate(count: u64, seconds: f64, unit: &str) -> String {
+    if count < 2 || seconds < MIN_RATE_SPAN {
+        return "rate n/a: too short a span".to_string();
+    }
+    format!("{:.0} {unit}", count as f64 / seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_need_a_span() {
+        assert_eq!(rate(1, 0.0, "alerts/s"), "rate n/a: too short a span");
+        assert_eq!(rate(100, 0.001, "alerts/s"), "rate n/a: too short a span");
+        assert_eq!(rate(100, 2.0, "alerts/s"), "50 alerts/s");
+    }
+}

@@ -41,37 +41,81 @@ fn end_of_partition_lines_in_the_original_format() {
     );
 }
 
+/// Waits for a stdout line of `running` that `pred` accepts.
+fn wait_line(running: &Running, what: &str, mut pred: impl FnMut(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + RUN_LIMIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = running
+            .stdout
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no line with {what}"));
+        if pred(&line) {
+            return line;
+        }
+    }
+}
+
 #[test]
 fn status_lines_report_rate_lag_and_latency() {
     let topic = topic("status");
+    create_topic(&topic, 1);
+    let monitor = spawn(&["monitor", &topic, "--every", "0.2"]);
+    // Monitor watches what arrives after it starts: from the end it reports.
+    wait_line(&monitor, "the end of the partition", |l| {
+        l.contains("status:end")
+    });
     ok(&["send", &topic]);
-    let monitor = spawn(&["monitor", &topic, "--group", "mon", "--every", "0.2"]);
-    // Wait for a status line that has seen every message and has no lag left.
-    let deadline = std::time::Instant::now() + RUN_LIMIT;
     let mut seen = 0;
-    let mut caught_up = None;
-    while caught_up.is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no caught-up status line"
-        );
-        let line = monitor.stdout.recv_timeout(RUN_LIMIT).expect("a line");
+    wait_line(&monitor, "a caught-up status line", |line| {
         if !line.contains("status:stats") {
-            continue;
+            return false;
         }
-        let messages: u64 = field(&line, "messages:").parse().unwrap();
+        let messages: u64 = field(line, "messages:").parse().unwrap();
         seen += messages;
         if messages > 0 {
-            assert!(field(&line, "latency_p50:").ends_with('s'), "{line}");
-            assert!(field(&line, "latency_p99:").ends_with('s'), "{line}");
+            assert!(field(line, "latency_p50:").ends_with('s'), "{line}");
+            assert!(field(line, "latency_p99:").ends_with('s'), "{line}");
+            assert!(field(line, "rate:").ends_with("/s"), "{line}");
         }
-        if seen == 12 && field(&line, "lag:") == "0" {
-            caught_up = Some(line);
-        }
-    }
+        seen == 12 && field(line, "lag:") == "0"
+    });
     let (status, _, log) = monitor.terminate();
     assert!(status.success(), "{}", log.join("\n"));
     assert_eq!(seen, 12);
+}
+
+/// Issue 9: `monitor --group readers` joined the group and committed offsets
+/// of alerts it never printed, so `print --group readers` got 0 of 12.
+#[test]
+fn monitor_watches_groups_without_joining_or_committing() {
+    let topic = topic("watch");
+    ok(&["send", &topic]);
+    let monitor = spawn(&[
+        "monitor", &topic, "--group", "readers", "--group", "others", "--every", "0.2",
+    ]);
+    let before = wait_line(&monitor, "the lag of readers", |l| {
+        l.contains("group:readers")
+    });
+    assert!(
+        before.contains("status:lag, group:readers, lag:12 [0=12]"),
+        "{before}"
+    );
+    // While monitor watches, the group itself gets every alert.
+    let printed = json_lines(&ok(&["print", &topic, "--group", "readers", "-e"]));
+    assert_eq!(printed.len(), 12);
+    wait_line(&monitor, "readers caught up", |l| {
+        l.contains("group:readers, lag:0 [0=0]")
+    });
+    let others = wait_line(&monitor, "the lag of others", |l| {
+        l.contains("group:others")
+    });
+    assert!(others.contains("lag:12"), "{others}");
+    let (status, _, log) = monitor.terminate();
+    assert!(status.success(), "{}", log.join("\n"));
+    // Nothing monitor did moved the groups' offsets.
+    let again = json_lines(&ok(&["print", &topic, "--group", "others", "-e"]));
+    assert_eq!(again.len(), 12, "group others untouched by monitor");
 }
 
 fn field<'a>(line: &'a str, key: &str) -> &'a str {

@@ -170,6 +170,29 @@ pub fn refuse_name(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Why a cutout was not written.
+#[derive(Debug)]
+pub enum StampError {
+    /// Its name is unsafe: reported and skipped (hostile input).
+    Refused(String),
+    /// The file system failed (full disk, permissions): the consumer stops.
+    Failed(String),
+}
+
+impl std::fmt::Display for StampError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(why) | Self::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for StampError {}
+
+/// Temporary files get short names of their own, so that a 255-byte cutout
+/// name never makes a longer temporary one.
+static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The folder given with `--stamp-dir`; nothing is written outside it.
 #[derive(Debug)]
 pub struct StampDir {
@@ -194,15 +217,18 @@ impl StampDir {
         }
     }
 
-    /// Writes one cutout; `Err` carries why it was refused or failed.
-    pub fn write(&self, name: &str, data: &[u8]) -> Result<PathBuf, String> {
+    /// Writes one cutout; `Err` says why it was refused or failed.
+    pub fn write(&self, name: &str, data: &[u8]) -> Result<PathBuf, StampError> {
         if let Some(reason) = refuse_name(name) {
-            return Err(format!("refused cutout file name {name:?}: {reason}"));
+            return Err(StampError::Refused(format!(
+                "refused cutout file name {name:?}: {reason}"
+            )));
         }
         let target = self.dir.join(name);
+        let n = TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let temp = self
             .dir
-            .join(format!(".{name}.{}.part", std::process::id()));
+            .join(format!(".alertstream-{}-{n}.part", std::process::id()));
         let result = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -213,7 +239,10 @@ impl StampDir {
             Ok(()) => Ok(target),
             Err(e) => {
                 let _ = std::fs::remove_file(&temp);
-                Err(format!("cannot write cutout {}: {e}", target.display()))
+                Err(StampError::Failed(format!(
+                    "cannot write cutout {}: {e}",
+                    target.display()
+                )))
             }
         }
     }

@@ -9,6 +9,8 @@ pub mod send;
 
 use anyhow::Result;
 
+use crate::exit::bad_input;
+
 use crate::cli::{Cli, Command};
 use crate::kafka::KafkaSettings;
 use crate::shutdown::Shutdown;
@@ -38,5 +40,47 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Completions(args) => completions::run(args.shell),
         Command::Man => man::run(),
+    }
+}
+
+/// A byte size such as `16M`, `512K`, `1G` or `1000` (powers of 1024).
+pub fn byte_size(flag: &str, text: &str) -> Result<usize> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => 64,
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0 && shift < 64)
+        .and_then(|n| n.checked_mul(1usize << shift.min(63)))
+        .ok_or_else(|| {
+            bad_input(format!(
+                "{flag} {text}: give a positive size in bytes, e.g. 16M, 512K or 1000000"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(byte_size("-x", "16M").unwrap(), 16 << 20);
+        assert_eq!(byte_size("-x", "512k").unwrap(), 512 << 10);
+        assert_eq!(byte_size("-x", "1000").unwrap(), 1000);
+        assert_eq!(byte_size("-x", "2GiB").unwrap(), 2 << 30);
+        for bad in ["", "0", "M", "12Q", "-5", "99999999999999999999G"] {
+            assert!(byte_size("-x", bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,21 +1,21 @@
-//! `alertstream monitor`: consumes without decoding and reports, as the
-//! original did, each time a partition reaches its end; and, every `--every`
-//! seconds, whether this consumer keeps up: rate, lag and end-to-end latency.
+//! `alertstream monitor`: reads the stream outside any group and reports,
+//! as the original did, each time a partition reaches its end; and, every
+//! `--every` seconds, the rate and end-to-end latency of what arrives and the
+//! lag of each `--group` it watches. It never joins or commits for a group.
 
-use std::collections::BTreeMap;
-use std::io::{ErrorKind, Write};
+use std::io::{StdoutLock, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::Offset;
 
-use crate::avro::codec;
 use crate::cli::MonitorArgs;
 use crate::exit::bad_input;
-use crate::kafka::consumer::{self, ConsumerOptions, EndTracker, ErrorLog};
+use crate::kafka::consume::{self, Handler, Stream};
+use crate::kafka::consumer::{self, ConsumerOptions};
+use crate::kafka::groups::{GroupLag, GroupWatch};
 use crate::kafka::{ClientLog, KafkaSettings};
 use crate::shutdown::Shutdown;
 
@@ -23,6 +23,8 @@ use crate::shutdown::Shutdown;
 #[derive(Debug, Clone)]
 pub struct MonitorOptions {
     pub topic: String,
+    /// Groups whose lag is reported; monitor never joins them.
+    pub groups: Vec<String>,
     pub consumer: ConsumerOptions,
     /// Time between status lines; `None` turns them off.
     pub every: Option<Duration>,
@@ -37,8 +39,12 @@ impl MonitorOptions {
                 args.every
             )));
         }
+        if args.groups.iter().any(|g| g.trim().is_empty()) {
+            return Err(bad_input("--group is empty"));
+        }
         Ok(Self {
             topic: args.topic,
+            groups: args.groups,
             consumer: ConsumerOptions::from_args(args.consumer)?,
             every: (args.every > 0.0).then(|| Duration::from_secs_f64(args.every)),
         })
@@ -98,140 +104,155 @@ fn unix_now() -> f64 {
 }
 
 pub async fn run(options: MonitorOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
-    let consumer = consumer::subscribe(
+    let groups = GroupWatch::new(&kafka, &options.groups)?;
+    // It watches what arrives from now on: each partition from its end.
+    let Some(consumer) = consumer::assign_all(
         &kafka,
         &options.consumer,
         &options.topic,
+        Offset::End,
         &[
             ("client.id", "alertstream-monitor"),
             ("enable.partition.eof", "true"),
         ],
-    )?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let result = watch(&consumer, &kafka, &options, &shutdown, &mut out);
-    let _ = out.flush();
-    if consumer.context().all_down_for().is_some() && result.is_err() {
-        consumer::abandon(consumer);
-    } else {
-        consumer::close(consumer);
-    }
-    match result {
-        Err(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe) =>
-        {
-            Ok(())
-        }
-        other => other,
+        &shutdown,
+    )?
+    else {
+        return Ok(());
+    };
+    let stream = Stream {
+        consumer,
+        topic: options.topic.clone(),
+        in_group: false,
+    };
+    let mut monitor = Monitor {
+        topic: options.topic.clone(),
+        every: options.every,
+        groups,
+        window: Window::new(),
+        next_offsets: Default::default(),
+        out: std::io::stdout().lock(),
+    };
+    let result = consume::run(stream, &kafka, &options.consumer, &shutdown, &mut monitor);
+    let _ = monitor.out.flush();
+    result
+}
+
+struct Monitor {
+    topic: String,
+    every: Option<Duration>,
+    groups: GroupWatch,
+    window: Window,
+    /// The offset after the last message seen, per partition.
+    next_offsets: std::collections::BTreeMap<i32, i64>,
+    out: StdoutLock<'static>,
+}
+
+impl Monitor {
+    fn line(&mut self, line: &str) -> Result<()> {
+        writeln!(self.out, "{line}")
+            .and_then(|()| self.out.flush())
+            .context("cannot write to stdout")
     }
 }
 
-fn watch(
+impl Handler for Monitor {
+    fn message(&mut self, message: &BorrowedMessage<'_>) -> Result<()> {
+        self.next_offsets
+            .insert(message.partition(), message.offset() + 1);
+        let latency = message
+            .timestamp()
+            .to_millis()
+            .map(|sent| (unix_now() * 1000.0) as i64 - sent);
+        self.window.record(message.payload_len(), latency);
+        Ok(())
+    }
+
+    fn end_of_partition(&mut self, partition: i32, next: Option<i64>) -> Result<()> {
+        let offset = next
+            .or_else(|| self.next_offsets.get(&partition).copied())
+            .map_or("None".to_string(), |o| o.to_string());
+        let line = format!(
+            "topic:{}, partition:{partition}, status:end, offset:{offset}, key:None, time:{:.3}",
+            self.topic,
+            unix_now()
+        );
+        self.line(&line)
+    }
+
+    fn tick(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        let Some(every) = self.every else {
+            return Ok(());
+        };
+        if self.window.started.elapsed() < every {
+            return Ok(());
+        }
+        let marks = watermarks(consumer, &self.topic);
+        let stats = status_line(consumer, &self.topic, &marks, &mut self.window);
+        self.line(&stats)?;
+        for lag in self.groups.lags(&self.topic, &marks) {
+            let line = lag_line(&self.topic, &lag);
+            self.line(&line)?;
+        }
+        self.window = Window::new();
+        Ok(())
+    }
+}
+
+/// (partition, low, high) of every assigned partition whose marks answer.
+fn watermarks(consumer: &BaseConsumer<ClientLog>, topic: &str) -> Vec<(i32, i64, i64)> {
+    let Ok(assignment) = consumer.assignment() else {
+        return Vec::new();
+    };
+    assignment
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, e.partition(), Duration::from_secs(1))
+                .ok()?;
+            Some((e.partition(), low, high))
+        })
+        .collect()
+}
+
+/// `[0=N, 1=N]`, `?` where unknown.
+fn per_partition(lags: &[(i32, Option<i64>)]) -> String {
+    let parts: Vec<String> = lags
+        .iter()
+        .map(|(p, lag)| format!("{p}={}", lag.map_or("?".to_string(), |l| l.to_string())))
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// `topic:T, status:lag, group:G, lag:N [0=N, 1=N], time:...`
+fn lag_line(topic: &str, lag: &GroupLag) -> String {
+    format!(
+        "topic:{topic}, status:lag, group:{}, lag:{} {}, time:{:.3}",
+        lag.group,
+        lag.total(),
+        per_partition(&lag.partitions),
+        unix_now()
+    )
+}
+
+/// `topic:T, status:stats, ...`: rates over the window, how far monitor
+/// itself is behind the end, and latency (now minus the message timestamp).
+fn status_line(
     consumer: &BaseConsumer<ClientLog>,
-    kafka: &KafkaSettings,
-    options: &MonitorOptions,
-    shutdown: &Shutdown,
-    out: &mut impl Write,
-) -> Result<()> {
-    let stdout_failed = |e: std::io::Error| anyhow::Error::new(e).context("cannot write to stdout");
-    let topic = options.topic.as_str();
-    let mut ends = EndTracker::default();
-    let mut errors = ErrorLog::default();
-    let mut window = Window::new();
-    let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut total = 0u64;
-    while !shutdown.requested() {
-        match consumer.poll(Duration::from_millis(100)) {
-            None => consumer::check_brokers(consumer, kafka, options.consumer.broker_timeout)?,
-            Some(Ok(message)) => {
-                errors.clear();
-                consumer.context().brokers_answered();
-                total += 1;
-                ends.message(message.partition());
-                next_offsets.insert(message.partition(), message.offset() + 1);
-                let latency = message
-                    .timestamp()
-                    .to_millis()
-                    .map(|sent| (unix_now() * 1000.0) as i64 - sent);
-                window.record(message.payload_len(), latency);
-                if tracing::enabled!(tracing::Level::DEBUG) {
-                    let framing = message.payload().map(codec::detect);
-                    tracing::debug!(
-                        "{topic} partition {} offset {}: {framing:?} framing",
-                        message.partition(),
-                        message.offset()
-                    );
-                }
-                if options
-                    .consumer
-                    .max_messages
-                    .is_some_and(|max| total >= max)
-                {
-                    break;
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                consumer.context().brokers_answered();
-                let offset = position(consumer, topic, partition)
-                    .or_else(|| next_offsets.get(&partition).copied())
-                    .map_or("None".to_string(), |o| o.to_string());
-                writeln!(
-                    out,
-                    "topic:{topic}, partition:{partition}, status:end, offset:{offset}, key:None, time:{:.3}",
-                    unix_now()
-                )
-                .map_err(stdout_failed)?;
-                out.flush().map_err(stdout_failed)?;
-                ends.end(partition);
-                if options.consumer.exit_at_end && ends.all_at_end(consumer) {
-                    break;
-                }
-            }
-            Some(Err(error)) => errors.report(consumer, topic, &error),
-        }
-        if let Some(every) = options.every {
-            if window.started.elapsed() >= every {
-                let line = status_line(consumer, topic, &mut window);
-                writeln!(out, "{line}").map_err(stdout_failed)?;
-                out.flush().map_err(stdout_failed)?;
-                window = Window::new();
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The consumer's position in a partition (the next offset it will read).
-fn position(consumer: &BaseConsumer<ClientLog>, topic: &str, partition: i32) -> Option<i64> {
-    let positions = consumer.position().ok()?;
-    match positions.find_partition(topic, partition)?.offset() {
-        Offset::Offset(o) => Some(o),
-        _ => None,
-    }
-}
-
-/// `topic:T, status:stats, ...`: rates over the window, lag per partition,
-/// and latency (now minus the message timestamp) quantiles.
-fn status_line(consumer: &BaseConsumer<ClientLog>, topic: &str, window: &mut Window) -> String {
+    topic: &str,
+    marks: &[(i32, i64, i64)],
+    window: &mut Window,
+) -> String {
     let seconds = window.started.elapsed().as_secs_f64().max(1e-9);
-    let mut lags = Vec::new();
-    let mut total_lag = 0i64;
-    if let Ok(assignment) = consumer.assignment() {
-        for element in assignment.elements() {
-            let partition = element.partition();
-            let Ok((low, high)) =
-                consumer.fetch_watermarks(topic, partition, Duration::from_secs(1))
-            else {
-                lags.push(format!("{partition}=?"));
-                continue;
-            };
-            let at = position(consumer, topic, partition).unwrap_or(low);
-            let lag = (high - at).max(0);
-            total_lag += lag;
-            lags.push(format!("{partition}={lag}"));
-        }
-    }
+    let lags: Vec<(i32, Option<i64>)> = marks
+        .iter()
+        .map(|&(partition, low, high)| {
+            let at = consume::position(consumer, topic, partition).unwrap_or(high.max(low));
+            (partition, Some((high - at).max(0)))
+        })
+        .collect();
+    let total_lag: i64 = lags.iter().filter_map(|(_, l)| *l).sum();
     window.latencies_ms.sort_unstable();
     let latency = |q| {
         quantile(&window.latencies_ms, q).map_or("None".to_string(), |ms| {
@@ -240,11 +261,11 @@ fn status_line(consumer: &BaseConsumer<ClientLog>, topic: &str, window: &mut Win
     };
     format!(
         "topic:{topic}, status:stats, window:{seconds:.1}s, messages:{}, rate:{:.1}/s, throughput:{:.3}MB/s, \
-         lag:{total_lag} [{}], latency_p50:{}, latency_p99:{}, time:{:.3}",
+         lag:{total_lag} {}, latency_p50:{}, latency_p99:{}, time:{:.3}",
         window.messages,
         window.messages as f64 / seconds,
         window.bytes as f64 / 1e6 / seconds,
-        lags.join(" "),
+        per_partition(&lags),
         latency(0.5),
         latency(0.99),
         unix_now()

@@ -1,34 +1,36 @@
 //! `alertstream print`: every alert as one JSON line on stdout, cutouts
 //! optionally written to a folder. At-least-once: an offset is stored for
-//! commit only after its alert has been written out.
+//! commit only after its alert (and its cutouts) have been written out.
 
-use std::io::{ErrorKind, Write};
+use std::io::{StdoutLock, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
-use crate::alerts::stamps::{self, StampDir};
-use crate::avro::codec::Decoder;
+use crate::alerts::stamps::{self, StampDir, StampError};
+use crate::avro::codec::{Decoder, Kind};
 use crate::avro::{json, schema};
-use crate::cli::PrintArgs;
+use crate::cli::{PrintArgs, ReadFormat};
 use crate::commands::send::{INDEX_HEADER, VISIT_HEADER};
-use crate::kafka::consumer::{self, ConsumerOptions, EndTracker, ErrorLog};
-use crate::kafka::{ClientLog, KafkaSettings};
+use crate::kafka::consume::{self, Handler, Stream};
+use crate::kafka::consumer::{self, ConsumerOptions};
+use crate::kafka::KafkaSettings;
 use crate::shutdown::Shutdown;
 
 /// Validated `print` options.
 #[derive(Debug, Clone)]
 pub struct PrintOptions {
     pub topic: String,
+    pub group: String,
     pub consumer: ConsumerOptions,
     pub stamp_dir: Option<PathBuf>,
     pub decode: bool,
     pub schema: Vec<PathBuf>,
     pub meta: bool,
+    pub kind: Option<Kind>,
+    pub max_alert_bytes: usize,
 }
 
 impl PrintOptions {
@@ -36,12 +38,35 @@ impl PrintOptions {
         crate::kafka::admin::check_topic(&args.topic)?;
         Ok(Self {
             topic: args.topic,
+            group: consumer::group_or_default(args.group)?,
             consumer: ConsumerOptions::from_args(args.consumer)?,
             stamp_dir: args.stamp_dir,
             decode: !args.decode_off,
             schema: args.schema,
             meta: args.meta,
+            kind: match args.format {
+                ReadFormat::Auto => None,
+                ReadFormat::Schemaless => Some(Kind::Schemaless),
+                ReadFormat::Container => Some(Kind::Container),
+                ReadFormat::Confluent => Some(Kind::Confluent),
+            },
+            max_alert_bytes: super::byte_size("--max-alert-bytes", &args.max_alert_bytes)?,
         })
+    }
+
+    fn decoder(&self) -> Result<Option<Decoder>> {
+        if !self.decode {
+            return Ok(None);
+        }
+        let reader = if self.schema.is_empty() {
+            schema::built_in()
+        } else {
+            schema::load(&self.schema)?
+        };
+        let decoder = Decoder::new(reader, !self.schema.is_empty())
+            .with_kind(self.kind)
+            .with_max_alert_bytes(self.max_alert_bytes);
+        Ok(Some(decoder))
     }
 }
 
@@ -58,17 +83,26 @@ struct Counts {
     stamps: u64,
 }
 
-pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
-    let decoder = if options.decode {
-        let reader = if options.schema.is_empty() {
-            schema::built_in()
-        } else {
-            schema::load(&options.schema)?
+impl Counts {
+    fn summary(&self) -> String {
+        let seconds = match (self.first, self.last) {
+            (Some(first), Some(last)) => (last - first).as_secs_f64(),
+            _ => 0.0,
         };
-        Some(Decoder::new(reader, !options.schema.is_empty()))
-    } else {
-        None
-    };
+        format!(
+            "printed {} alert(s) from {} message(s) in {seconds:.3}s from the first to the last ({}); \
+             {} skipped, {} cutout file(s) written",
+            self.alerts,
+            self.messages,
+            crate::progress::rate(self.alerts, seconds, "alerts/s"),
+            self.skipped,
+            self.stamps
+        )
+    }
+}
+
+pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
+    let decoder = options.decoder()?;
     let stamp_dir = options
         .stamp_dir
         .as_deref()
@@ -78,105 +112,28 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
         &kafka,
         &options.consumer,
         &options.topic,
-        &[
-            ("client.id", "alertstream-print"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.auto.commit", "true"),
-            ("auto.commit.interval.ms", "1000"),
-        ],
+        &options.group,
+        &[("client.id", "alertstream-print")],
     )?;
-    let printer = Printer {
+    let stream = Stream {
+        consumer,
+        topic: options.topic.clone(),
+        in_group: true,
+    };
+    let mut printer = Printer {
         meta: options.meta,
         decoder,
         stamp_dir,
         line: Vec::with_capacity(64 * 1024),
         counts: Counts::default(),
+        out: std::io::stdout().lock(),
     };
     // Consuming is blocking librdkafka work; it runs on this (block_on)
     // thread while the signal handler runs on the runtime's workers.
-    let (printer, result) = consume(consumer, &kafka, printer, &options, &shutdown);
-    let counts = printer.counts;
-    let seconds = match (counts.first, counts.last) {
-        (Some(first), Some(last)) => (last - first).as_secs_f64(),
-        _ => 0.0,
-    };
-    tracing::info!(
-        "printed {} alert(s) from {} message(s) in {seconds:.3}s from the first to the last ({:.0} alerts/s); \
-         {} skipped, {} cutout file(s) written",
-        counts.alerts,
-        counts.messages,
-        counts.alerts as f64 / seconds.max(1e-9),
-        counts.skipped,
-        counts.stamps
-    );
+    let result = consume::run(stream, &kafka, &options.consumer, &shutdown, &mut printer);
+    let _ = printer.out.flush();
+    tracing::info!("{}", printer.counts.summary());
     result
-}
-
-fn consume(
-    consumer: BaseConsumer<ClientLog>,
-    kafka: &KafkaSettings,
-    mut printer: Printer,
-    options: &PrintOptions,
-    shutdown: &Shutdown,
-) -> (Printer, Result<()>) {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut ends = EndTracker::default();
-    let mut errors = ErrorLog::default();
-    let mut result = Ok(());
-    while !shutdown.requested() {
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {
-                if let Err(e) =
-                    consumer::check_brokers(&consumer, kafka, options.consumer.broker_timeout)
-                {
-                    result = Err(e);
-                    break;
-                }
-            }
-            Some(Ok(message)) => {
-                errors.clear();
-                consumer.context().brokers_answered();
-                ends.message(message.partition());
-                match printer.print(&message, &mut out) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == ErrorKind::BrokenPipe => {
-                        tracing::debug!("stdout closed; stopping");
-                        break;
-                    }
-                    Err(e) => {
-                        result = Err(e).context("cannot write to stdout");
-                        break;
-                    }
-                }
-                if let Err(e) = consumer.store_offset_from_message(&message) {
-                    tracing::warn!("cannot store offset {}: {e}", message.offset());
-                }
-                if options
-                    .consumer
-                    .max_messages
-                    .is_some_and(|max| printer.counts.messages >= max)
-                {
-                    break;
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                consumer.context().brokers_answered();
-                ends.end(partition);
-                if options.consumer.exit_at_end && ends.all_at_end(&consumer) {
-                    break;
-                }
-            }
-            Some(Err(error)) => errors.report(&consumer, &options.topic, &error),
-        }
-    }
-    let _ = out.flush();
-    if consumer.context().all_down_for().is_some() && result.is_err() {
-        consumer::abandon(consumer);
-    } else {
-        consumer::close(consumer);
-    }
-    (printer, result)
 }
 
 struct Printer {
@@ -185,101 +142,111 @@ struct Printer {
     stamp_dir: Option<StampDir>,
     line: Vec<u8>,
     counts: Counts,
+    out: StdoutLock<'static>,
 }
 
-impl Printer {
-    fn emit(&mut self, message: &BorrowedMessage<'_>, out: &mut impl Write) -> std::io::Result<()> {
-        if self.meta {
-            add_meta(&mut self.line, message);
-        }
-        out.write_all(&self.line)
-    }
-
-    /// Writes one message's alerts; only stdout failures are errors, bad
-    /// messages are reported and skipped.
-    fn print(
-        &mut self,
-        message: &BorrowedMessage<'_>,
-        out: &mut impl Write,
-    ) -> std::io::Result<()> {
+impl Handler for Printer {
+    /// Writes one message's alerts. Bad messages are reported and skipped;
+    /// a cutout or a line that cannot be written stops the consumer.
+    fn message(&mut self, message: &BorrowedMessage<'_>) -> Result<()> {
         let now = Instant::now();
         self.counts.first.get_or_insert(now);
         self.counts.last = Some(now);
         self.counts.messages += 1;
-        let place = || {
-            format!(
-                "{} partition {} offset {}",
-                message.topic(),
-                message.partition(),
-                message.offset()
-            )
-        };
+        self.line.clear();
         let payload = message.payload().unwrap_or_default();
         if payload.is_empty() {
-            tracing::warn!("{}: empty message; skipped", place());
+            tracing::warn!("{}: empty message; skipped", place(message));
             self.counts.skipped += 1;
             return Ok(());
         }
-        self.line.clear();
-        let Some(decoder) = &self.decoder else {
-            self.line.extend_from_slice(payload);
-            self.line.push(b'\n');
-            self.counts.alerts += 1;
-            return self.emit(message, out);
-        };
-        let skip = |e: anyhow::Error| {
-            let head: String = payload.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            tracing::warn!(
-                "{}: cannot decode ({e}); first bytes {head}; skipped",
-                place()
-            );
-        };
-        let Some(dir) = &self.stamp_dir else {
-            // The fast path: binary straight to JSON.
-            match decoder.decode_json(payload, &mut self.line) {
-                Ok((framing, count)) => {
-                    tracing::debug!("{}: {framing:?} framing, {count} alert(s)", place());
-                    self.counts.alerts += count as u64;
-                    return self.emit(message, out);
-                }
-                Err(e) => {
-                    skip(e);
-                    self.counts.skipped += 1;
-                    return Ok(());
-                }
-            }
-        };
-        let (framing, alerts) = match decoder.decode(payload) {
-            Ok(decoded) => decoded,
+        match self.render(message, payload) {
+            Ok(count) => self.counts.alerts += count as u64,
+            Err(e) if e.is::<StampError>() => return Err(e),
             Err(e) => {
-                skip(e);
+                let head: String = payload.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                tracing::warn!(
+                    "{}: cannot decode ({e}); first bytes {head}; skipped",
+                    place(message)
+                );
                 self.counts.skipped += 1;
                 return Ok(());
             }
+        }
+        if self.meta {
+            add_meta(&mut self.line, message);
+        }
+        self.out
+            .write_all(&self.line)
+            .context("cannot write to stdout")
+    }
+}
+
+impl Printer {
+    /// Puts a message's alerts, as JSON lines, into `self.line` and writes
+    /// their cutouts; returns how many alerts it held.
+    fn render(&mut self, message: &BorrowedMessage<'_>, payload: &[u8]) -> Result<usize> {
+        let Some(decoder) = &self.decoder else {
+            self.line.extend_from_slice(payload);
+            self.line.push(b'\n');
+            return Ok(1);
         };
+        let Some(dir) = &self.stamp_dir else {
+            // The fast path: binary straight to JSON.
+            let (framing, count) = decoder.decode_json(payload, &mut self.line)?;
+            tracing::debug!("{}: {framing:?} framing, {count} alert(s)", place(message));
+            return Ok(count);
+        };
+        let (framing, alerts) = decoder.decode(payload)?;
         tracing::debug!(
             "{}: {framing:?} framing, {} alert(s)",
-            place(),
+            place(message),
             alerts.len()
         );
         for alert in &alerts {
             json::write_alert(&mut self.line, alert);
             self.line.push(b'\n');
-            let id = stamps::alert_id(alert);
-            for cutout in stamps::cutouts(alert) {
-                if cutout.data.is_empty() {
-                    continue;
-                }
-                let name = StampDir::file_name(&cutout, id.as_deref());
-                match dir.write(&name, cutout.data) {
-                    Ok(_) => self.counts.stamps += 1,
-                    Err(why) => tracing::warn!("{}: {why}", place()),
-                }
+            self.counts.stamps += write_cutouts(dir, alert, message)?;
+        }
+        Ok(alerts.len())
+    }
+}
+
+/// Writes an alert's cutouts; refused names are reported and skipped, a
+/// failed write is an error (the alert must be read again).
+fn write_cutouts(
+    dir: &StampDir,
+    alert: &apache_avro::types::Value,
+    message: &BorrowedMessage<'_>,
+) -> Result<u64> {
+    let id = stamps::alert_id(alert);
+    let mut written = 0;
+    for cutout in stamps::cutouts(alert) {
+        if cutout.data.is_empty() {
+            continue;
+        }
+        let name = StampDir::file_name(&cutout, id.as_deref());
+        match dir.write(&name, cutout.data) {
+            Ok(_) => written += 1,
+            Err(StampError::Refused(why)) => tracing::warn!("{}: {why}", place(message)),
+            Err(failed) => {
+                return Err(anyhow::Error::new(failed).context(format!(
+                    "{}: stopping; this alert's offset is not committed, so the group reads it again once the cause is fixed",
+                    place(message)
+                )))
             }
         }
-        self.counts.alerts += alerts.len() as u64;
-        self.emit(message, out)
     }
+    Ok(written)
+}
+
+fn place(message: &BorrowedMessage<'_>) -> String {
+    format!(
+        "{} partition {} offset {}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    )
 }
 
 /// The header `send` puts on each message, as a number.

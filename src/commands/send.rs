@@ -19,7 +19,6 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
-use rdkafka::util::Timeout;
 
 use crate::alerts::source::{self, SourceAlert};
 use crate::alerts::stamps;
@@ -80,7 +79,8 @@ pub struct SendOptions {
     pub encoding: Encoding,
     pub schedule: Schedule,
     pub partitions: i32,
-    pub replication: i32,
+    /// `None`: the cluster's default replication factor (KIP-464).
+    pub replication: Option<i32>,
     pub flush_timeout: Duration,
 }
 
@@ -108,7 +108,7 @@ impl SendOptions {
         } else {
             Schedule::Once
         };
-        if args.partitions < 1 || args.replication_factor < 1 {
+        if args.partitions < 1 || args.replication_factor.is_some_and(|r| r < 1) {
             return Err(bad_input(
                 "--partitions and --replication-factor must be at least 1",
             ));
@@ -200,8 +200,36 @@ pub async fn run(
         payloads.len(),
         bytes_per_cycle as f64 / payloads.len() as f64 / 1000.0
     );
-
     check_sizes(&kafka, &payloads)?;
+    let producer = connect(&options, &kafka, quiet).await?;
+    let totals = RefCell::new(Totals::default());
+    let visits_planned = match options.schedule {
+        Schedule::Once => 1,
+        Schedule::Repeat { visits, .. } => visits,
+    };
+    // Visits run on this thread (the runtime's block_on thread): producing is
+    // blocking librdkafka work, and the signal handler runs on the workers.
+    let outcome = schedule::run(options.schedule, SystemTime::now, &shutdown, |number| {
+        let visit = Visit {
+            number,
+            planned: visits_planned,
+            count,
+        };
+        totals.borrow_mut().add(&send_visit(
+            &producer, &options, &payloads, visit, &shutdown,
+        ));
+        async {}
+    })
+    .await;
+    report(&options, &kafka, &producer, outcome, &totals.into_inner())
+}
+
+/// The producer, once the brokers answer and the topic exists.
+async fn connect(
+    options: &SendOptions,
+    kafka: &KafkaSettings,
+    quiet: bool,
+) -> Result<BaseProducer<Delivery>> {
     let producer: BaseProducer<Delivery> = kafka
         .client_config(PRODUCER_DEFAULTS)
         .create_with_context(Delivery::new(progress::deliveries(quiet)))
@@ -219,75 +247,67 @@ pub async fn run(
         &options.topic,
     )?;
     admin::ensure_topic(
-        &kafka,
+        kafka,
         &metadata,
         &options.topic,
         options.partitions,
         options.replication,
     )
     .await?;
+    Ok(producer)
+}
 
-    let totals = RefCell::new(Totals::default());
-    let visits_planned = match options.schedule {
-        Schedule::Once => 1,
-        Schedule::Repeat { visits, .. } => visits,
-    };
-    // Visits run on this thread (the runtime's block_on thread): producing is
-    // blocking librdkafka work, and the signal handler runs on the workers.
-    let outcome = schedule::run(options.schedule, SystemTime::now, &shutdown, |number| {
-        let report = send_visit(
-            &producer,
-            &options,
-            &payloads,
-            count,
-            number,
-            visits_planned,
-            &shutdown,
-        );
-        totals.borrow_mut().add(&report);
-        async {}
-    })
-    .await;
-
-    let totals = totals.into_inner();
-    let undelivered = totals.attempted - totals.delivered;
+/// The closing summary; exit 3 when any alert was not delivered for sure.
+fn report(
+    options: &SendOptions,
+    kafka: &KafkaSettings,
+    producer: &BaseProducer<Delivery>,
+    outcome: schedule::Outcome,
+    totals: &Totals,
+) -> Result<()> {
     let how = if outcome.interrupted {
         "interrupted after"
     } else {
         "sent"
     };
     tracing::info!(
-        "{how} {} visit(s) to {}: {} of {} alert(s) delivered, {} undelivered",
+        "{how} {} visit(s) to {}: {} of {} alert(s) delivered; {} failed (refused), \
+         {} unknown (timed out or purged in flight: may be in the topic), {} not sent",
         outcome.visits,
         options.topic,
         totals.delivered,
-        totals.attempted,
-        undelivered
+        totals.produced,
+        totals.failed,
+        totals.unknown,
+        totals.not_sent
     );
-    if undelivered > 0 {
-        let mut why = producer.context().first_error().unwrap_or_default();
-        if why.contains("MessageSizeTooLarge") || why.contains("too large") {
-            why.push_str(
-                ": the topic's max.message.bytes on the broker is smaller than the alerts",
-            );
-        }
-        return Err(Exit {
-            code: UNDELIVERED,
-            message: format!(
-                "{undelivered} of {} alert(s) were not delivered to {} on {}{}",
-                totals.attempted,
-                options.topic,
-                kafka.brokers(),
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (first error: {why})")
-                }
-            ),
-        }
-        .into());
+    let undelivered = totals.failed + totals.unknown + totals.not_sent;
+    if undelivered == 0 {
+        return Ok(());
     }
-    Ok(())
+    let mut why = producer.context().first_error().unwrap_or_default();
+    if why.contains("MessageSizeTooLarge") || why.contains("too large") {
+        why.push_str(": the topic's max.message.bytes on the broker is smaller than the alerts");
+    }
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" (first error: {why})")
+    };
+    Err(Exit {
+        code: UNDELIVERED,
+        message: format!(
+            "{undelivered} of {} alert(s) were not delivered to {} on {}: {} failed, {} unknown \
+             (may be in the topic: check before sending again), {} not sent{why}",
+            totals.produced,
+            options.topic,
+            kafka.brokers(),
+            totals.failed,
+            totals.unknown,
+            totals.not_sent,
+        ),
+    }
+    .into())
 }
 
 /// Refuses, before anything is sent, alerts larger than the producer may send.
@@ -311,58 +331,101 @@ fn check_sizes(kafka: &KafkaSettings, payloads: &[Vec<u8>]) -> Result<()> {
     Ok(())
 }
 
-/// Counts of one visit.
-#[derive(Debug, Default, Clone, Copy)]
-struct VisitReport {
-    attempted: u64,
-    delivered: u64,
+/// Which visit, of how many, with how many alerts.
+#[derive(Debug, Clone, Copy)]
+struct Visit {
+    number: u64,
+    planned: u64,
+    count: u64,
 }
 
-#[derive(Debug, Default)]
+/// What became of the alerts handed to the producer.
+#[derive(Debug, Default, Clone, Copy)]
 struct Totals {
-    attempted: u64,
+    produced: u64,
+    /// Acknowledged by the brokers.
     delivered: u64,
+    /// Refused: by the broker, or before queueing (too large).
+    failed: u64,
+    /// Timed out or purged while in flight: may or may not be in the topic.
+    unknown: u64,
+    /// Purged from the local queue: never left this process.
+    not_sent: u64,
 }
 
 impl Totals {
-    fn add(&mut self, report: &VisitReport) {
-        self.attempted += report.attempted;
-        self.delivered += report.delivered;
+    fn add(&mut self, other: &Totals) {
+        self.produced += other.produced;
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.unknown += other.unknown;
+        self.not_sent += other.not_sent;
     }
 }
 
-/// Produces one visit and waits until every alert of it is acknowledged or
-/// has failed. On a stop request, stops producing and waits at most
-/// `--flush-timeout` for what is in flight.
+/// Produces one visit and waits until every alert of it is settled
+/// (acknowledged or failed). A stop request ends producing at once and
+/// waits at most `--flush-timeout` for what is in flight.
 fn send_visit(
     producer: &BaseProducer<Delivery>,
     options: &SendOptions,
     payloads: &[Vec<u8>],
-    count: u64,
-    number: u64,
-    planned: u64,
+    visit: Visit,
     shutdown: &Shutdown,
-) -> VisitReport {
+) -> Totals {
     let delivery = producer.context();
-    let before = delivery.delivered.load(Ordering::SeqCst);
+    let before = delivery.totals();
     let start = Instant::now();
-    progress::start_visit(&delivery.bar, number, count);
+    progress::start_visit(&delivery.bar, visit.number, visit.count);
     tracing::info!(
-        "visit {number}/{planned}: sending {count} alert(s) to {}",
+        "visit {}/{}: sending {} alert(s) to {}",
+        visit.number,
+        visit.planned,
+        visit.count,
         options.topic
     );
-    let mut produced = 0u64;
-    let mut bytes = 0usize;
-    for i in 0..count {
-        if shutdown.requested() {
-            break;
-        }
+    let (produced, bytes) = produce_visit(producer, options, payloads, visit, shutdown);
+    settle(producer, options.flush_timeout, shutdown);
+    delivery.bar.finish_and_clear();
+    let mut totals = delivery.totals().since(&before);
+    totals.produced = produced;
+    let elapsed = start.elapsed().as_secs_f64();
+    tracing::info!(
+        "visit {}/{}: {} alert(s) delivered in {elapsed:.3}s ({}, {:.1} MB/s)",
+        visit.number,
+        visit.planned,
+        totals.delivered,
+        progress::rate(totals.delivered, elapsed, "alerts/s"),
+        bytes as f64 / 1e6 / elapsed.max(1e-9),
+    );
+    let undelivered = totals.failed + totals.unknown + totals.not_sent;
+    if undelivered > 0 {
+        tracing::warn!(
+            "visit {}: {undelivered} alert(s) not delivered: {}",
+            visit.number,
+            delivery.first_error().unwrap_or_default()
+        );
+    }
+    totals
+}
+
+/// Hands a visit's alerts to librdkafka; returns how many and their bytes.
+fn produce_visit(
+    producer: &BaseProducer<Delivery>,
+    options: &SendOptions,
+    payloads: &[Vec<u8>],
+    visit: Visit,
+    shutdown: &Shutdown,
+) -> (u64, usize) {
+    let (mut produced, mut bytes) = (0u64, 0usize);
+    let visit_number = visit.number.to_string();
+    'alerts: for i in 0..visit.count {
         let payload = &payloads[(i % payloads.len() as u64) as usize];
-        let (visit, index) = (number.to_string(), i.to_string());
+        let index = i.to_string();
         let headers = OwnedHeaders::new_with_capacity(2)
             .insert(Header {
                 key: VISIT_HEADER,
-                value: Some(&visit),
+                value: Some(&visit_number),
             })
             .insert(Header {
                 key: INDEX_HEADER,
@@ -372,6 +435,9 @@ fn send_visit(
             .payload(payload.as_slice())
             .headers(headers);
         loop {
+            if shutdown.requested() {
+                break 'alerts;
+            }
             match producer.send(record) {
                 Ok(()) => {
                     produced += 1;
@@ -384,55 +450,70 @@ fn send_visit(
                     producer.poll(Duration::from_millis(10));
                 }
                 Err((error, _)) => {
-                    // Rejected before queueing (e.g. larger than message.max.bytes): counted, never silent.
+                    // Refused before queueing (e.g. larger than message.max.bytes): counted, never silent.
                     produced += 1;
-                    delivery.fail(&error.to_string());
+                    producer.context().settle(Fate::Failed, &error.to_string());
                     break;
                 }
             }
         }
         producer.poll(Duration::ZERO);
     }
-    let flush_timeout = if shutdown.requested() {
-        Timeout::After(options.flush_timeout)
-    } else {
-        // librdkafka settles every message within message.timeout.ms.
-        Timeout::Never
-    };
-    if producer.flush(flush_timeout).is_err() {
-        let left = producer.in_flight_count();
-        tracing::warn!(
-            "{left} alert(s) still unacknowledged after the flush timeout; giving up on them"
-        );
-        producer.purge(PurgeConfig::default().queue().inflight());
-        let _ = producer.flush(Duration::from_secs(5));
+    (produced, bytes)
+}
+
+/// Waits until nothing is in flight. librdkafka settles every message within
+/// message.timeout.ms; after a stop request, at most `flush_timeout` more,
+/// then what is left is purged (and counted unknown or not sent).
+fn settle(producer: &BaseProducer<Delivery>, flush_timeout: Duration, shutdown: &Shutdown) {
+    let mut stop_deadline = None;
+    while producer.in_flight_count() > 0 {
+        if shutdown.requested() {
+            let deadline = *stop_deadline.get_or_insert_with(|| Instant::now() + flush_timeout);
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    "{} alert(s) still unacknowledged after --flush-timeout; giving up on them",
+                    producer.in_flight_count()
+                );
+                producer.purge(PurgeConfig::default().queue().inflight());
+                // Purged messages are reported through the delivery callback at once.
+                producer.poll(Duration::from_millis(100));
+                return;
+            }
+        }
+        producer.poll(Duration::from_millis(50));
     }
-    delivery.bar.finish_and_clear();
-    let delivered = delivery.delivered.load(Ordering::SeqCst) - before;
-    let elapsed = start.elapsed().as_secs_f64();
-    let failed = produced - delivered.min(produced);
-    tracing::info!(
-        "visit {number}/{planned}: {delivered} alert(s) delivered in {elapsed:.3}s ({:.0} alerts/s, {:.1} MB/s)",
-        delivered as f64 / elapsed.max(1e-9),
-        bytes as f64 / 1e6 / elapsed.max(1e-9),
-    );
-    if failed > 0 {
-        tracing::warn!(
-            "visit {number}: {failed} alert(s) not delivered: {}",
-            delivery.first_error().unwrap_or_default()
-        );
-    }
-    VisitReport {
-        attempted: produced,
-        delivered,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Delivered,
+    Failed,
+    Unknown,
+    NotSent,
+}
+
+impl Fate {
+    fn of(result: &DeliveryResult<'_>) -> Self {
+        match result {
+            Ok(_) => Self::Delivered,
+            Err((KafkaError::MessageProduction(code), _)) => match code {
+                RDKafkaErrorCode::PurgeQueue => Self::NotSent,
+                RDKafkaErrorCode::PurgeInflight
+                | RDKafkaErrorCode::MessageTimedOut
+                | RDKafkaErrorCode::RequestTimedOut => Self::Unknown,
+                _ => Self::Failed,
+            },
+            Err(_) => Self::Failed,
+        }
     }
 }
 
 /// Counts acknowledgements as librdkafka reports them.
 pub struct Delivery {
     log: ClientLog,
-    delivered: AtomicU64,
-    failed: AtomicU64,
+    counts: [AtomicU64; 4],
     first_error: Mutex<Option<String>>,
     bar: ProgressBar,
 }
@@ -441,22 +522,47 @@ impl Delivery {
     fn new(bar: ProgressBar) -> Self {
         Self {
             log: ClientLog::default(),
-            delivered: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
+            counts: Default::default(),
             first_error: Mutex::new(None),
             bar,
         }
     }
 
-    fn fail(&self, error: &str) {
-        self.failed.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut first) = self.first_error.lock() {
+    fn settle(&self, fate: Fate, error: &str) {
+        self.counts[fate as usize].fetch_add(1, Ordering::SeqCst);
+        if fate == Fate::Delivered {
+            self.bar.inc(1);
+        } else if let Ok(mut first) = self.first_error.lock() {
             first.get_or_insert_with(|| error.to_string());
+        }
+    }
+
+    fn totals(&self) -> Totals {
+        let count = |fate: Fate| self.counts[fate as usize].load(Ordering::SeqCst);
+        Totals {
+            produced: 0,
+            delivered: count(Fate::Delivered),
+            failed: count(Fate::Failed),
+            unknown: count(Fate::Unknown),
+            not_sent: count(Fate::NotSent),
         }
     }
 
     fn first_error(&self) -> Option<String> {
         self.first_error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+impl Totals {
+    /// The counts that arrived since `before`.
+    fn since(&self, before: &Totals) -> Totals {
+        Totals {
+            produced: 0,
+            delivered: self.delivered - before.delivered,
+            failed: self.failed - before.failed,
+            unknown: self.unknown - before.unknown,
+            not_sent: self.not_sent - before.not_sent,
+        }
     }
 }
 
@@ -474,13 +580,11 @@ impl ProducerContext for Delivery {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
-        match result {
-            Ok(_) => {
-                self.delivered.fetch_add(1, Ordering::SeqCst);
-                self.bar.inc(1);
-            }
-            Err((error, _)) => self.fail(&error.to_string()),
-        }
+        let error = match result {
+            Ok(_) => String::new(),
+            Err((error, _)) => error.to_string(),
+        };
+        self.settle(Fate::of(result), &error);
     }
 }
 

@@ -83,7 +83,7 @@ pub async fn ensure_topic(
     metadata: &Metadata,
     topic: &str,
     partitions: i32,
-    replication: i32,
+    replication: Option<i32>,
 ) -> Result<()> {
     let admin: AdminClient<ClientLog> = settings
         .client_config(&[])
@@ -94,7 +94,13 @@ pub async fn ensure_topic(
         tracing::debug!("topic {topic} exists with {n} partition(s)");
         return Ok(());
     }
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    // -1 asks for the cluster's default.replication.factor (KIP-464).
+    let new_topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication.unwrap_or(-1)),
+    );
+    let replication = replication.map_or("the cluster's default".to_string(), |r| r.to_string());
     let options = AdminOptions::new().operation_timeout(Some(REACH_TIMEOUT));
     let results = admin
         .create_topics([&new_topic], &options)

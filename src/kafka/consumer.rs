@@ -1,5 +1,5 @@
-//! What `print` and `monitor` share: joining a group, reaching the brokers,
-//! and knowing when every assigned partition is at its end (`-e`).
+//! Making consumers (in a group, or reading every partition without one),
+//! reaching the brokers, and knowing when every partition is at its end (`-e`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -7,15 +7,16 @@ use std::time::Duration;
 use anyhow::Result;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::{admin, config::creation_error, ClientLog, KafkaSettings};
 use crate::cli::ConsumerArgs;
 use crate::exit::bad_input;
+use crate::shutdown::Shutdown;
 
-/// Validated consumer options common to `print` and `monitor`.
+/// Validated options every consuming command shares.
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
-    pub group: String,
     pub exit_at_end: bool,
     pub max_messages: Option<u64>,
     pub wait_for_topic: bool,
@@ -25,10 +26,6 @@ pub struct ConsumerOptions {
 
 impl ConsumerOptions {
     pub fn from_args(args: ConsumerArgs) -> Result<Self> {
-        let group = args.group.unwrap_or_else(default_group);
-        if group.trim().is_empty() {
-            return Err(bad_input("--group is empty"));
-        }
         if !(args.broker_timeout.is_finite() && args.broker_timeout > 0.0) {
             return Err(bad_input(
                 "--broker-timeout must be a positive number of seconds",
@@ -38,7 +35,6 @@ impl ConsumerOptions {
             return Err(bad_input("--max-messages must be at least 1"));
         }
         Ok(Self {
-            group,
             exit_at_end: args.exit_at_end,
             max_messages: args.max_messages,
             wait_for_topic: !args.no_wait,
@@ -47,8 +43,16 @@ impl ConsumerOptions {
     }
 }
 
-/// The original's default group: the host name (in a container, its id).
-pub fn default_group() -> String {
+/// `--group`, or the original's default: the host name (in a container, its id).
+pub fn group_or_default(group: Option<String>) -> Result<String> {
+    let group = group.unwrap_or_else(default_group);
+    if group.trim().is_empty() {
+        return Err(bad_input("--group is empty"));
+    }
+    Ok(group)
+}
+
+fn default_group() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.trim().is_empty())
@@ -62,24 +66,30 @@ pub fn default_group() -> String {
 }
 
 /// Creates a consumer in the group, checks that the brokers answer, and subscribes.
-pub fn subscribe(
+/// Consumer settings every consuming command starts from; `-X` overrides any.
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("auto.offset.reset", "earliest"),
+    // Notice a topic created after we subscribed within seconds.
+    ("topic.metadata.refresh.interval.ms", "5000"),
+    // Offsets are stored by the consume loop once a handler has succeeded.
+    ("enable.auto.offset.store", "false"),
+];
+
+/// Creates a consumer and checks that the brokers answer; returns it with
+/// the topic's partition count, if the topic exists yet.
+fn create(
     kafka: &KafkaSettings,
     options: &ConsumerOptions,
     topic: &str,
-    defaults: &[(&str, &str)],
-) -> Result<BaseConsumer<ClientLog>> {
-    let mut settings = vec![
-        ("group.id", options.group.as_str()),
-        ("auto.offset.reset", "earliest"),
-        // Notice a topic created after we subscribed within seconds.
-        ("topic.metadata.refresh.interval.ms", "5000"),
-    ];
-    settings.extend_from_slice(defaults);
+    settings: &[(&str, &str)],
+) -> Result<(BaseConsumer<ClientLog>, Option<usize>)> {
+    let mut all = CONSUMER_DEFAULTS.to_vec();
+    all.extend_from_slice(settings);
     if options.exit_at_end {
-        settings.push(("enable.partition.eof", "true"));
+        all.push(("enable.partition.eof", "true"));
     }
-    let config = kafka.client_config(&settings);
-    let consumer: BaseConsumer<ClientLog> = config
+    let consumer: BaseConsumer<ClientLog> = kafka
+        .client_config(&all)
         .create_with_context(ClientLog::default())
         .map_err(creation_error)?;
     let serve = || {
@@ -92,21 +102,96 @@ pub fn subscribe(
         kafka.brokers(),
         topic,
     )?;
-    if admin::partition_count(&metadata, topic).is_none() {
-        if !options.wait_for_topic {
-            return Err(bad_input(format!(
-                "topic {topic} does not exist on {} (check the name, or drop --no-wait to wait for it)",
-                kafka.brokers()
-            )));
-        }
-        tracing::warn!(
-            "topic {topic} does not exist on {} yet; waiting for it (Ctrl-C to stop)",
+    let partitions = admin::partition_count(&metadata, topic);
+    if partitions.is_none() && !options.wait_for_topic {
+        return Err(bad_input(format!(
+            "topic {topic} does not exist on {} (check the name, or drop --no-wait to wait for it)",
             kafka.brokers()
-        );
+        )));
+    }
+    Ok((consumer, partitions))
+}
+
+fn waiting_for(topic: &str, kafka: &KafkaSettings) {
+    tracing::warn!(
+        "topic {topic} does not exist on {} yet; waiting for it (Ctrl-C to stop)",
+        kafka.brokers()
+    );
+}
+
+/// A consumer in `group`, subscribed to `topic`: partitions are shared with
+/// the group's other members and offsets committed for it.
+pub fn subscribe(
+    kafka: &KafkaSettings,
+    options: &ConsumerOptions,
+    topic: &str,
+    group: &str,
+    settings: &[(&str, &str)],
+) -> Result<BaseConsumer<ClientLog>> {
+    let mut all = vec![
+        ("group.id", group),
+        ("enable.auto.commit", "true"),
+        ("auto.commit.interval.ms", "1000"),
+    ];
+    all.extend_from_slice(settings);
+    let (consumer, partitions) = create(kafka, options, topic, &all)?;
+    if partitions.is_none() {
+        waiting_for(topic, kafka);
     }
     consumer.subscribe(&[topic])?;
-    tracing::info!("consuming {topic} in group {}", options.group);
+    tracing::info!("consuming {topic} in group {group}");
     Ok(consumer)
+}
+
+/// A consumer outside any group reading every partition of `topic` from
+/// `start`: it never joins a group and never commits.
+pub fn assign_all(
+    kafka: &KafkaSettings,
+    options: &ConsumerOptions,
+    topic: &str,
+    start: Offset,
+    settings: &[(&str, &str)],
+    shutdown: &Shutdown,
+) -> Result<Option<BaseConsumer<ClientLog>>> {
+    // librdkafka's assign() needs a group id, though it never joins: a
+    // private one, never committed to.
+    let private_group = format!(
+        "alertstream-private-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    );
+    let mut all = vec![
+        ("group.id", private_group.as_str()),
+        ("enable.auto.commit", "false"),
+    ];
+    all.extend_from_slice(settings);
+    let (consumer, mut partitions) = create(kafka, options, topic, &all)?;
+    if partitions.is_none() {
+        waiting_for(topic, kafka);
+    }
+    while partitions.is_none() {
+        if shutdown.requested() {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        partitions = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| admin::partition_count(&m, topic));
+    }
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions.unwrap_or(0) as i32 {
+        list.add_partition_offset(topic, partition, start)?;
+    }
+    consumer.assign(&list)?;
+    tracing::info!(
+        "reading {topic} ({} partition(s)) outside any group",
+        list.count()
+    );
+    Ok(Some(consumer))
 }
 
 /// Fails once every broker has been down for longer than `timeout` and a
@@ -194,12 +279,14 @@ pub fn abandon(consumer: BaseConsumer<ClientLog>) {
     std::mem::forget(consumer);
 }
 
-/// Commits what was stored and leaves the group.
-pub fn close(consumer: BaseConsumer<ClientLog>) {
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => tracing::debug!("offsets committed"),
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!("final offset commit failed: {e}"),
+/// Commits what was stored (in a group) and leaves.
+pub fn close(consumer: BaseConsumer<ClientLog>, in_group: bool) {
+    if in_group {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::debug!("offsets committed"),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!("final offset commit failed: {e}"),
+        }
     }
     consumer.unsubscribe();
     // Serve the rebalance that leaving causes, then drop (closes the consumer).

@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod config;
+pub mod consume;
 pub mod consumer;
 pub mod context;
+pub mod groups;
 
 pub use config::KafkaSettings;
 pub use context::ClientLog;

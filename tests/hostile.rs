@@ -4,6 +4,8 @@
 
 mod common;
 
+use alertstream::avro::container::{write_block, write_header, Codec};
+use alertstream::avro::varint::write_long;
 use apache_avro::types::Value;
 use common::*;
 
@@ -117,4 +119,140 @@ fn an_alert_larger_than_the_topic_allows_is_reported_undelivered() {
         "{log}"
     );
     assert!(log.contains("max.message.bytes"), "{log}");
+}
+
+/// A container message holding `raw` (already-encoded objects) in one block.
+fn container_message(
+    schema: &str,
+    codec: Codec,
+    extra: &[(&str, &[u8])],
+    count: u64,
+    data: &[u8],
+) -> Vec<u8> {
+    let sync = *b"hostile-sync-16b";
+    let mut bytes = write_header(schema, codec, extra, &sync);
+    write_block(&mut bytes, count, data, &sync);
+    bytes
+}
+
+/// About 0.9 MB of deflate (one Kafka message) that inflates to 900 MiB of zeros.
+fn deflate_bomb() -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..900 {
+        encoder.write_all(&chunk).unwrap();
+    }
+    encoder.finish().unwrap()
+}
+
+/// Issue 9: each of these crashed `print` (exit 101) or took gigabytes.
+/// Now each is reported and skipped, the alerts around them are printed, the
+/// offsets move on, and peak memory stays under 200 MB.
+#[test]
+fn hostile_container_messages_are_skipped_in_bounded_memory() {
+    let topic = topic("hostile-containers");
+    create_topic(&topic, 1);
+    let alert = sample_alerts().remove(0);
+    let schema = alertstream::avro::schema::built_in();
+    let bare = alertstream::avro::codec::encode(&schema, &alert).unwrap();
+    let alert_schema = schema.canonical_form();
+    // A real alert, zstandard, with an empty compression level: decodes.
+    let zstd_empty_level = container_message(
+        &alert_schema,
+        Codec::Zstandard,
+        &[("avro.codec.compression_level", b"")],
+        1,
+        &Codec::Zstandard.compress(&bare).unwrap(),
+    );
+    let snappy_short = container_message(&alert_schema, Codec::Snappy, &[], 1, &[0, 1]);
+    let mut nulls = Vec::new();
+    for _ in 0..64 {
+        write_long(&mut nulls, 64 << 20);
+    }
+    write_long(&mut nulls, 0);
+    let null_array = container_message(
+        r#"{"type":"array","items":"null"}"#,
+        Codec::Null,
+        &[],
+        1,
+        &nulls,
+    );
+    let bomb = container_message(
+        r#"{"type":"record","name":"r","fields":[{"name":"b","type":"bytes"}]}"#,
+        Codec::Deflate,
+        &[],
+        1,
+        &deflate_bomb(),
+    );
+    assert!(bomb.len() < 1_000_000, "the bomb fits in one Kafka message");
+    produce_raw(
+        &topic,
+        &[&zstd_empty_level, &snappy_short, &null_array, &bomb, &bare],
+    );
+    let (output, peak) = run_measured(&["print", &topic, "--group", "g", "-e"]);
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    let lines = json_lines(&String::from_utf8(output.stdout).unwrap());
+    assert_eq!(
+        lines,
+        vec![expected_json(&alert), expected_json(&alert)],
+        "{log}"
+    );
+    for (offset, why) in [
+        (1, "shorter than its 4-byte checksum"),
+        (2, "empty items exceeds --max-alert-bytes"),
+        (3, "decompresses to more than"),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("offset {offset}: cannot decode")))
+            .unwrap_or_else(|| panic!("no report of offset {offset}:\n{log}"));
+        assert!(line.contains(why), "{line}");
+    }
+    assert!(log.contains("3 skipped"), "{log}");
+    assert!(peak < 200 << 20, "peak RSS {} MB", peak >> 20);
+    report(&format!(
+        "hostile containers: print peak RSS {} MB",
+        peak >> 20
+    ));
+    // The offsets moved past them: the group does not crash-loop on them.
+    assert_eq!(committed_offset("g", &topic), 5);
+}
+
+/// `--max-alert-bytes` is the limit: an alert over it is skipped, named.
+#[test]
+fn max_alert_bytes_skips_larger_alerts() {
+    let topic = topic("max-alert-bytes");
+    ok(&["send", &topic, "2"]);
+    let output = run(&[
+        "print",
+        &topic,
+        "--group",
+        "g",
+        "-e",
+        "--max-alert-bytes",
+        "10K",
+    ]);
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(output.stdout.is_empty(), "alerts of ~50 KB are over 10K");
+    assert!(log.contains("alert larger than --max-alert-bytes"), "{log}");
+    let small = json_lines(&ok(&[
+        "print",
+        &topic,
+        "--group",
+        "h",
+        "-e",
+        "--max-alert-bytes",
+        "1M",
+    ]));
+    assert_eq!(small.len(), 2);
+    let bad = run(&["print", &topic, "--max-alert-bytes", "lots"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--max-alert-bytes lots"),
+        "{}",
+        stderr(&bad)
+    );
 }

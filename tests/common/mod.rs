@@ -372,6 +372,16 @@ impl Cluster {
             .join(",")
     }
 
+    /// The process id of a node, for signals (SIGSTOP: a stuck broker).
+    pub fn pid(&self, node: i32) -> u32 {
+        let file = self.dir.join(format!("node-{node}/pid"));
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
+
     pub fn kill(&self, node: i32) {
         self.script(&["kill", &node.to_string()]);
     }
@@ -446,4 +456,41 @@ pub fn committed_offset(group: &str, topic: &str) -> i64 {
         Some(Offset::Offset(o)) => o,
         _ => -1,
     }
+}
+
+/// Runs to completion under `/usr/bin/time`, returning the output and the
+/// peak resident memory of the process in bytes.
+pub fn run_measured(args: &[&str]) -> (Output, u64) {
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(env!("CARGO_BIN_EXE_alertstream"))
+        .args(args)
+        .env("ALERTSTREAM_BROKERS", brokers())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/time (Debian package time) runs alertstream");
+    let output = wait_with_limit(child, RUN_LIMIT);
+    let text = std::fs::read_to_string(report.path()).unwrap();
+    let kilobytes: u64 = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time: {text}"));
+    (output, kilobytes * 1024)
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
 }

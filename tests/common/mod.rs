@@ -260,10 +260,15 @@ impl Running {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>, Vec<String>) {
+    pub fn terminate(self) -> (std::process::ExitStatus, Vec<String>, Vec<String>) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+        self.wait()
+    }
+
+    /// Waits (within [`RUN_LIMIT`]) for the process to exit by itself.
+    pub fn wait(mut self) -> (std::process::ExitStatus, Vec<String>, Vec<String>) {
         let pid = self.child.id();
         let (done_tx, done_rx) = mpsc::channel::<()>();
         let killer = std::thread::spawn(move || {
@@ -392,15 +397,30 @@ impl Cluster {
 
     /// The broker (node id) leading `partition` of `topic`.
     pub fn leader(&self, topic: &str, partition: i32) -> i32 {
+        self.partition(topic, partition, |p| p.leader())
+    }
+
+    /// How many replicas `partition` of `topic` has.
+    pub fn replicas(&self, topic: &str, partition: i32) -> usize {
+        self.partition(topic, partition, |p| p.replicas().len())
+    }
+
+    fn partition<T>(
+        &self,
+        topic: &str,
+        partition: i32,
+        read: impl Fn(&rdkafka::metadata::MetadataPartition) -> T,
+    ) -> T {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", self.brokers())
+            .set("allow.auto.create.topics", "false")
             .create()
             .unwrap();
         let metadata = producer
             .client()
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .expect("cluster metadata");
-        metadata.topics()[0].partitions()[partition as usize].leader()
+        read(&metadata.topics()[0].partitions()[partition as usize])
     }
 }
 

@@ -399,62 +399,69 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
         }
         Node::Array(items) => {
             out.push(b'[');
-            let min = min_size(items);
-            let mut first = true;
-            loop {
-                let count = input.block_count(min)?;
-                if count == 0 {
-                    break;
-                }
-                for _ in 0..count {
-                    if !first {
-                        out.push(b',');
-                    }
-                    first = false;
-                    write(items, input, out)?;
-                }
-            }
+            write_blocks(input, out, min_size(items), |input, out| {
+                write(items, input, out)
+            })?;
             out.push(b']');
         }
         Node::Map(values) => {
             // Keys come in wire order; json.rs sorts them (fastavro's dicts
             // keep wire order, so both are the same object).
             out.push(b'{');
-            let min = 1 + min_size(values);
-            let mut first = true;
-            loop {
-                let count = input.block_count(min)?;
-                if count == 0 {
-                    break;
-                }
-                for _ in 0..count {
-                    if !first {
-                        out.push(b',');
-                    }
-                    first = false;
-                    write(&Node::String, input, out)?;
-                    out.push(b':');
-                    write(values, input, out)?;
-                }
-            }
+            write_blocks(input, out, 1 + min_size(values), |input, out| {
+                write(&Node::String, input, out)?;
+                out.push(b':');
+                write(values, input, out)
+            })?;
             out.push(b'}');
         }
-        Node::Record(fields) => {
-            out.push(b'{');
-            let mut first = true;
-            for field in fields {
-                if field.skip {
-                    skip(&field.node, input)?;
-                    continue;
-                }
-                let key: &[u8] = if first { &field.key[1..] } else { &field.key };
-                first = false;
-                out.extend_from_slice(key);
-                write(&field.node, input, out)?;
+        Node::Record(fields) => write_record(fields, input, out)?,
+    }
+    Ok(())
+}
+
+/// The items of an array or map, block by block, comma-separated.
+fn write_blocks(
+    input: &mut Input<'_>,
+    out: &mut Vec<u8>,
+    item_min_size: usize,
+    mut item: impl FnMut(&mut Input<'_>, &mut Vec<u8>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let mut first = true;
+    loop {
+        let count = input.block_count(item_min_size)?;
+        if count == 0 {
+            return Ok(());
+        }
+        for _ in 0..count {
+            if !first {
+                out.push(b',');
             }
-            out.push(b'}');
+            first = false;
+            item(input, out)?;
         }
     }
+}
+
+/// A record's fields as a JSON object, top-level cutouts left out.
+fn write_record(
+    fields: &[Field],
+    input: &mut Input<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
+    out.push(b'{');
+    let mut first = true;
+    for field in fields {
+        if field.skip {
+            skip(&field.node, input)?;
+            continue;
+        }
+        let key: &[u8] = if first { &field.key[1..] } else { &field.key };
+        first = false;
+        out.extend_from_slice(key);
+        write(&field.node, input, out)?;
+    }
+    out.push(b'}');
     Ok(())
 }
 

@@ -169,6 +169,31 @@ fn a_full_disk_stops_print_and_the_group_gets_the_alert_again() {
     ));
 }
 
+/// A stamp folder this user cannot write (in a container: a root-owned
+/// bind mount) fails at start with exit 2, before anything is consumed.
+#[test]
+fn an_unwritable_stamp_dir_fails_at_start() {
+    let topic = topic("read-only-stamps");
+    ok(&["send", &topic, "1"]);
+    let base = tempfile::tempdir().unwrap();
+    let stamps = base.path().join("stamps");
+    let _read_only = Tmpfs::mount(&stamps, "64k,ro");
+    let output = run(&[
+        "print",
+        &topic,
+        "--group",
+        "g",
+        "-e",
+        "--stamp-dir",
+        stamps.to_str().unwrap(),
+    ]);
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(log.contains("cannot write in --stamp-dir"), "{log}");
+    assert!(output.stdout.is_empty());
+    assert_eq!(committed_offset("g", &topic), -1, "nothing consumed");
+}
+
 /// Issue 9: with the broker stuck (SIGSTOP), send ignored SIGTERM for over
 /// 30 s. Now it gives up on what is in flight after --flush-timeout, and
 /// the summary counts those alerts as unknown (they may be in the topic).

@@ -200,13 +200,35 @@ pub struct StampDir {
 }
 
 impl StampDir {
-    /// Creates the folder if needed.
+    /// Creates the folder if needed and checks that it can be written, so
+    /// that a folder this user cannot write fails at start, not per alert.
     pub fn create(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| bad_input(format!("cannot create --stamp-dir {}: {e}", dir.display())))?;
-        Ok(Self {
+        let stamps = Self {
             dir: dir.to_path_buf(),
-        })
+        };
+        let probe = stamps.temp_name();
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .and_then(|_| std::fs::remove_file(&probe));
+        if let Err(e) = written {
+            return Err(bad_input(format!(
+                "cannot write in --stamp-dir {}: {e} (it must be writable by this user; \
+                 in a container, mount a named volume or a folder the container's user owns)",
+                dir.display()
+            )));
+        }
+        Ok(stamps)
+    }
+
+    /// A temporary file name of its own: short, whatever the cutout's name.
+    fn temp_name(&self) -> PathBuf {
+        let n = TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dir
+            .join(format!(".alertstream-{}-{n}.part", std::process::id()))
     }
 
     /// The name a cutout is written under.
@@ -225,10 +247,7 @@ impl StampDir {
             )));
         }
         let target = self.dir.join(name);
-        let n = TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let temp = self
-            .dir
-            .join(format!(".alertstream-{}-{n}.part", std::process::id()));
+        let temp = self.temp_name();
         let result = OpenOptions::new()
             .write(true)
             .create_new(true)

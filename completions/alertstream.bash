@@ -31,6 +31,9 @@ _alertstream() {
             alertstream,print)
                 cmd="alertstream__subcmd__print"
                 ;;
+            alertstream,record)
+                cmd="alertstream__subcmd__record"
+                ;;
             alertstream,send)
                 cmd="alertstream__subcmd__send"
                 ;;
@@ -49,6 +52,9 @@ _alertstream() {
             alertstream__subcmd__help,print)
                 cmd="alertstream__subcmd__help__subcmd__print"
                 ;;
+            alertstream__subcmd__help,record)
+                cmd="alertstream__subcmd__help__subcmd__record"
+                ;;
             alertstream__subcmd__help,send)
                 cmd="alertstream__subcmd__help__subcmd__send"
                 ;;
@@ -59,7 +65,7 @@ _alertstream() {
 
     case "${cmd}" in
         alertstream)
-            opts="-b -X -v -q -h -V --brokers --kafka --kafka-config --verbose --quiet --help --version send print monitor completions man help"
+            opts="-b -X -v -q -h -V --brokers --kafka --kafka-config --verbose --quiet --help --version send print monitor record completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,7 +133,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__help)
-            opts="send print monitor completions man help"
+            opts="send print monitor record completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -210,6 +216,20 @@ _alertstream() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        alertstream__subcmd__help__subcmd__record)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         alertstream__subcmd__help__subcmd__send)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -259,7 +279,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__monitor)
-            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --broker-timeout --every --brokers --kafka --kafka-config --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --every --brokers --kafka --kafka-config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,6 +294,14 @@ _alertstream() {
                     return 0
                     ;;
                 --max-messages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -313,7 +341,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__print)
-            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --broker-timeout --format --max-alert-bytes --stamp-dir --decode-off --meta --schema --brokers --kafka --kafka-config --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --wire --format --max-alert-bytes --stamp-dir --decode-off --meta --schema --brokers --kafka --kafka-config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -331,11 +359,23 @@ _alertstream() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --broker-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --format)
+                    COMPREPLY=($(compgen -W "auto schemaless container confluent" -- "${cur}"))
+                    return 0
+                    ;;
+                --wire)
                     COMPREPLY=($(compgen -W "auto schemaless container confluent" -- "${cur}"))
                     return 0
                     ;;
@@ -378,8 +418,102 @@ _alertstream() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        alertstream__subcmd__record)
+            opts="-g -e -b -X -v -q -h --out --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --format --codec --roll-alerts --roll-seconds --roll-bytes --no-stamps --wire --schema --max-alert-bytes --brokers --kafka --kafka-config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -g)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-messages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broker-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "avro parquet" -- "${cur}"))
+                    return 0
+                    ;;
+                --codec)
+                    COMPREPLY=($(compgen -W "null deflate snappy zstandard" -- "${cur}"))
+                    return 0
+                    ;;
+                --roll-alerts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --roll-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --roll-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wire)
+                    COMPREPLY=($(compgen -W "auto schemaless container confluent" -- "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-alert-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --brokers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -X)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         alertstream__subcmd__send)
-            opts="-b -X -v -q -h --alerts --no-stamps --encode-off --format --schema-id --repeat --interval --max-repeats --partitions --replication-factor --flush-timeout --brokers --kafka --kafka-config --verbose --quiet --help"
+            opts="-b -X -v -q -h --alerts --no-stamps --encode-off --format --schema-id --pace --speed --repeat --interval --max-repeats --partitions --replication-factor --flush-timeout --brokers --kafka --kafka-config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -394,6 +528,14 @@ _alertstream() {
                     return 0
                     ;;
                 --schema-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --speed)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,6 +34,7 @@ complete -c alertstream -n "__fish_alertstream_needs_command" -s V -l version -d
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "man" -d 'Print the manual page (roff) to stdout'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -42,6 +43,8 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l format 
 container\t''
 confluent\t''"
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema-id -d 'Schema registry id written into each message with --format confluent' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l pace -d 'Replay at the archive\'s own pace instead of in visits: "recorded" keeps the gaps between the broker timestamps alertstream record kept (its .kafka.jsonl sidecars, with each alert\'s key and headers); a field such as candidate.jd (ZTF) or diaSource.midpointMjdTai (Rubin) paces by that time instead (fields named *jd*/*mjd* in days, others in seconds)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l speed -d 'With --pace: play this many times faster (0.5 is half as fast)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l interval -d 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l max-repeats -d 'Number of visits with --repeat (2215 visits of 39 s is about 24 hours)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l partitions -d 'Partitions of the topic when it has to be created' -r
@@ -52,14 +55,16 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s X -l ka
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l no-stamps -d 'Send the cutout fields empty (null), without postage stamps'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l encode-off -d 'Send alerts as JSON text instead of Avro binary'
-complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l repeat -d 'Keep sending: one visit at every wall-clock multiple of --interval'
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l repeat -d 'Keep sending: one visit at every wall-clock multiple of --interval; with --pace, the whole archive again after its last alert'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream; offsets are committed only after an alert is written out' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-messages -d 'Exit after this many messages' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l format -d 'How messages frame their Avro data' -r -f -a "auto\t''
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l format -l wire -d 'How messages frame their Avro data' -r -f -a "auto\t''
 schemaless\t''
 container\t''
 confluent\t''"
@@ -78,6 +83,8 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s q -l q
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s g -l group -d 'A consumer group to watch (repeatable): its lag per partition, from its committed offsets. Monitor never joins or commits for it' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l max-messages -d 'Exit after this many messages' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l every -d 'Seconds between status lines (rate, lag, latency); 0 turns them off' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
@@ -88,6 +95,36 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l no-w
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l out -d 'Folder to write the archive into (created if missing). Nothing is written outside it' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Offsets are committed only for alerts in files already renamed into place' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l max-messages -d 'Exit after this many messages' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l format -d 'Archive format: avro keeps each alert\'s bytes as they arrived, with its writer schema; parquet derives columns from the Avro schema' -r -f -a "avro\t''
+parquet\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l codec -d 'Compression of the archive\'s blocks (Avro) or pages (Parquet)' -r -f -a "null\t''
+deflate\t''
+snappy\t''
+zstandard\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l roll-alerts -d 'Start a new file after this many alerts' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l roll-seconds -d 'Start a new file after this many seconds' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l roll-bytes -d 'Start a new file past this size (suffixes K, M, G)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l wire -d 'How messages frame their Avro data (as print --format)' -r -f -a "auto\t''
+schemaless\t''
+container\t''
+confluent\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l schema -d 'Reader schema for bare and Confluent-framed messages [default: built-in]; with it, containers are resolved to it too (Parquet columns follow it)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l no-stamps -d 'Leave the cutouts out (Parquet only: Avro archives keep alerts whole)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
@@ -100,9 +137,10 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l kafka-co
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "man" -d 'Print the manual page (roff) to stdout'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "man" -d 'Print the manual page (roff) to stdout'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -63,6 +63,8 @@ fn main() -> Result<()> {
                 max_messages: None,
                 wait_for_topic: true,
                 broker_timeout: Duration::from_secs(60),
+                from: None,
+                until: None,
             };
             let consumer = subscribe(&kafka, &options, &args[1], &args[3], &[])?;
             let mut first = None;

@@ -82,6 +82,9 @@ pub enum Command {
     /// Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag.
     #[command(after_help = MONITOR_EXAMPLES)]
     Monitor(MonitorArgs),
+    /// Archive a stream to Avro or Parquet files, each committed only once on disk.
+    #[command(after_help = RECORD_EXAMPLES)]
+    Record(RecordArgs),
     /// Print a shell completion script to stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
@@ -93,7 +96,9 @@ pub enum Command {
 const SEND_EXAMPLES: &str = "Examples:
   alertstream send my-stream                    # every sample alert once
   alertstream send my-stream 100 --no-stamps    # 100 alerts, cutouts left empty
-  alertstream send my-stream --alerts ztf/ --repeat --interval 39 --max-repeats 10";
+  alertstream send my-stream --alerts ztf/ --repeat --interval 39 --max-repeats 10
+  alertstream send replay --alerts archive/ --pace recorded --speed 10
+  alertstream send replay --alerts ztf/ --pace candidate.jd --repeat";
 
 const PRINT_EXAMPLES: &str = "Examples:
   alertstream print my-stream --group readers -e
@@ -104,6 +109,12 @@ const PRINT_EXAMPLES: &str = "Examples:
 const MONITOR_EXAMPLES: &str = "Examples:
   alertstream monitor my-stream
   alertstream monitor my-stream --group readers --group archivers --every 5";
+
+const RECORD_EXAMPLES: &str = "Examples:
+  alertstream record my-stream --out archive/ --group archivers
+  alertstream record my-stream --out night/ --from 2026-11-29T00:00:00Z --until 2026-11-29T12:00:00Z
+  alertstream record my-stream --out lake/ --format parquet --no-stamps --codec zstandard -e
+  alertstream send replayed --alerts archive/ --pace recorded --speed 10";
 
 const COMPLETIONS_EXAMPLES: &str = "Examples:
   alertstream completions bash > ~/.local/share/bash-completion/completions/alertstream
@@ -149,7 +160,25 @@ pub struct SendArgs {
     #[arg(long = "schema-id", value_name = "N")]
     pub schema_id: Option<u32>,
 
-    /// Keep sending: one visit at every wall-clock multiple of --interval.
+    /// Replay at the archive's own pace instead of in visits: "recorded"
+    /// keeps the gaps between the broker timestamps alertstream record kept
+    /// (its .kafka.jsonl sidecars, with each alert's key and headers); a field
+    /// such as candidate.jd (ZTF) or diaSource.midpointMjdTai (Rubin) paces
+    /// by that time instead (fields named *jd*/*mjd* in days, others in seconds).
+    #[arg(long = "pace", value_name = "recorded|FIELD", requires = "alerts")]
+    pub pace: Option<String>,
+
+    /// With --pace: play this many times faster (0.5 is half as fast).
+    #[arg(
+        long = "speed",
+        default_value_t = 1.0,
+        value_name = "X",
+        requires = "pace"
+    )]
+    pub speed: f64,
+
+    /// Keep sending: one visit at every wall-clock multiple of --interval;
+    /// with --pace, the whole archive again after its last alert.
     #[arg(long = "repeat")]
     pub repeat: bool,
 
@@ -190,6 +219,21 @@ pub struct ConsumerArgs {
     #[arg(long = "no-wait")]
     pub no_wait: bool,
 
+    /// Start at this time instead of a group's committed offsets: each
+    /// partition from its first message with a broker timestamp at or after
+    /// TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now
+    /// (-1h, -30m, -2d) or epoch milliseconds (@1795931367000).
+    ///
+    /// A time window reads every partition outside any consumer group and
+    /// commits nothing: reading it again gives the same alerts.
+    #[arg(long = "from", value_name = "TIME")]
+    pub from: Option<String>,
+
+    /// Stop each partition at its first message at or after TIME (not
+    /// included); exit once every partition has stopped. Forms as --from.
+    #[arg(long = "until", value_name = "TIME")]
+    pub until: Option<String>,
+
     /// Exit with an error once every broker has been unreachable this long.
     #[arg(
         long = "broker-timeout",
@@ -217,7 +261,7 @@ pub struct PrintArgs {
     /// auto: an Avro container (magic Obj\x01) is read as one; a message whose
     /// first byte is 0 is read as Confluent-framed, and as bare Avro if that
     /// fails; anything else as bare Avro. A fixed format guesses nothing.
-    #[arg(long = "format", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
+    #[arg(long = "format", visible_alias = "wire", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
     pub format: ReadFormat,
 
     /// The most one alert may take, in bytes of Avro binary (after
@@ -262,6 +306,81 @@ pub struct MonitorArgs {
     /// Seconds between status lines (rate, lag, latency); 0 turns them off.
     #[arg(long = "every", default_value_t = 10.0, value_name = "SECONDS")]
     pub every: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Topic to record.
+    pub topic: String,
+
+    /// Folder to write the archive into (created if missing). Nothing is
+    /// written outside it.
+    #[arg(long = "out", value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Consumer group id [default: $HOSTNAME]. Offsets are committed only
+    /// for alerts in files already renamed into place.
+    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    pub group: Option<String>,
+
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+
+    /// Archive format: avro keeps each alert's bytes as they arrived, with
+    /// its writer schema; parquet derives columns from the Avro schema.
+    #[arg(long = "format", value_enum, default_value_t = ArchiveFormat::Avro, value_name = "FORMAT")]
+    pub format: ArchiveFormat,
+
+    /// Compression of the archive's blocks (Avro) or pages (Parquet).
+    #[arg(long = "codec", value_enum, default_value_t = CodecArg::Null, value_name = "CODEC")]
+    pub codec: CodecArg,
+
+    /// Start a new file after this many alerts.
+    #[arg(long = "roll-alerts", default_value_t = 10_000, value_name = "N")]
+    pub roll_alerts: u64,
+
+    /// Start a new file after this many seconds.
+    #[arg(
+        long = "roll-seconds",
+        default_value_t = 3600.0,
+        value_name = "SECONDS"
+    )]
+    pub roll_seconds: f64,
+
+    /// Start a new file past this size (suffixes K, M, G).
+    #[arg(long = "roll-bytes", default_value = "256M", value_name = "BYTES")]
+    pub roll_bytes: String,
+
+    /// Leave the cutouts out (Parquet only: Avro archives keep alerts whole).
+    #[arg(long = "no-stamps")]
+    pub no_stamps: bool,
+
+    /// How messages frame their Avro data (as print --format).
+    #[arg(long = "wire", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
+    pub wire: ReadFormat,
+
+    /// Reader schema for bare and Confluent-framed messages [default: built-in];
+    /// with it, containers are resolved to it too (Parquet columns follow it).
+    #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
+    pub schema: Vec<PathBuf>,
+
+    /// The most one alert may take, in bytes of Avro binary.
+    #[arg(long = "max-alert-bytes", default_value = "16M", value_name = "BYTES")]
+    pub max_alert_bytes: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchiveFormat {
+    Avro,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CodecArg {
+    Null,
+    Deflate,
+    Snappy,
+    Zstandard,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 //! `progress` (progress bars), `shutdown` (Ctrl-C and SIGTERM), `exit` (exit codes).
 
 pub mod alerts;
+pub mod archive;
 pub mod avro;
 pub mod cli;
 pub mod commands;
@@ -15,6 +16,7 @@ pub mod logging;
 pub mod progress;
 pub mod schedule;
 pub mod shutdown;
+pub mod time;
 
 use std::process::ExitCode;
 

@@ -18,6 +18,16 @@ pub enum Schedule {
     Repeat { interval: Duration, visits: u64 },
 }
 
+impl Schedule {
+    /// How many visits it plans.
+    pub fn visits(&self) -> u64 {
+        match self {
+            Schedule::Once => 1,
+            Schedule::Repeat { visits, .. } => *visits,
+        }
+    }
+}
+
 /// What happened to the schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {

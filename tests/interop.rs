@@ -6,39 +6,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use serde_json::Value as Json;
 
 const FRAMINGS: [&str; 3] = ["schemaless", "container", "confluent"];
 
-fn python() -> PathBuf {
-    let path = std::env::var_os("ALERTSTREAM_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/python"));
-    assert!(
-        path.exists(),
-        "Python with fastavro and confluent-kafka not found at {} (scripts/test makes .venv)",
-        path.display()
-    );
-    path
-}
-
 /// Runs the Python peer and returns its stdout.
 fn peer(args: &[&str]) -> String {
-    let output = Command::new(python())
-        .arg(root().join("tests/peer/alert_peer.py"))
-        .args(args)
-        .output()
-        .expect("run the Python peer");
-    assert!(
-        output.status.success(),
-        "alert_peer.py {} failed:\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    python_script("alert_peer.py", args)
 }
 
 /// fastavro's reading of container files, as JSON values.

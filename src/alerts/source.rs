@@ -9,6 +9,7 @@ use anyhow::Result;
 use apache_avro::types::Value;
 use apache_avro::Schema;
 
+use crate::archive::Meta;
 use crate::avro::gate::{self, WriterCache};
 use crate::avro::plan::Budget;
 
@@ -19,6 +20,9 @@ use crate::exit::bad_input;
 pub struct SourceAlert {
     pub schema: Arc<Schema>,
     pub value: Value,
+    /// Where it came from, for files `alertstream record` wrote (their
+    /// `.kafka.jsonl` sidecar): a replay keeps its timing, key and headers.
+    pub meta: Option<Meta>,
 }
 
 /// The sample alerts made by `examples/make_sample_alerts.rs`, built into the binary.
@@ -72,10 +76,42 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<SourceAlert>> {
         for file in files {
             let bytes = std::fs::read(&file)
                 .map_err(|e| bad_input(format!("cannot read --alerts {}: {e}", file.display())))?;
-            alerts.extend(read_container(&file, bytes.as_slice())?);
+            let mut read = read_container(&file, bytes.as_slice())?;
+            attach_sidecar(&file, &mut read)?;
+            alerts.extend(read);
         }
     }
     Ok(alerts)
+}
+
+/// Gives alerts of an archive file the metadata of its sidecar, if it has one.
+fn attach_sidecar(file: &Path, alerts: &mut [SourceAlert]) -> Result<()> {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let sidecar = file.with_file_name(crate::archive::avro::sidecar_name(&name));
+    let Ok(text) = std::fs::read_to_string(&sidecar) else {
+        return Ok(());
+    };
+    let metas: Vec<Meta> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| bad_input(format!("{} line {}: {e}", sidecar.display(), i + 1)))
+        })
+        .collect::<Result<_>>()?;
+    if metas.len() != alerts.len() {
+        return Err(bad_input(format!(
+            "{} has {} line(s) for {} alert(s) in {}: not this file's sidecar",
+            sidecar.display(),
+            metas.len(),
+            alerts.len(),
+            file.display()
+        )));
+    }
+    for (alert, meta) in alerts.iter_mut().zip(metas) {
+        alert.meta = Some(meta);
+    }
+    Ok(())
 }
 
 /// Reads container-file bytes (e.g. a file already in memory).
@@ -106,6 +142,7 @@ fn read_container(path: &Path, input: &[u8]) -> Result<Vec<SourceAlert>> {
         alerts.push(SourceAlert {
             schema: schema.clone(),
             value,
+            meta: None,
         });
     }
     if alerts.is_empty() {

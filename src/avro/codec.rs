@@ -5,7 +5,9 @@ use anyhow::{anyhow, Result};
 use apache_avro::types::Value;
 use apache_avro::{from_avro_datum, to_avro_datum, Schema};
 
-use super::gate::{self, WriterCache, DEFAULT_MAX_ALERT_BYTES};
+use std::sync::Arc;
+
+use super::gate::{self, Writer, WriterCache, DEFAULT_MAX_ALERT_BYTES};
 use super::json;
 use super::plan::{Budget, Plan};
 
@@ -98,10 +100,32 @@ pub fn encode_framed(schema: &Schema, alert: &Value, framing: Framing) -> Result
     }
 }
 
+/// A message's alerts as the Avro binary they were written in.
+#[derive(Debug)]
+pub struct Datums {
+    pub framing: Framing,
+    /// The schema they were written with.
+    pub writer: Arc<Writer>,
+    pub alerts: Vec<Vec<u8>>,
+}
+
+/// A message's alerts decoded, and the schema the values follow.
+#[derive(Debug)]
+pub struct Decoded {
+    pub framing: Framing,
+    pub schema: Arc<Writer>,
+    pub alerts: Vec<Value>,
+}
+
 /// Decodes messages with a reader schema (the built-in one or `--schema`).
 #[derive(Debug)]
 pub struct Decoder {
     reader: Schema,
+    /// The reader schema compiled: what bare payloads are checked with and
+    /// written in. `None` if it cannot be checked (recursive).
+    compiled: Option<Arc<Writer>>,
+    /// The schema containers are resolved to, compiled, when resolving.
+    resolved: Option<Arc<Writer>>,
     /// The reader schema compiled for checking bare payloads.
     shape: Option<Plan>,
     /// The reader schema compiled for the direct-to-JSON path, if it qualifies.
@@ -128,7 +152,10 @@ impl Decoder {
         } else {
             None
         };
+        let compile = |schema: &Schema| Writer::from_schema(schema.clone()).ok().map(Arc::new);
         Self {
+            compiled: compile(&reader),
+            resolved: resolve_to.as_ref().and_then(compile),
             shape: Plan::shape(&reader),
             plan: Plan::compile(&reader),
             reader,
@@ -242,6 +269,63 @@ impl Decoder {
             Framing::Container => self.values(&self.open(payload)?),
             Framing::Schemaless => Ok(vec![self.decode_bare(payload)?]),
             Framing::Confluent { .. } => Ok(vec![self.decode_bare(&payload[5..])?]),
+        })
+    }
+
+    /// A message's alerts as written (for archives that keep them so).
+    pub fn datums(&self, payload: &[u8]) -> Result<Datums> {
+        let (framing, (writer, alerts)) = self.either(payload, |framing| {
+            let bare = match framing {
+                Framing::Container => {
+                    let checked = self.open(payload)?;
+                    let alerts = checked.alerts().map(<[u8]>::to_vec).collect();
+                    return Ok((checked.writer.clone(), alerts));
+                }
+                Framing::Schemaless => payload,
+                Framing::Confluent { .. } => &payload[5..],
+            };
+            let reader = self.reader_compiled()?;
+            reader
+                .shape
+                .check(bare, self.budget)
+                .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))?;
+            Ok((reader, vec![bare.to_vec()]))
+        })?;
+        Ok(Datums {
+            framing,
+            writer,
+            alerts,
+        })
+    }
+
+    /// A message's alerts decoded, with the schema the values follow: the
+    /// reader schema, or a container's own when not resolving.
+    pub fn decode_with_schema(&self, payload: &[u8]) -> Result<Decoded> {
+        let (framing, (schema, alerts)) = self.either(payload, |framing| match framing {
+            Framing::Container => {
+                let checked = self.open(payload)?;
+                let schema = self
+                    .resolved
+                    .clone()
+                    .unwrap_or_else(|| checked.writer.clone());
+                Ok((schema, self.values(&checked)?))
+            }
+            Framing::Schemaless => Ok((self.reader_compiled()?, vec![self.decode_bare(payload)?])),
+            Framing::Confluent { .. } => Ok((
+                self.reader_compiled()?,
+                vec![self.decode_bare(&payload[5..])?],
+            )),
+        })?;
+        Ok(Decoded {
+            framing,
+            schema,
+            alerts,
+        })
+    }
+
+    fn reader_compiled(&self) -> Result<Arc<Writer>> {
+        self.compiled.clone().ok_or_else(|| {
+            anyhow!("the reader schema cannot be checked (recursive or big-decimal): bare messages are refused")
         })
     }
 

@@ -22,10 +22,12 @@ pub const DEFAULT_MAX_ALERT_BYTES: usize = 16 << 20;
 /// `--max-alert-bytes` is larger.
 pub const MESSAGE_DECOMPRESSED_BYTES: usize = 64 << 20;
 
-/// A writer schema found in a container, checked and compiled once.
+/// A schema alerts were written with, checked and compiled once.
 #[derive(Debug)]
 pub struct Writer {
     pub schema: Schema,
+    /// The schema as JSON text, as a container file header carries it.
+    pub text: String,
     /// For checking data of this schema.
     pub shape: Plan,
     /// For printing it straight to JSON, where the schema allows.
@@ -33,22 +35,32 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// A container's writer schema, from its header.
     pub fn parse(text: &[u8]) -> Result<Self> {
         let text = std::str::from_utf8(text)
             .map_err(|_| anyhow!("the container's writer schema is not UTF-8"))?;
         let schema = Schema::parse_str(text)
             .map_err(|e| anyhow!("the container's writer schema is not valid Avro: {e}"))?;
+        Self::new(schema, text.to_string())
+            .map_err(|e| anyhow!("the container's writer schema {e}; refused"))
+    }
+
+    /// A schema of our own (a reader schema), checked like any other.
+    pub fn from_schema(schema: Schema) -> Result<Self> {
+        let text = serde_json::to_string(&schema)?;
+        Self::new(schema, text).map_err(|e| anyhow!("the schema {e}"))
+    }
+
+    fn new(schema: Schema, text: String) -> Result<Self> {
         if super::schema::is_recursive(&schema) {
-            return Err(anyhow!(
-                "the container's writer schema is recursive; refused"
-            ));
+            return Err(anyhow!("is recursive"));
         }
-        let shape = Plan::shape(&schema).ok_or_else(|| {
-            anyhow!("the container's writer schema uses a type that cannot be checked (big-decimal); refused")
-        })?;
+        let shape = Plan::shape(&schema)
+            .ok_or_else(|| anyhow!("uses a type that cannot be checked (big-decimal)"))?;
         let json = Plan::compile(&schema);
         Ok(Self {
             schema,
+            text,
             shape,
             json,
         })

@@ -5,6 +5,8 @@ pub mod completions;
 pub mod man;
 pub mod monitor;
 pub mod print;
+pub mod record;
+pub mod replay;
 pub mod send;
 
 use anyhow::Result;
@@ -38,8 +40,56 @@ pub async fn run(cli: Cli) -> Result<()> {
             let options = monitor::MonitorOptions::from_args(args)?;
             monitor::run(options, kafka()?, Shutdown::install()).await
         }
+        Command::Record(args) => {
+            let options = record::RecordOptions::from_args(args)?;
+            record::run(options, kafka()?, Shutdown::install()).await
+        }
         Command::Completions(args) => completions::run(args.shell),
         Command::Man => man::run(),
+    }
+}
+
+/// How a consuming command decodes: reader schema, framing, size limit.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    pub schema: Vec<std::path::PathBuf>,
+    pub kind: Option<crate::avro::codec::Kind>,
+    pub max_alert_bytes: usize,
+}
+
+impl DecodeOptions {
+    pub fn new(
+        schema: Vec<std::path::PathBuf>,
+        format: crate::cli::ReadFormat,
+        max_alert_bytes: &str,
+    ) -> Result<Self> {
+        use crate::avro::codec::Kind;
+        use crate::cli::ReadFormat;
+        Ok(Self {
+            schema,
+            kind: match format {
+                ReadFormat::Auto => None,
+                ReadFormat::Schemaless => Some(Kind::Schemaless),
+                ReadFormat::Container => Some(Kind::Container),
+                ReadFormat::Confluent => Some(Kind::Confluent),
+            },
+            max_alert_bytes: byte_size("--max-alert-bytes", max_alert_bytes)?,
+        })
+    }
+
+    /// The decoder: the built-in schema, or `--schema` (then containers are
+    /// resolved to it too).
+    pub fn decoder(&self) -> Result<crate::avro::codec::Decoder> {
+        let reader = if self.schema.is_empty() {
+            crate::avro::schema::built_in()
+        } else {
+            crate::avro::schema::load(&self.schema)?
+        };
+        Ok(
+            crate::avro::codec::Decoder::new(reader, !self.schema.is_empty())
+                .with_kind(self.kind)
+                .with_max_alert_bytes(self.max_alert_bytes),
+        )
     }
 }
 

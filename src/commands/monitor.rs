@@ -9,11 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::topic_partition_list::Offset;
 
 use crate::cli::MonitorArgs;
 use crate::exit::bad_input;
-use crate::kafka::consume::{self, Handler, Stream};
+use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
 use crate::kafka::groups::{GroupLag, GroupWatch};
 use crate::kafka::{ClientLog, KafkaSettings};
@@ -105,12 +104,13 @@ fn unix_now() -> f64 {
 
 pub async fn run(options: MonitorOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
     let groups = GroupWatch::new(&kafka, &options.groups)?;
-    // It watches what arrives from now on: each partition from its end.
-    let Some(consumer) = consumer::assign_all(
+    // Outside any group: from the end of each partition (what arrives from
+    // now on), or from --from.
+    let Some(stream) = consumer::open(
         &kafka,
         &options.consumer,
         &options.topic,
-        Offset::End,
+        None,
         &[
             ("client.id", "alertstream-monitor"),
             ("enable.partition.eof", "true"),
@@ -119,11 +119,6 @@ pub async fn run(options: MonitorOptions, kafka: KafkaSettings, shutdown: Shutdo
     )?
     else {
         return Ok(());
-    };
-    let stream = Stream {
-        consumer,
-        topic: options.topic.clone(),
-        in_group: false,
     };
     let mut monitor = Monitor {
         topic: options.topic.clone(),

@@ -10,11 +10,12 @@ use anyhow::{Context, Result};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use crate::alerts::stamps::{self, StampDir, StampError};
-use crate::avro::codec::{Decoder, Kind};
-use crate::avro::{json, schema};
-use crate::cli::{PrintArgs, ReadFormat};
+use crate::avro::codec::Decoder;
+use crate::avro::json;
+use crate::cli::PrintArgs;
 use crate::commands::send::{INDEX_HEADER, VISIT_HEADER};
-use crate::kafka::consume::{self, Handler, Stream};
+use crate::commands::DecodeOptions;
+use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
 use crate::kafka::KafkaSettings;
 use crate::shutdown::Shutdown;
@@ -26,11 +27,9 @@ pub struct PrintOptions {
     pub group: String,
     pub consumer: ConsumerOptions,
     pub stamp_dir: Option<PathBuf>,
-    pub decode: bool,
-    pub schema: Vec<PathBuf>,
+    /// `None` with --decode-off.
+    pub decode: Option<DecodeOptions>,
     pub meta: bool,
-    pub kind: Option<Kind>,
-    pub max_alert_bytes: usize,
 }
 
 impl PrintOptions {
@@ -41,32 +40,17 @@ impl PrintOptions {
             group: consumer::group_or_default(args.group)?,
             consumer: ConsumerOptions::from_args(args.consumer)?,
             stamp_dir: args.stamp_dir,
-            decode: !args.decode_off,
-            schema: args.schema,
-            meta: args.meta,
-            kind: match args.format {
-                ReadFormat::Auto => None,
-                ReadFormat::Schemaless => Some(Kind::Schemaless),
-                ReadFormat::Container => Some(Kind::Container),
-                ReadFormat::Confluent => Some(Kind::Confluent),
+            decode: if args.decode_off {
+                None
+            } else {
+                Some(DecodeOptions::new(
+                    args.schema,
+                    args.format,
+                    &args.max_alert_bytes,
+                )?)
             },
-            max_alert_bytes: super::byte_size("--max-alert-bytes", &args.max_alert_bytes)?,
+            meta: args.meta,
         })
-    }
-
-    fn decoder(&self) -> Result<Option<Decoder>> {
-        if !self.decode {
-            return Ok(None);
-        }
-        let reader = if self.schema.is_empty() {
-            schema::built_in()
-        } else {
-            schema::load(&self.schema)?
-        };
-        let decoder = Decoder::new(reader, !self.schema.is_empty())
-            .with_kind(self.kind)
-            .with_max_alert_bytes(self.max_alert_bytes);
-        Ok(Some(decoder))
     }
 }
 
@@ -102,23 +86,26 @@ impl Counts {
 }
 
 pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
-    let decoder = options.decoder()?;
+    let decoder = options
+        .decode
+        .as_ref()
+        .map(DecodeOptions::decoder)
+        .transpose()?;
     let stamp_dir = options
         .stamp_dir
         .as_deref()
         .map(StampDir::create)
         .transpose()?;
-    let consumer = consumer::subscribe(
+    let Some(stream) = consumer::open(
         &kafka,
         &options.consumer,
         &options.topic,
-        &options.group,
+        Some(&options.group),
         &[("client.id", "alertstream-print")],
-    )?;
-    let stream = Stream {
-        consumer,
-        topic: options.topic.clone(),
-        in_group: true,
+        &shutdown,
+    )?
+    else {
+        return Ok(());
     };
     let mut printer = Printer {
         meta: options.meta,

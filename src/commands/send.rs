@@ -25,6 +25,7 @@ use crate::alerts::stamps;
 use crate::avro::codec::Framing;
 use crate::avro::{codec, json};
 use crate::cli::{SendArgs, WireFormat};
+use crate::commands::replay::{self, Pace};
 use crate::exit::{bad_input, Exit, UNDELIVERED};
 use crate::kafka::config::creation_error;
 use crate::kafka::{admin, ClientLog, KafkaSettings};
@@ -82,6 +83,8 @@ pub struct SendOptions {
     /// `None`: the cluster's default replication factor (KIP-464).
     pub replication: Option<i32>,
     pub flush_timeout: Duration,
+    /// `--pace` and `--speed`: a replay instead of visits.
+    pub pace: Option<(Pace, f64)>,
 }
 
 impl SendOptions {
@@ -118,7 +121,23 @@ impl SendOptions {
                 "--flush-timeout must be a number of seconds >= 0",
             ));
         }
+        let pace = match &args.pace {
+            None => None,
+            Some(_) if args.count.is_some() => {
+                return Err(bad_input(
+                    "COUNT goes without --pace: a replay sends every alert of the archive",
+                ))
+            }
+            Some(_) if !(args.speed.is_finite() && args.speed > 0.0) => {
+                return Err(bad_input(format!(
+                    "--speed {}: give a positive factor, e.g. 10 or 0.5",
+                    args.speed
+                )))
+            }
+            Some(text) => Some((Pace::parse(text)?, args.speed)),
+        };
         Ok(Self {
+            pace,
             topic: args.topic,
             count: args.count,
             source: if args.alerts.is_empty() {
@@ -192,6 +211,9 @@ pub async fn run(
         Source::BuiltIn => source::samples()?,
         Source::Files(paths) => source::load(paths)?,
     };
+    if let Some((pace, speed)) = &options.pace {
+        return run_replay(&options, &kafka, alerts, pace, *speed, &shutdown, quiet).await;
+    }
     let payloads = prepare(alerts, options.stamps, options.encoding)?;
     let count = options.count.unwrap_or(payloads.len() as u64);
     let bytes_per_cycle: usize = payloads.iter().map(Vec::len).sum();
@@ -203,10 +225,7 @@ pub async fn run(
     check_sizes(&kafka, &payloads)?;
     let producer = connect(&options, &kafka, quiet).await?;
     let totals = RefCell::new(Totals::default());
-    let visits_planned = match options.schedule {
-        Schedule::Once => 1,
-        Schedule::Repeat { visits, .. } => visits,
-    };
+    let visits_planned = options.schedule.visits();
     // Visits run on this thread (the runtime's block_on thread): producing is
     // blocking librdkafka work, and the signal handler runs on the workers.
     let outcome = schedule::run(options.schedule, SystemTime::now, &shutdown, |number| {
@@ -222,6 +241,44 @@ pub async fn run(
     })
     .await;
     report(&options, &kafka, &producer, outcome, &totals.into_inner())
+}
+
+/// `--pace`: the archive with its own timing, once or `--max-repeats` times.
+async fn run_replay(
+    options: &SendOptions,
+    kafka: &KafkaSettings,
+    alerts: Vec<source::SourceAlert>,
+    pace: &Pace,
+    speed: f64,
+    shutdown: &Shutdown,
+    quiet: bool,
+) -> Result<()> {
+    let timeline = replay::timeline(&alerts, pace, speed)?;
+    let metas: Vec<_> = alerts.iter().map(|a| a.meta.clone()).collect();
+    let payloads = prepare(alerts, options.stamps, options.encoding)?;
+    check_sizes(kafka, &payloads)?;
+    let producer = connect(options, kafka, quiet).await?;
+    let sources: Vec<replay::Source> = payloads
+        .into_iter()
+        .zip(&metas)
+        .map(|(payload, meta)| replay::Source::new(payload, meta.as_ref()))
+        .collect();
+    let plan = replay::Replay {
+        topic: &options.topic,
+        sources: &sources,
+        timeline: &timeline,
+        loops: options.schedule.visits(),
+        flush_timeout: options.flush_timeout,
+    };
+    let replayed = replay::run(&producer, &plan, shutdown);
+    let mut totals = producer.context().totals();
+    totals.produced = replayed.produced;
+    let outcome = schedule::Outcome {
+        visits: replayed.loops,
+        skipped_ticks: 0,
+        interrupted: replayed.interrupted,
+    };
+    report(options, kafka, &producer, outcome, &totals)
 }
 
 /// The producer, once the brokers answer and the topic exists.
@@ -419,7 +476,7 @@ fn produce_visit(
 ) -> (u64, usize) {
     let (mut produced, mut bytes) = (0u64, 0usize);
     let visit_number = visit.number.to_string();
-    'alerts: for i in 0..visit.count {
+    for i in 0..visit.count {
         let payload = &payloads[(i % payloads.len() as u64) as usize];
         let index = i.to_string();
         let headers = OwnedHeaders::new_with_capacity(2)
@@ -431,41 +488,60 @@ fn produce_visit(
                 key: INDEX_HEADER,
                 value: Some(&index),
             });
-        let mut record: BaseRecord<'_, (), [u8]> = BaseRecord::to(&options.topic)
+        let record = BaseRecord::to(&options.topic)
             .payload(payload.as_slice())
             .headers(headers);
-        loop {
-            if shutdown.requested() {
-                break 'alerts;
-            }
-            match producer.send(record) {
-                Ok(()) => {
-                    produced += 1;
-                    bytes += payload.len();
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The queue is bounded: serve acknowledgements until there is room.
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-                Err((error, _)) => {
-                    // Refused before queueing (e.g. larger than message.max.bytes): counted, never silent.
-                    produced += 1;
-                    producer.context().settle(Fate::Failed, &error.to_string());
-                    break;
-                }
-            }
+        match produce(producer, record, shutdown) {
+            Produced::Queued => bytes += payload.len(),
+            Produced::Refused => {}
+            Produced::Stopped => break,
         }
-        producer.poll(Duration::ZERO);
+        produced += 1;
     }
     (produced, bytes)
+}
+
+/// What became of one record handed to the producer.
+pub enum Produced {
+    Queued,
+    /// Refused before queueing (e.g. larger than message.max.bytes): counted as failed.
+    Refused,
+    /// A stop was requested while the queue was full: not produced.
+    Stopped,
+}
+
+/// Produces one record, serving acknowledgements while the bounded queue
+/// is full, until it is queued, refused, or a stop is requested.
+pub fn produce(
+    producer: &BaseProducer<Delivery>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+    shutdown: &Shutdown,
+) -> Produced {
+    loop {
+        if shutdown.requested() {
+            return Produced::Stopped;
+        }
+        match producer.send(record) {
+            Ok(()) => {
+                producer.poll(Duration::ZERO);
+                return Produced::Queued;
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((error, _)) => {
+                producer.context().settle(Fate::Failed, &error.to_string());
+                return Produced::Refused;
+            }
+        }
+    }
 }
 
 /// Waits until nothing is in flight. librdkafka settles every message within
 /// message.timeout.ms; after a stop request, at most `flush_timeout` more,
 /// then what is left is purged (and counted unknown or not sent).
-fn settle(producer: &BaseProducer<Delivery>, flush_timeout: Duration, shutdown: &Shutdown) {
+pub fn settle(producer: &BaseProducer<Delivery>, flush_timeout: Duration, shutdown: &Shutdown) {
     let mut stop_deadline = None;
     while producer.in_flight_count() > 0 {
         if shutdown.requested() {

@@ -5,6 +5,7 @@
 //! handler has succeeded with it. A handler error stops the loop with that
 //! message's offset unstored, so the same group reads it again next time.
 
+use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use anyhow::Result;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::topic_partition_list::Offset;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::consumer::{self, ConsumerOptions, EndTracker, ErrorLog};
 use super::{ClientLog, KafkaSettings};
@@ -34,6 +35,27 @@ pub trait Handler {
     fn tick(&mut self, _consumer: &BaseConsumer<ClientLog>) -> Result<()> {
         Ok(())
     }
+
+    /// Whether the handler keeps messages (in files not yet complete) after
+    /// `message` returns: then offsets are stored only as it reports them
+    /// safe through [`Handler::safe_offsets`].
+    fn holds_messages(&self) -> bool {
+        false
+    }
+
+    /// (partition, next offset) made safe since the last call.
+    fn safe_offsets(&mut self) -> Vec<(i32, i64)> {
+        Vec::new()
+    }
+
+    /// A rebalance took these partitions away: what is held for them will be
+    /// read again by their new owner, so it is dropped here.
+    fn revoked(&mut self, _partitions: &[i32]) {}
+
+    /// The stream ends (end, signal, `--max-messages`): make safe what is held.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A consumer ready to read, and whether it belongs to a group (and so
@@ -53,7 +75,11 @@ pub fn run(
     shutdown: &Shutdown,
     handler: &mut impl Handler,
 ) -> Result<()> {
-    let result = poll_until_done(&stream, kafka, options, shutdown, handler);
+    let mut result = poll_until_done(&stream, kafka, options, shutdown, handler);
+    if result.is_ok() {
+        result = handler.finish();
+        store_safe(&stream, handler);
+    }
     let brokers_lost = stream.consumer.context().all_down_for().is_some() && result.is_err();
     if brokers_lost {
         consumer::abandon(stream.consumer);
@@ -77,47 +103,159 @@ fn poll_until_done(
     handler: &mut impl Handler,
 ) -> Result<()> {
     let consumer = &stream.consumer;
-    let mut ends = EndTracker::default();
+    let mut state = State {
+        ends: EndTracker::default(),
+        finished: HashSet::new(),
+        handled: 0,
+    };
     let mut errors = ErrorLog::default();
-    let mut handled = 0u64;
     while !shutdown.requested() {
-        match consumer.poll(Duration::from_millis(100)) {
-            None => consumer::check_brokers(consumer, kafka, options.broker_timeout)?,
+        let done = match consumer.poll(Duration::from_millis(100)) {
+            None => {
+                consumer::check_brokers(consumer, kafka, options.broker_timeout)?;
+                false
+            }
             Some(Ok(message)) => {
                 errors.clear();
                 consumer.context().brokers_answered();
-                ends.message(message.partition());
-                handler.message(&message)?;
-                if stream.in_group {
-                    if let Err(e) = consumer.store_offset_from_message(&message) {
-                        tracing::warn!("cannot store offset {}: {e}", message.offset());
-                    }
-                }
-                handled += 1;
-                if options.max_messages.is_some_and(|max| handled >= max) {
-                    return Ok(());
-                }
+                state.message(stream, options, handler, &message)?
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 consumer.context().brokers_answered();
-                ends.end(partition);
-                // At the end, the next offset is the high watermark.
-                let next = position(consumer, &stream.topic, partition).or_else(|| {
-                    consumer
-                        .fetch_watermarks(&stream.topic, partition, Duration::from_secs(1))
-                        .ok()
-                        .map(|(_, high)| high)
-                });
-                handler.end_of_partition(partition, next)?;
-                if options.exit_at_end && ends.all_at_end(consumer) {
-                    return Ok(());
-                }
+                state.end(stream, options, handler, partition)?
             }
-            Some(Err(error)) => errors.report(consumer, &stream.topic, &error),
+            Some(Err(error)) => {
+                errors.report(consumer, &stream.topic, &error);
+                false
+            }
+        };
+        let revoked = consumer.context().take_revoked();
+        if !revoked.is_empty() {
+            handler.revoked(&revoked);
+        }
+        store_safe(stream, handler);
+        if done || state.window_closed(consumer, options) {
+            break;
         }
         handler.tick(consumer)?;
     }
+    if options.until.is_some() && state.handled == 0 {
+        tracing::info!(
+            "no messages on {} in the window: nothing before --until{}",
+            stream.topic,
+            options
+                .from
+                .map_or(String::new(), |_| " from --from on".to_string())
+        );
+    }
     Ok(())
+}
+
+/// Where the loop stands.
+struct State {
+    ends: EndTracker,
+    /// Partitions past `--until`.
+    finished: HashSet<i32>,
+    handled: u64,
+}
+
+impl State {
+    /// One message; `true` when the loop is done.
+    fn message(
+        &mut self,
+        stream: &Stream,
+        options: &ConsumerOptions,
+        handler: &mut impl Handler,
+        message: &BorrowedMessage<'_>,
+    ) -> Result<bool> {
+        let consumer = &stream.consumer;
+        let partition = message.partition();
+        self.ends.message(partition);
+        if let (Some(until), Some(at)) = (options.until, message.timestamp().to_millis()) {
+            if at >= until {
+                self.finish(stream, partition);
+                return Ok(self.all_finished(consumer));
+            }
+        }
+        handler.message(message)?;
+        if stream.in_group && !handler.holds_messages() {
+            if let Err(e) = consumer.store_offset_from_message(message) {
+                tracing::warn!("cannot store offset {}: {e}", message.offset());
+            }
+        }
+        self.handled += 1;
+        Ok(options.max_messages.is_some_and(|max| self.handled >= max))
+    }
+
+    /// A partition's end; `true` when the loop is done.
+    fn end(
+        &mut self,
+        stream: &Stream,
+        options: &ConsumerOptions,
+        handler: &mut impl Handler,
+        partition: i32,
+    ) -> Result<bool> {
+        let consumer = &stream.consumer;
+        self.ends.end(partition);
+        // At the end, the next offset is the high watermark.
+        let next = position(consumer, &stream.topic, partition).or_else(|| {
+            consumer
+                .fetch_watermarks(&stream.topic, partition, Duration::from_secs(1))
+                .ok()
+                .map(|(_, high)| high)
+        });
+        handler.end_of_partition(partition, next)?;
+        Ok(options.exit_at_end && self.ends.all_at_end(consumer))
+    }
+
+    /// Stops reading a partition that has reached `--until`.
+    fn finish(&mut self, stream: &Stream, partition: i32) {
+        if self.finished.insert(partition) {
+            let mut list = TopicPartitionList::new();
+            list.add_partition(&stream.topic, partition);
+            let _ = stream.consumer.pause(&list);
+            tracing::debug!("{} partition {partition}: reached --until", stream.topic);
+        }
+    }
+
+    /// Once `--until` has passed, a partition at its end is finished too:
+    /// nothing earlier can still arrive. `true` when every partition is.
+    fn window_closed(
+        &mut self,
+        consumer: &BaseConsumer<ClientLog>,
+        options: &ConsumerOptions,
+    ) -> bool {
+        match options.until {
+            Some(until) if until <= crate::time::now_ms() => {
+                self.finished.extend(self.ends.partitions());
+                self.all_finished(consumer)
+            }
+            _ => false,
+        }
+    }
+
+    fn all_finished(&self, consumer: &BaseConsumer<ClientLog>) -> bool {
+        let Ok(assignment) = consumer.assignment() else {
+            return false;
+        };
+        let parts = assignment.elements();
+        !parts.is_empty() && parts.iter().all(|p| self.finished.contains(&p.partition()))
+    }
+}
+
+/// Stores, for the next commit, the offsets the handler reports safe.
+fn store_safe(stream: &Stream, handler: &mut impl Handler) {
+    let safe = handler.safe_offsets();
+    if safe.is_empty() || !stream.in_group {
+        return;
+    }
+    let mut list = TopicPartitionList::new();
+    for (partition, next) in safe {
+        let _ = list.add_partition_offset(&stream.topic, partition, Offset::Offset(next));
+    }
+    if let Err(e) = stream.consumer.store_offsets(&list) {
+        tracing::warn!("cannot store offsets {list:?}: {e}");
+    }
 }
 
 /// The consumer's position in a partition (the next offset it will read).

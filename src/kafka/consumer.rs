@@ -9,6 +9,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use super::consume::Stream;
+
 use super::{admin, config::creation_error, ClientLog, KafkaSettings};
 use crate::cli::ConsumerArgs;
 use crate::exit::bad_input;
@@ -22,6 +24,10 @@ pub struct ConsumerOptions {
     pub wait_for_topic: bool,
     /// Give up when every broker has been unreachable this long.
     pub broker_timeout: Duration,
+    /// `--from`, epoch milliseconds.
+    pub from: Option<i64>,
+    /// `--until`, epoch milliseconds.
+    pub until: Option<i64>,
 }
 
 impl ConsumerOptions {
@@ -34,7 +40,28 @@ impl ConsumerOptions {
         if args.max_messages == Some(0) {
             return Err(bad_input("--max-messages must be at least 1"));
         }
+        let from = args
+            .from
+            .as_deref()
+            .map(|t| crate::time::parse("--from", t))
+            .transpose()?;
+        let until = args
+            .until
+            .as_deref()
+            .map(|t| crate::time::parse("--until", t))
+            .transpose()?;
+        if let (Some(from), Some(until)) = (from, until) {
+            if from >= until {
+                return Err(bad_input(format!(
+                    "--from {} is not before --until {}",
+                    crate::time::rfc3339_utc(from),
+                    crate::time::rfc3339_utc(until)
+                )));
+            }
+        }
         Ok(Self {
+            from,
+            until,
             exit_at_end: args.exit_at_end,
             max_messages: args.max_messages,
             wait_for_topic: !args.no_wait,
@@ -85,7 +112,7 @@ fn create(
 ) -> Result<(BaseConsumer<ClientLog>, Option<usize>)> {
     let mut all = CONSUMER_DEFAULTS.to_vec();
     all.extend_from_slice(settings);
-    if options.exit_at_end {
+    if options.exit_at_end || options.until.is_some() {
         all.push(("enable.partition.eof", "true"));
     }
     let consumer: BaseConsumer<ClientLog> = kafka
@@ -143,13 +170,22 @@ pub fn subscribe(
     Ok(consumer)
 }
 
+/// Where a group-less reader starts in each partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Beginning,
+    End,
+    /// The first message with a broker timestamp at or after these epoch milliseconds.
+    Time(i64),
+}
+
 /// A consumer outside any group reading every partition of `topic` from
 /// `start`: it never joins a group and never commits.
 pub fn assign_all(
     kafka: &KafkaSettings,
     options: &ConsumerOptions,
     topic: &str,
-    start: Offset,
+    start: Start,
     settings: &[(&str, &str)],
     shutdown: &Shutdown,
 ) -> Result<Option<BaseConsumer<ClientLog>>> {
@@ -183,8 +219,25 @@ pub fn assign_all(
             .and_then(|m| admin::partition_count(&m, topic));
     }
     let mut list = TopicPartitionList::new();
+    let offset = match start {
+        Start::Beginning => Offset::Beginning,
+        Start::End => Offset::End,
+        Start::Time(ms) => Offset::Offset(ms),
+    };
     for partition in 0..partitions.unwrap_or(0) as i32 {
-        list.add_partition_offset(topic, partition, start)?;
+        list.add_partition_offset(topic, partition, offset)?;
+    }
+    if let Start::Time(ms) = start {
+        // Offsets for times: -1 (the end) where no message is that late.
+        list = consumer
+            .offsets_for_times(list, Duration::from_secs(30))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot look up offsets for {} on {}: {e}",
+                    crate::time::rfc3339_utc(ms),
+                    kafka.brokers()
+                )
+            })?;
     }
     consumer.assign(&list)?;
     tracing::info!(
@@ -192,6 +245,35 @@ pub fn assign_all(
         list.count()
     );
     Ok(Some(consumer))
+}
+
+/// The stream a consuming command reads: a time window outside any group,
+/// else `group` (subscribed, committing), else every partition from its end.
+pub fn open(
+    kafka: &KafkaSettings,
+    options: &ConsumerOptions,
+    topic: &str,
+    group: Option<&str>,
+    settings: &[(&str, &str)],
+    shutdown: &Shutdown,
+) -> Result<Option<Stream>> {
+    let windowed = options.from.is_some() || options.until.is_some();
+    let in_group = group.is_some() && !windowed;
+    let consumer = if let (true, Some(group)) = (in_group, group) {
+        Some(subscribe(kafka, options, topic, group, settings)?)
+    } else {
+        let start = match (options.from, group) {
+            (Some(ms), _) => Start::Time(ms),
+            (None, Some(_)) => Start::Beginning,
+            (None, None) => Start::End,
+        };
+        assign_all(kafka, options, topic, start, settings, shutdown)?
+    };
+    Ok(consumer.map(|consumer| Stream {
+        consumer,
+        topic: topic.to_string(),
+        in_group,
+    }))
 }
 
 /// Fails once every broker has been down for longer than `timeout` and a
@@ -232,6 +314,11 @@ impl EndTracker {
 
     pub fn end(&mut self, partition: i32) {
         self.at_end.insert(partition);
+    }
+
+    /// The partitions at their end now.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.at_end.iter().copied()
     }
 
     /// Whether the consumer has partitions and every one of them is at its end.

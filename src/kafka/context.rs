@@ -15,6 +15,8 @@ pub struct ClientLog {
     last_error: Mutex<Option<String>>,
     /// Since when librdkafka has reported every broker down, if it has.
     all_down_since: Mutex<Option<Instant>>,
+    /// Partitions revoked by rebalances, until the consume loop takes them.
+    revoked: Mutex<Vec<i32>>,
 }
 
 impl ClientLog {
@@ -43,6 +45,14 @@ impl ClientLog {
         if let Ok(mut since) = self.all_down_since.lock() {
             *since = None;
         }
+    }
+
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<i32> {
+        self.revoked
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
     }
 
     fn remember(&self, message: String) {
@@ -102,6 +112,9 @@ impl ConsumerContext for ClientLog {
             }
             Rebalance::Revoke(list) => {
                 tracing::info!("partitions revoked: {}", list.count());
+                if let Ok(mut revoked) = self.revoked.lock() {
+                    revoked.extend(list.elements().iter().map(|e| e.partition()));
+                }
             }
             Rebalance::Error(e) => tracing::warn!("rebalance failed: {e}"),
         }

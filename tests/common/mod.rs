@@ -514,3 +514,33 @@ pub fn signal(pid: u32, name: &str) {
         .unwrap();
     assert!(status.success(), "kill -{name} {pid}");
 }
+
+/// The test venv's Python (fastavro, confluent-kafka, pyarrow), made by scripts/test.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("ALERTSTREAM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "Python with fastavro and confluent-kafka not found at {} (scripts/test makes .venv)",
+        path.display()
+    );
+    path
+}
+
+/// Runs a script of tests/peer/ and returns its stdout; fails on failure.
+pub fn python_script(script: &str, args: &[&str]) -> String {
+    let output = Command::new(python())
+        .arg(root().join("tests/peer").join(script))
+        .args(args)
+        .output()
+        .expect("run the Python peer");
+    assert!(
+        output.status.success(),
+        "{script} {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}

@@ -1,0 +1,105 @@
+//! Parquet archive files: rows of alerts in the Arrow layout derived from
+//! their Avro schema (`arrow.rs`), plus a `_kafka` column (partition,
+//! offset, broker timestamp), written in row groups of [`ROWS_PER_GROUP`] so
+//! that memory stays bounded whatever the file's size.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use apache_avro::types::Value;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::arrow::Layout;
+use super::files::{file_name, Pending};
+use super::Meta;
+use crate::avro::container::Codec;
+
+/// Alerts buffered before they are written as one row group.
+pub const ROWS_PER_GROUP: usize = 256;
+
+/// A Parquet archive file being written.
+pub struct ParquetFile {
+    file: Pending,
+    writer: ArrowWriter<File>,
+    layout: Arc<Layout>,
+    rows: Vec<(Value, Meta)>,
+    pub alerts: u64,
+}
+
+impl ParquetFile {
+    pub fn create(
+        dir: &Path,
+        topic: &str,
+        first: &Meta,
+        layout: Arc<Layout>,
+        codec: Codec,
+    ) -> Result<Self> {
+        let file = Pending::new(
+            dir,
+            &file_name(topic, first.partition, first.offset, "parquet"),
+        )?;
+        let compression = match codec {
+            Codec::Null => Compression::UNCOMPRESSED,
+            Codec::Deflate => Compression::GZIP(GzipLevel::default()),
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Zstandard => Compression::ZSTD(ZstdLevel::default()),
+        };
+        let properties = WriterProperties::builder()
+            .set_compression(compression)
+            .set_max_row_group_row_count(Some(ROWS_PER_GROUP))
+            .build();
+        let writer = ArrowWriter::try_new(file.create()?, layout.schema.clone(), Some(properties))
+            .with_context(|| format!("cannot start {}", file.temp.display()))?;
+        Ok(Self {
+            file,
+            writer,
+            layout,
+            rows: Vec::with_capacity(ROWS_PER_GROUP),
+            alerts: 0,
+        })
+    }
+
+    pub fn append(&mut self, alert: Value, meta: Meta) -> Result<()> {
+        self.rows.push((alert, meta));
+        self.alerts += 1;
+        if self.rows.len() >= ROWS_PER_GROUP {
+            self.write_rows()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far (row groups on disk).
+    pub fn bytes(&self) -> u64 {
+        self.writer.bytes_written() as u64
+    }
+
+    fn write_rows(&mut self) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let batch = self.layout.batch(&self.rows)?;
+        self.writer
+            .write(&batch)
+            .and_then(|()| self.writer.flush())
+            .with_context(|| format!("cannot write {}", self.file.temp.display()))?;
+        self.rows.clear();
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.write_rows()?;
+        let file = self
+            .writer
+            .into_inner()
+            .with_context(|| format!("cannot write {}", self.file.temp.display()))?;
+        self.file.commit(file)
+    }
+
+    pub fn discard(self) {
+        self.file.discard();
+    }
+}

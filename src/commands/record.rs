@@ -1,0 +1,445 @@
+//! `alertstream record`: archives a stream. Alerts go into one open file per
+//! partition and schema (and day, for Parquet); a file is rolled by alerts,
+//! seconds or bytes, fsynced and renamed into place, and only then are the
+//! offsets of its alerts committed. So a recorder killed with -9 and started
+//! again in its group archives every alert exactly once (see `archive/`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rdkafka::message::{BorrowedMessage, Message};
+
+use crate::archive::arrow::Layout;
+use crate::archive::avro::AvroFile;
+use crate::archive::files::remove_uncommitted;
+use crate::archive::parquet::ParquetFile;
+use crate::archive::Meta;
+use crate::avro::codec::Decoder;
+use crate::avro::container::Codec;
+use crate::avro::gate::Writer;
+use crate::cli::{ArchiveFormat, CodecArg, RecordArgs};
+use crate::commands::DecodeOptions;
+use crate::exit::bad_input;
+use crate::kafka::consume::{self, Handler};
+use crate::kafka::consumer::{self, ConsumerOptions};
+use crate::kafka::KafkaSettings;
+use crate::shutdown::Shutdown;
+
+/// Validated `record` options.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub topic: String,
+    pub out: PathBuf,
+    pub group: String,
+    pub consumer: ConsumerOptions,
+    pub decode: DecodeOptions,
+    pub format: ArchiveFormat,
+    pub codec: Codec,
+    pub roll: Roll,
+    pub stamps: bool,
+}
+
+/// When a file is complete.
+#[derive(Debug, Clone, Copy)]
+pub struct Roll {
+    pub alerts: u64,
+    pub age: Duration,
+    pub bytes: u64,
+}
+
+impl RecordOptions {
+    pub fn from_args(args: RecordArgs) -> Result<Self> {
+        crate::kafka::admin::check_topic(&args.topic)?;
+        if args.no_stamps && args.format == ArchiveFormat::Avro {
+            return Err(bad_input(
+                "--no-stamps goes with --format parquet: Avro archives keep each alert as it arrived",
+            ));
+        }
+        if args.roll_alerts == 0 || !(args.roll_seconds.is_finite() && args.roll_seconds > 0.0) {
+            return Err(bad_input(
+                "--roll-alerts and --roll-seconds must be positive",
+            ));
+        }
+        Ok(Self {
+            topic: args.topic,
+            out: args.out,
+            group: consumer::group_or_default(args.group)?,
+            consumer: ConsumerOptions::from_args(args.consumer)?,
+            decode: DecodeOptions::new(args.schema, args.wire, &args.max_alert_bytes)?,
+            format: args.format,
+            codec: match args.codec {
+                CodecArg::Null => Codec::Null,
+                CodecArg::Deflate => Codec::Deflate,
+                CodecArg::Snappy => Codec::Snappy,
+                CodecArg::Zstandard => Codec::Zstandard,
+            },
+            roll: Roll {
+                alerts: args.roll_alerts,
+                age: Duration::from_secs_f64(args.roll_seconds),
+                bytes: super::byte_size("--roll-bytes", &args.roll_bytes)? as u64,
+            },
+            stamps: !args.no_stamps,
+        })
+    }
+}
+
+pub async fn run(options: RecordOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
+    let decoder = options.decode.decoder()?;
+    std::fs::create_dir_all(&options.out).map_err(|e| {
+        bad_input(format!(
+            "cannot create --out {}: {e}",
+            options.out.display()
+        ))
+    })?;
+    let Some(stream) = consumer::open(
+        &kafka,
+        &options.consumer,
+        &options.topic,
+        Some(&options.group),
+        &[("client.id", "alertstream-record")],
+        &shutdown,
+    )?
+    else {
+        return Ok(());
+    };
+    let mut recorder = Recorder {
+        in_group: stream.in_group,
+        options: options.clone(),
+        decoder,
+        files: HashMap::new(),
+        partitions: HashMap::new(),
+        layouts: HashMap::new(),
+        counts: Counts::default(),
+    };
+    let result = consume::run(stream, &kafka, &options.consumer, &shutdown, &mut recorder);
+    let c = &recorder.counts;
+    tracing::info!(
+        "recorded {} alert(s) from {} message(s) into {} file(s) under {}; {} skipped",
+        c.alerts,
+        c.messages,
+        c.files,
+        options.out.display(),
+        c.skipped
+    );
+    result
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    messages: u64,
+    alerts: u64,
+    skipped: u64,
+    files: u64,
+}
+
+/// Which open file an alert belongs in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileKey {
+    partition: i32,
+    /// The UTC day (Parquet's `date=` folders), empty for Avro.
+    date: String,
+    /// The writer schema, by identity (one cached `Writer` per schema).
+    schema: usize,
+}
+
+struct OpenFile {
+    first_offset: i64,
+    opened: Instant,
+    kind: FileKind,
+}
+
+enum FileKind {
+    Avro(AvroFile),
+    Parquet(ParquetFile),
+}
+
+impl OpenFile {
+    fn alerts(&self) -> u64 {
+        match &self.kind {
+            FileKind::Avro(f) => f.alerts,
+            FileKind::Parquet(f) => f.alerts,
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        match &self.kind {
+            FileKind::Avro(f) => f.bytes,
+            FileKind::Parquet(f) => f.bytes(),
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        match self.kind {
+            FileKind::Avro(f) => f.finish(),
+            FileKind::Parquet(f) => f.finish(),
+        }
+    }
+
+    fn discard(self) {
+        match self.kind {
+            FileKind::Avro(f) => f.discard(),
+            FileKind::Parquet(f) => f.discard(),
+        }
+    }
+}
+
+/// A partition's progress: the offset after the last message handled, and
+/// the last safe offset reported for commit.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    next: i64,
+    reported: i64,
+}
+
+struct Recorder {
+    options: RecordOptions,
+    in_group: bool,
+    decoder: Decoder,
+    files: HashMap<FileKey, OpenFile>,
+    partitions: HashMap<i32, Progress>,
+    layouts: HashMap<usize, Arc<Layout>>,
+    counts: Counts,
+}
+
+impl Handler for Recorder {
+    fn message(&mut self, message: &BorrowedMessage<'_>) -> Result<()> {
+        let meta = Meta::of(message);
+        self.counts.messages += 1;
+        self.start_partition(&meta)?;
+        let payload = message.payload().unwrap_or_default();
+        let stored = match self.options.format {
+            ArchiveFormat::Avro => self.store_datums(payload, &meta),
+            ArchiveFormat::Parquet => self.store_values(payload, &meta),
+        };
+        if let Err(e) = stored {
+            if e.downcast_ref::<Skip>().is_none() {
+                return Err(e);
+            }
+            tracing::warn!(
+                "{} partition {} offset {}: cannot decode ({e}); skipped",
+                message.topic(),
+                meta.partition,
+                meta.offset
+            );
+            self.counts.skipped += 1;
+        }
+        if let Some(progress) = self.partitions.get_mut(&meta.partition) {
+            progress.next = meta.offset + 1;
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, _: &rdkafka::consumer::BaseConsumer<crate::kafka::ClientLog>) -> Result<()> {
+        let age = self.options.roll.age;
+        let old: Vec<FileKey> = self
+            .files
+            .iter()
+            .filter(|(_, f)| f.opened.elapsed() >= age)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in old {
+            self.close(&key)?;
+        }
+        Ok(())
+    }
+
+    fn holds_messages(&self) -> bool {
+        true
+    }
+
+    fn safe_offsets(&mut self) -> Vec<(i32, i64)> {
+        let mut safe = Vec::new();
+        for (partition, progress) in &mut self.partitions {
+            let held = self
+                .files
+                .iter()
+                .filter(|(k, _)| k.partition == *partition)
+                .map(|(_, f)| f.first_offset)
+                .min();
+            let offset = held.unwrap_or(progress.next);
+            if offset > progress.reported {
+                progress.reported = offset;
+                safe.push((*partition, offset));
+            }
+        }
+        safe
+    }
+
+    fn revoked(&mut self, partitions: &[i32]) {
+        let keys: Vec<FileKey> = self
+            .files
+            .keys()
+            .filter(|k| partitions.contains(&k.partition))
+            .cloned()
+            .collect();
+        for key in keys {
+            if let Some(file) = self.files.remove(&key) {
+                file.discard();
+            }
+        }
+        for partition in partitions {
+            self.partitions.remove(partition);
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let keys: Vec<FileKey> = self.files.keys().cloned().collect();
+        for key in keys {
+            self.close(&key)?;
+        }
+        Ok(())
+    }
+}
+
+/// A message that could not be decoded: reported and skipped, not an error.
+#[derive(Debug)]
+struct Skip(String);
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Skip {}
+
+fn skip(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(Skip(format!("{e:#}")))
+}
+
+impl Recorder {
+    /// The first message of a partition in this run: in a group, whatever an
+    /// earlier run left past it was never committed, and is removed.
+    fn start_partition(&mut self, meta: &Meta) -> Result<()> {
+        if self.partitions.contains_key(&meta.partition) {
+            return Ok(());
+        }
+        self.partitions.insert(
+            meta.partition,
+            Progress {
+                next: meta.offset,
+                reported: meta.offset,
+            },
+        );
+        if self.in_group {
+            let removed = remove_uncommitted(
+                &self.options.out,
+                &self.options.topic,
+                meta.partition,
+                meta.offset,
+            )?;
+            if removed > 0 {
+                tracing::info!(
+                    "partition {}: removed {removed} uncommitted file(s) from an earlier run at offset {} or later",
+                    meta.partition,
+                    meta.offset
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn store_datums(&mut self, payload: &[u8], meta: &Meta) -> Result<()> {
+        let datums = self.decoder.datums(payload).map_err(skip)?;
+        let key = self.key(meta, &datums.writer, String::new());
+        let codec = self.options.codec;
+        let (out, topic) = (self.options.out.clone(), self.options.topic.clone());
+        let file = match self.files.entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let avro = AvroFile::create(&out, &topic, meta, &datums.writer.text, codec)?;
+                self.counts.files += 1;
+                e.insert(OpenFile {
+                    first_offset: meta.offset,
+                    opened: Instant::now(),
+                    kind: FileKind::Avro(avro),
+                })
+            }
+        };
+        let FileKind::Avro(avro) = &mut file.kind else {
+            unreachable!("Avro archives hold Avro files")
+        };
+        for datum in &datums.alerts {
+            avro.append(datum, meta)?;
+        }
+        self.counts.alerts += datums.alerts.len() as u64;
+        self.roll_if_full(&key)
+    }
+
+    fn store_values(&mut self, payload: &[u8], meta: &Meta) -> Result<()> {
+        let decoded = self.decoder.decode_with_schema(payload).map_err(skip)?;
+        let date = crate::time::utc_date(meta.timestamp.unwrap_or_else(crate::time::now_ms));
+        let key = self.key(meta, &decoded.schema, date.clone());
+        let layout = self.layout(&decoded.schema)?;
+        let codec = self.options.codec;
+        let dir = self.options.out.join(format!("date={date}"));
+        let topic = self.options.topic.clone();
+        let file = match self.files.entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let parquet = ParquetFile::create(&dir, &topic, meta, layout, codec)?;
+                self.counts.files += 1;
+                e.insert(OpenFile {
+                    first_offset: meta.offset,
+                    opened: Instant::now(),
+                    kind: FileKind::Parquet(parquet),
+                })
+            }
+        };
+        let FileKind::Parquet(parquet) = &mut file.kind else {
+            unreachable!("Parquet archives hold Parquet files")
+        };
+        let count = decoded.alerts.len() as u64;
+        for alert in decoded.alerts {
+            parquet.append(alert, meta.clone())?;
+        }
+        self.counts.alerts += count;
+        self.roll_if_full(&key)
+    }
+
+    fn key(&self, meta: &Meta, writer: &Arc<Writer>, date: String) -> FileKey {
+        FileKey {
+            partition: meta.partition,
+            date,
+            schema: Arc::as_ptr(writer) as usize,
+        }
+    }
+
+    /// The Parquet layout of a schema; a schema with no Parquet layout stops
+    /// the recorder (exit 2) before anything of it is written.
+    fn layout(&mut self, schema: &Arc<Writer>) -> Result<Arc<Layout>> {
+        let id = Arc::as_ptr(schema) as usize;
+        if let Some(layout) = self.layouts.get(&id) {
+            return Ok(layout.clone());
+        }
+        let layout = Layout::new(&schema.schema, self.options.stamps)
+            .map_err(|e| bad_input(format!("cannot archive these alerts as Parquet: {e:#}")))?;
+        let layout = Arc::new(layout);
+        self.layouts.insert(id, layout.clone());
+        Ok(layout)
+    }
+
+    fn roll_if_full(&mut self, key: &FileKey) -> Result<()> {
+        let roll = self.options.roll;
+        let full = self
+            .files
+            .get(key)
+            .is_some_and(|f| f.alerts() >= roll.alerts || f.bytes() >= roll.bytes);
+        if full {
+            self.close(key)?;
+        }
+        Ok(())
+    }
+
+    /// Completes a file: on disk under its name, its offsets safe to commit.
+    fn close(&mut self, key: &FileKey) -> Result<()> {
+        let Some(file) = self.files.remove(key) else {
+            return Ok(());
+        };
+        file.finish()
+            .context("archive file not completed; its alerts will be read again")
+    }
+}

@@ -1,0 +1,76 @@
+"""Reads alertstream archives with independent implementations: fastavro for
+Avro archives, pyarrow for Parquet. Used by tests/record.rs.
+
+  archive_check.py avro-equal ARCHIVE_DIR SOURCE_FILE...
+      every alert of the source container files is in the archive exactly
+      once, value for value as fastavro reads both; prints "ok N"
+  archive_check.py parquet DIR
+      prints one JSON object per Parquet file: its path, row count, the
+      type of chosen columns, and the candids and candidate.rb values
+"""
+import glob
+import json
+import os
+import sys
+
+import fastavro
+
+
+def avro_records(paths):
+    for path in paths:
+        with open(path, "rb") as f:
+            for record in fastavro.reader(f):
+                yield record
+
+
+def avro_equal(archive_dir, sources):
+    archived = list(avro_records(sorted(glob.glob(os.path.join(archive_dir, "*.avro")))))
+    expected = list(avro_records(sources))
+    key = lambda r: (r["candid"], r.get("schemavsn"))
+    by_key = {}
+    for record in archived:
+        by_key.setdefault(key(record), []).append(record)
+    for record in expected:
+        found = by_key.get(key(record), [])
+        if len(found) != 1:
+            raise SystemExit(f"candid {key(record)}: {len(found)} copies in the archive")
+        if found[0] != record:
+            raise SystemExit(f"candid {key(record)}: archived value differs")
+    if len(archived) != len(expected):
+        raise SystemExit(f"{len(archived)} archived for {len(expected)} sent")
+    print(f"ok {len(archived)}")
+
+
+def parquet(directory):
+    import pyarrow.parquet as pq
+
+    for path in sorted(glob.glob(os.path.join(directory, "**", "*.parquet"), recursive=True)):
+        table = pq.read_table(path)
+        schema = table.schema
+        types = {}
+        for name in ["candid", "objectId", "candidate", "prv_candidates", "cutoutScience", "_kafka"]:
+            if name in schema.names:
+                field = schema.field(name)
+                types[name] = {"type": str(field.type), "nullable": field.nullable}
+        candidate = schema.field("candidate").type
+        rb = candidate.field("rb")
+        types["candidate.rb"] = {"type": str(rb.type), "nullable": rb.nullable}
+        rows = table.to_pylist()
+        print(json.dumps({
+            "path": os.path.relpath(path, directory),
+            "rows": table.num_rows,
+            "types": types,
+            "candids": [r["candid"] for r in rows],
+            "rb": [r["candidate"]["rb"] for r in rows],
+            "offsets": [r["_kafka"]["offset"] for r in rows],
+        }))
+
+
+if __name__ == "__main__":
+    command = sys.argv[1]
+    if command == "avro-equal":
+        avro_equal(sys.argv[2], sys.argv[3:])
+    elif command == "parquet":
+        parquet(sys.argv[2])
+    else:
+        raise SystemExit(__doc__)

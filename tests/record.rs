@@ -1,0 +1,473 @@
+//! Record, replay and time windows on the real broker: archives read back by
+//! fastavro and pyarrow, a window that selects one visit of three, replay
+//! gaps and --speed, a recorder killed with -9 and restarted, a full disk,
+//! corrupt archives.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn fixtures() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(ztf_fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "avro"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every ZTF fixture (7 schema versions), sent as container messages.
+fn send_fixtures(topic: &str) {
+    let mut args = vec!["send", topic, "--format", "container"];
+    let files = fixtures();
+    for file in &files {
+        args.extend(["--alerts", file.to_str().unwrap()]);
+    }
+    ok(&args);
+}
+
+#[test]
+fn avro_archives_keep_every_alert_as_sent() {
+    let topic = topic("record-avro");
+    send_fixtures(&topic);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    ok(&[
+        "record", &topic, "--out", dir, "-e", "--group", "g", "--codec", "deflate",
+    ]);
+    let files = fixtures();
+    let mut args = vec!["avro-equal", dir];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    assert_eq!(python_script("archive_check.py", &args).trim(), "ok 20");
+    // One file per schema version, each with its sidecar.
+    let names: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".avro")).count(),
+        7,
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".kafka.jsonl")).count(),
+        7
+    );
+    assert!(
+        names.iter().all(|n| !n.starts_with('.')),
+        "no temporary files left: {names:?}"
+    );
+    assert_eq!(committed_offset("g", &topic), 20);
+}
+
+#[test]
+fn parquet_archives_keep_avro_types() {
+    let topic = topic("record-parquet");
+    send_fixtures(&topic);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    ok(&[
+        "record",
+        &topic,
+        "--out",
+        dir,
+        "-e",
+        "--format",
+        "parquet",
+        "--codec",
+        "zstandard",
+    ]);
+    let files: Vec<serde_json::Value> = python_script("archive_check.py", &["parquet", dir])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(files.len(), 7, "one file per schema version");
+    let date = alertstream::time::utc_date(alertstream::time::now_ms());
+    let mut candids = Vec::new();
+    for file in &files {
+        assert!(
+            file["path"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("date={date}/")),
+            "{file}"
+        );
+        let types = &file["types"];
+        assert_eq!(types["candid"]["type"], "int64");
+        assert_eq!(types["candid"]["nullable"], false);
+        assert_eq!(types["objectId"]["type"], "string");
+        assert!(types["candidate"]["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("struct<"));
+        assert!(types["prv_candidates"]["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("list<item: struct<"));
+        assert!(types["cutoutScience"]["type"]
+            .as_str()
+            .unwrap()
+            .contains("stampData: binary"));
+        assert_eq!(types["candidate.rb"]["type"], "float");
+        assert_eq!(types["candidate.rb"]["nullable"], true);
+        candids.extend(
+            file["candids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_i64().unwrap()),
+        );
+    }
+    // The same values fastavro reads from the sources.
+    let mut expected: Vec<i64> = fixtures()
+        .iter()
+        .flat_map(|f| container_alerts(f))
+        .map(|a| expected_json(&a)["candid"].as_i64().unwrap())
+        .collect();
+    candids.sort();
+    expected.sort();
+    assert_eq!(candids, expected);
+    // --no-stamps leaves the cutouts out.
+    let lean = tempfile::tempdir().unwrap();
+    let lean_dir = lean.path().to_str().unwrap();
+    ok(&[
+        "record",
+        &topic,
+        "--out",
+        lean_dir,
+        "-e",
+        "--format",
+        "parquet",
+        "--no-stamps",
+        "-g",
+        "lean",
+    ]);
+    let first: serde_json::Value = serde_json::from_str(
+        python_script("archive_check.py", &["parquet", lean_dir])
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(first["types"].get("cutoutScience").is_none(), "{first}");
+}
+
+/// `(visit, broker timestamp)` of every message, from print --meta.
+fn visit_times(topic: &str) -> Vec<(u64, i64)> {
+    json_lines(&ok(&["print", topic, "--meta", "-e", "--group", "times"]))
+        .iter()
+        .map(|l| {
+            (
+                l["_kafka"]["visit"].as_u64().unwrap(),
+                l["_kafka"]["timestamp"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Three visits of four alerts, a second apart.
+fn three_visits(topic: &str) -> Vec<(u64, i64)> {
+    ok(&[
+        "send",
+        topic,
+        "4",
+        "--no-stamps",
+        "--repeat",
+        "--interval",
+        "1",
+        "--max-repeats",
+        "3",
+    ]);
+    visit_times(topic)
+}
+
+#[test]
+fn a_time_window_selects_exactly_one_visit() {
+    let topic = topic("window");
+    let times = three_visits(&topic);
+    let first_of = |visit| {
+        times
+            .iter()
+            .filter(|(v, _)| *v == visit)
+            .map(|(_, t)| *t)
+            .min()
+            .unwrap()
+    };
+    let (from, until) = (format!("@{}", first_of(2)), format!("@{}", first_of(3)));
+    let lines = json_lines(&ok(&[
+        "print", &topic, "--meta", "--from", &from, "--until", &until,
+    ]));
+    assert_eq!(lines.len(), 4, "one visit");
+    assert!(lines.iter().all(|l| l["_kafka"]["visit"] == 2));
+    // The same window as RFC 3339 text, and for record.
+    let rfc = |ms: i64| alertstream::time::rfc3339_utc(ms);
+    let out = tempfile::tempdir().unwrap();
+    ok(&[
+        "record",
+        &topic,
+        "--out",
+        out.path().to_str().unwrap(),
+        "--from",
+        &rfc(first_of(2)),
+        "--until",
+        &rfc(first_of(3)),
+    ]);
+    let archived = alertstream::alerts::source::load(&[out.path().to_path_buf()]).unwrap();
+    assert_eq!(archived.len(), 4);
+    // A window reads outside any group: it commits nothing.
+    assert_eq!(
+        committed_offset(
+            &alertstream::kafka::consumer::group_or_default(None).unwrap(),
+            &topic
+        ),
+        -1
+    );
+    // A window with no messages ends at once, saying so.
+    let empty = run(&["print", &topic, "--from", "@1000", "--until", "@2000"]);
+    assert!(empty.status.success());
+    assert!(empty.stdout.is_empty());
+    assert!(
+        stderr(&empty).contains("no messages on"),
+        "{}",
+        stderr(&empty)
+    );
+    // A time that does not parse: exit 2 naming the accepted forms.
+    let bad = run(&["print", &topic, "--from", "yesterday"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("RFC 3339"), "{}", stderr(&bad));
+}
+
+#[test]
+fn replay_keeps_the_recorded_gaps_divided_by_speed() {
+    let topic = topic("replay-source");
+    three_visits(&topic);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    ok(&["record", &topic, "--out", dir, "-e"]);
+    let recorded: Vec<i64> = alertstream::alerts::source::load(&[out.path().to_path_buf()])
+        .unwrap()
+        .iter()
+        .map(|a| a.meta.as_ref().unwrap().timestamp.unwrap())
+        .collect();
+    let replayed = format!("{topic}-fast");
+    ok(&[
+        "send", &replayed, "--alerts", dir, "--pace", "recorded", "--speed", "4",
+    ]);
+    let lines = json_lines(&ok(&["print", &replayed, "--meta", "-e", "--group", "r"]));
+    assert_eq!(lines.len(), 12);
+    let start = lines[0]["_kafka"]["timestamp"].as_i64().unwrap();
+    for (line, at) in lines.iter().zip(&recorded) {
+        let planned = (at - recorded[0]) as f64 / 4.0;
+        let sent = (line["_kafka"]["timestamp"].as_i64().unwrap() - start) as f64;
+        // Never early; late by no more than scheduling noise.
+        assert!(
+            sent >= planned - 5.0 && sent <= planned + 250.0,
+            "planned {planned} ms, sent at {sent} ms"
+        );
+        // The recorded headers travel with the alert.
+        assert!(line["_kafka"]["visit"].as_u64().is_some());
+    }
+    report(&format!(
+        "replay --speed 4: {} alerts over {} ms (recorded span {} ms)",
+        lines.len(),
+        lines[11]["_kafka"]["timestamp"].as_i64().unwrap() - start,
+        recorded[11] - recorded[0]
+    ));
+}
+
+/// (partition, offset) of every archived alert, from the sidecars.
+fn archived_offsets(dir: &Path) -> HashMap<(i32, i64), usize> {
+    let mut seen = HashMap::new();
+    for alert in alertstream::alerts::source::load(&[dir.to_path_buf()]).unwrap() {
+        let meta = alert.meta.unwrap();
+        *seen.entry((meta.partition, meta.offset)).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[test]
+fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
+    let topic = topic("record-kill");
+    create_topic(&topic, 2);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let send = spawn(&[
+        "send",
+        &topic,
+        "300",
+        "--no-stamps",
+        "--repeat",
+        "--interval",
+        "0.5",
+        "--max-repeats",
+        "8",
+    ]);
+    let recorder = spawn(&[
+        "record",
+        &topic,
+        "--out",
+        dir,
+        "--group",
+        "g",
+        "--roll-alerts",
+        "50",
+    ]);
+    let mut log = Vec::new();
+    send.wait_stderr("visit 4", |l| l.contains("visit 4/8: sending"), &mut log);
+    signal(recorder.child.id(), "KILL");
+    let _ = recorder.wait();
+    let (status, _, _) = send.wait();
+    assert!(status.success());
+    let output = run(&[
+        "record",
+        &topic,
+        "--out",
+        dir,
+        "--group",
+        "g",
+        "--roll-alerts",
+        "50",
+        "-e",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let seen = archived_offsets(out.path());
+    let duplicated: usize = seen.values().map(|n| n - 1).sum();
+    assert_eq!(seen.len(), 2400, "every alert archived");
+    assert_eq!(duplicated, 0, "none twice");
+    let leftovers = std::fs::read_dir(out.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count();
+    assert_eq!(leftovers, 0, "no temporary files left");
+    report(&format!(
+        "record killed -9 and restarted: 2400 sent, {} archived, {duplicated} duplicated; {}",
+        seen.len(),
+        stderr(&output)
+            .lines()
+            .find(|l| l.contains("uncommitted"))
+            .unwrap_or("nothing to remove")
+    ));
+}
+
+#[test]
+fn a_full_disk_stops_record_and_commits_only_what_is_on_disk() {
+    let topic = topic("record-full");
+    ok(&["send", &topic]);
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("archive");
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = run(&[
+            "record",
+            &topic,
+            "--out",
+            dir.to_str().unwrap(),
+            "-g",
+            "g",
+            "-e",
+            "--roll-alerts",
+            "2",
+        ]);
+        let _ = Command::new("umount").arg(&dir).status();
+        let log = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{log}");
+        assert!(log.contains("No space left on device"), "{log}");
+    }
+    // What was committed is what was on the (now gone) disk: files of 2
+    // alerts, so an even offset below 12, and the group re-reads the rest.
+    let committed = committed_offset("g", &topic);
+    assert!(
+        (0..12).contains(&committed) && committed % 2 == 0,
+        "committed {committed}"
+    );
+    ok(&[
+        "record",
+        &topic,
+        "--out",
+        dir.to_str().unwrap(),
+        "-g",
+        "g",
+        "-e",
+        "--roll-alerts",
+        "2",
+    ]);
+    let seen = archived_offsets(&dir);
+    assert_eq!(seen.len() as i64, 12 - committed.max(0));
+    assert!(seen.keys().all(|(_, o)| *o >= committed));
+}
+
+#[test]
+fn corrupt_archives_are_named_with_the_byte_offset_before_anything_is_sent() {
+    let topic = topic("record-corrupt");
+    ok(&["send", &topic, "3"]);
+    let out = tempfile::tempdir().unwrap();
+    ok(&[
+        "record",
+        &topic,
+        "--out",
+        out.path().to_str().unwrap(),
+        "-e",
+    ]);
+    let file = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "avro"))
+        .unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 1000]).unwrap();
+    let target = format!("{topic}-replay");
+    let output = run(&[
+        "send",
+        &target,
+        "--alerts",
+        out.path().to_str().unwrap(),
+        "--pace",
+        "recorded",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let log = stderr(&output);
+    assert!(
+        log.contains(file.file_name().unwrap().to_str().unwrap()) && log.contains("at byte"),
+        "{log}"
+    );
+    assert!(!topic_exists(&target), "nothing sent");
+    // A sidecar that does not match its file is refused too.
+    std::fs::write(&file, &bytes).unwrap();
+    let sidecar = file.with_file_name(format!(
+        "{}.kafka.jsonl",
+        file.file_name().unwrap().to_str().unwrap()
+    ));
+    let lines = std::fs::read_to_string(&sidecar).unwrap();
+    std::fs::write(&sidecar, lines.lines().next().unwrap()).unwrap();
+    let output = run(&[
+        "send",
+        &target,
+        "--alerts",
+        out.path().to_str().unwrap(),
+        "--pace",
+        "recorded",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("not this file's sidecar"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -11,6 +11,7 @@ pub mod avro;
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod expr;
 pub mod kafka;
 pub mod logging;
 pub mod progress;

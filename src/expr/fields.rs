@@ -1,0 +1,195 @@
+//! Field paths of an expression checked against the Avro schema at
+//! start-up: `candidate.rbb` is an error naming `candidate.rb`, not an alert
+//! silently never selected.
+
+use std::collections::HashMap;
+
+use apache_avro::schema::{Name, Schema};
+use cel::common::ast::{EntryExpr, Expr};
+use cel::IdedExpr;
+
+/// What is known of a value's type.
+#[derive(Debug, Clone)]
+enum Shape {
+    Record(Vec<(String, Shape)>),
+    List(Box<Shape>),
+    Map(Box<Shape>),
+    /// A scalar, or anything not checked further.
+    Other,
+}
+
+type Names<'s> = HashMap<Name, &'s Schema>;
+
+fn shape(schema: &Schema, names: &Names<'_>, depth: usize) -> Shape {
+    if depth > 32 {
+        return Shape::Other;
+    }
+    match schema {
+        Schema::Record(r) => Shape::Record(
+            r.fields
+                .iter()
+                .map(|f| (f.name.clone(), shape(&f.schema, names, depth + 1)))
+                .collect(),
+        ),
+        Schema::Array(a) => Shape::List(Box::new(shape(&a.items, names, depth + 1))),
+        Schema::Map(m) => Shape::Map(Box::new(shape(&m.types, names, depth + 1))),
+        Schema::Union(u) => {
+            let mut branches = u.variants().iter().filter(|s| **s != Schema::Null);
+            match (branches.next(), branches.next()) {
+                (Some(one), None) => shape(one, names, depth + 1),
+                _ => Shape::Other,
+            }
+        }
+        Schema::Ref { name } => names
+            .get(name)
+            .map_or(Shape::Other, |s| shape(s, names, depth + 1)),
+        _ => Shape::Other,
+    }
+}
+
+/// Type names an expression may mention as identifiers (`type(x) == int`).
+const TYPE_NAMES: [&str; 10] = [
+    "int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type", "type",
+];
+
+struct Checker {
+    top: Vec<(String, Shape)>,
+    used: Vec<String>,
+}
+
+/// The top-level fields `expression` reads, or why a path is wrong.
+pub fn check(expression: &IdedExpr, schema: &Schema) -> Result<Vec<String>, String> {
+    let resolved = apache_avro::schema::ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
+    let Shape::Record(top) = shape(schema, resolved.get_names(), 0) else {
+        return Err("the reader schema is not a record".into());
+    };
+    let mut checker = Checker {
+        top,
+        used: Vec::new(),
+    };
+    checker.walk(expression, &HashMap::new())?;
+    Ok(checker.used)
+}
+
+impl Checker {
+    /// The shape and path of an expression's value, checking every path.
+    fn walk(&mut self, e: &IdedExpr, scope: &HashMap<String, Shape>) -> Result<(Shape, String), String> {
+        let other = |path: String| Ok((Shape::Other, path));
+        match &e.expr {
+            Expr::Ident(name) => {
+                if let Some(bound) = scope.get(name) {
+                    return Ok((bound.clone(), name.clone()));
+                }
+                if let Some((_, s)) = self.top.iter().find(|(n, _)| n == name) {
+                    if !self.used.contains(name) {
+                        self.used.push(name.clone());
+                    }
+                    return Ok((s.clone(), name.clone()));
+                }
+                if TYPE_NAMES.contains(&name.as_str()) {
+                    return other(name.clone());
+                }
+                Err(unknown(name, "the alert", self.top.iter().map(|(n, _)| n.as_str())))
+            }
+            Expr::Select(select) => {
+                let (inner, path) = self.walk(&select.operand, scope)?;
+                let path = format!("{path}.{}", select.field);
+                match inner {
+                    Shape::Record(fields) => match fields.iter().find(|(n, _)| *n == select.field) {
+                        Some((_, s)) => Ok((s.clone(), path)),
+                        None => Err(unknown(&path, &path[..path.len() - select.field.len() - 1], fields.iter().map(|(n, _)| n.as_str()))),
+                    },
+                    Shape::Map(values) => Ok((*values, path)),
+                    _ => other(path),
+                }
+            }
+            Expr::Call(call) => {
+                let mut shapes = Vec::new();
+                if let Some(target) = &call.target {
+                    shapes.push(self.walk(target, scope)?);
+                }
+                for arg in &call.args {
+                    shapes.push(self.walk(arg, scope)?);
+                }
+                match (call.func_name.as_str(), shapes.first()) {
+                    ("_[_]", Some((Shape::List(item) | Shape::Map(item), path))) => {
+                        Ok(((**item).clone(), format!("{path}[]")))
+                    }
+                    _ => other(call.func_name.clone()),
+                }
+            }
+            Expr::Comprehension(c) => {
+                let (range, path) = self.walk(&c.iter_range, scope)?;
+                let item = match range {
+                    Shape::List(item) => *item,
+                    _ => Shape::Other,
+                };
+                let mut inner = scope.clone();
+                inner.insert(c.iter_var.clone(), item);
+                if let Some(second) = &c.iter_var2 {
+                    inner.insert(second.clone(), Shape::Other);
+                }
+                inner.insert(c.accu_var.clone(), Shape::Other);
+                for part in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+                    self.walk(part, &inner)?;
+                }
+                other(path)
+            }
+            Expr::List(list) => {
+                for element in &list.elements {
+                    self.walk(element, scope)?;
+                }
+                other("a list".into())
+            }
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    if let EntryExpr::MapEntry(entry) = &entry.expr {
+                        self.walk(&entry.key, scope)?;
+                        self.walk(&entry.value, scope)?;
+                    }
+                }
+                other("a map".into())
+            }
+            _ => other("a literal".into()),
+        }
+    }
+}
+
+/// "no field X in Y; closest: a, b, c".
+fn unknown<'a>(path: &str, within: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let wanted = path.rsplit('.').next().unwrap_or(path);
+    let mut scored: Vec<(usize, &str)> = names.map(|n| (distance(wanted, n), n)).collect();
+    scored.sort();
+    let closest: Vec<String> = scored
+        .iter()
+        .take(3)
+        .map(|(_, n)| {
+            if within == "the alert" {
+                n.to_string()
+            } else {
+                format!("{within}.{n}")
+            }
+        })
+        .collect();
+    format!(
+        "no field {path} in {within} of the reader schema; closest: {}",
+        closest.join(", ")
+    )
+}
+
+/// Levenshtein distance, case-insensitive.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = previous + usize::from(ca != cb);
+            previous = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}

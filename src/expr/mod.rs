@@ -1,0 +1,194 @@
+//! Alert selection with CEL (the Common Expression Language), through the
+//! `cel` crate, over the decoded alert as `print` shows it: its top-level
+//! fields are variables (`candidate.rb >= 0.65 && candidate.nbad == 0`).
+//!
+//! Checked at start-up, before anything is consumed: the syntax (errors give
+//! the position) and every field path against the reader schema (an unknown
+//! name is reported with the closest real names). At run time a null or
+//! absent field makes its comparison an error, and an alert whose expression
+//! ends in an error or a non-true value is not selected: never an error per
+//! alert. Numbers compare across int and double.
+
+mod fields;
+mod math;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Result;
+use apache_avro::types::Value as Avro;
+use apache_avro::Schema;
+use cel::objects::{Key, Map};
+use cel::{Context, Program, Value};
+
+use crate::exit::bad_input;
+
+/// A compiled `--where` expression.
+pub struct Selector {
+    text: String,
+    program: Program,
+    /// The top-level alert fields the expression reads: only those are converted.
+    variables: Vec<String>,
+    context: Context<'static, 'static>,
+}
+
+impl std::fmt::Debug for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Selector({:?})", self.text)
+    }
+}
+
+impl Selector {
+    /// Compiles `text` and checks its field paths against `schema`.
+    pub fn compile(text: &str, schema: &Schema) -> Result<Self> {
+        let program = Program::compile(text).map_err(|e| {
+            let first = e.errors.first();
+            let at = first.map_or(String::new(), |e| {
+                format!(" at column {}", e.pos.1 + 1)
+            });
+            let why = first.map_or(e.to_string(), |e| e.msg.clone());
+            bad_input(format!("--where {text:?}: syntax error{at}: {why}"))
+        })?;
+        let variables = fields::check(program.expression(), schema)
+            .map_err(|why| bad_input(format!("--where {text:?}: {why}")))?;
+        let mut context = Context::default();
+        math::register(&mut context);
+        Ok(Self {
+            text: text.to_string(),
+            program,
+            variables,
+            context,
+        })
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether an alert (a record value) is selected.
+    pub fn selects(&self, alert: &Avro) -> bool {
+        let Avro::Record(fields) = alert else {
+            return false;
+        };
+        let mut scope = self.context.new_inner_scope();
+        for name in &self.variables {
+            let value = fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or(Value::Null, |(_, v)| to_cel(v));
+            scope.add_variable_from_value(name.as_str(), value);
+        }
+        matches!(self.program.execute(&scope), Ok(Value::Bool(true)))
+    }
+}
+
+/// An Avro value as CEL sees it: records are maps, unions their value.
+fn to_cel(value: &Avro) -> Value {
+    match value {
+        Avro::Null => Value::Null,
+        Avro::Boolean(b) => Value::Bool(*b),
+        Avro::Int(i) | Avro::Date(i) | Avro::TimeMillis(i) => Value::Int(i64::from(*i)),
+        Avro::Long(i)
+        | Avro::TimeMicros(i)
+        | Avro::TimestampMillis(i)
+        | Avro::TimestampMicros(i)
+        | Avro::TimestampNanos(i)
+        | Avro::LocalTimestampMillis(i)
+        | Avro::LocalTimestampMicros(i)
+        | Avro::LocalTimestampNanos(i) => Value::Int(*i),
+        Avro::Float(f) => Value::Float(f64::from(*f)),
+        Avro::Double(f) => Value::Float(*f),
+        Avro::String(s) | Avro::Enum(_, s) => Value::String(Arc::new(s.clone())),
+        Avro::Bytes(b) | Avro::Fixed(_, b) => Value::Bytes(Arc::new(b.clone())),
+        Avro::Union(_, inner) => to_cel(inner),
+        Avro::Array(items) => Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        Avro::Map(entries) => map(entries.iter().map(|(k, v)| (k.as_str(), v))),
+        Avro::Record(fields) => map(fields.iter().map(|(k, v)| (k.as_str(), v))),
+        Avro::Uuid(u) => Value::String(Arc::new(u.to_string())),
+        _ => Value::Null,
+    }
+}
+
+fn map<'a>(entries: impl Iterator<Item = (&'a str, &'a Avro)>) -> Value {
+    let map: HashMap<Key, Value> = entries
+        .map(|(k, v)| (Key::String(Arc::new(k.to_string())), to_cel(v)))
+        .collect();
+    Value::Map(Map { map: Arc::new(map) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(rb: Option<f32>, nbad: i32, fwhm: f32, magdiff: f32) -> Avro {
+        let rb = match rb {
+            Some(v) => Avro::Union(0, Box::new(Avro::Float(v))),
+            None => Avro::Union(1, Box::new(Avro::Null)),
+        };
+        Avro::Record(vec![
+            ("candid".into(), Avro::Long(7)),
+            (
+                "candidate".into(),
+                Avro::Record(vec![
+                    ("rb".into(), rb),
+                    ("nbad".into(), Avro::Union(0, Box::new(Avro::Int(nbad)))),
+                    ("fwhm".into(), Avro::Union(0, Box::new(Avro::Float(fwhm)))),
+                    ("elong".into(), Avro::Union(0, Box::new(Avro::Float(1.0)))),
+                    ("magdiff".into(), Avro::Union(0, Box::new(Avro::Float(magdiff)))),
+                ]),
+            ),
+            ("prv_candidates".into(), Avro::Array(vec![Avro::Null, Avro::Null])),
+        ])
+    }
+
+    const PURITY: &str = "candidate.rb >= 0.65 && candidate.nbad == 0 && candidate.fwhm <= 5 \
+                          && candidate.elong <= 1.2 && abs(candidate.magdiff) <= 0.1";
+
+    #[test]
+    fn the_ztf_purity_cut() {
+        let schema = crate::avro::schema::built_in();
+        let cut = Selector::compile(PURITY, &schema).unwrap();
+        assert!(cut.selects(&alert(Some(0.9), 0, 2.0, -0.05)));
+        assert!(!cut.selects(&alert(Some(0.5), 0, 2.0, -0.05)));
+        assert!(!cut.selects(&alert(Some(0.9), 1, 2.0, -0.05)));
+        assert!(!cut.selects(&alert(Some(0.9), 0, 2.0, -0.5)));
+        // A null field: not selected, no error.
+        assert!(!cut.selects(&alert(None, 0, 2.0, 0.0)));
+        let either = Selector::compile("candidate.rb > 0.5 || candidate.nbad == 0", &schema).unwrap();
+        assert!(either.selects(&alert(None, 0, 2.0, 0.0)), "error || true is true in CEL");
+    }
+
+    #[test]
+    fn math_and_histories() {
+        let schema = crate::avro::schema::built_in();
+        for (text, expected) in [
+            ("size(prv_candidates) == 2", true),
+            ("sqrt(candidate.fwhm) == 2.0", true),
+            ("log10(100.0) == 2.0 && log10(100) == 2.0", true),
+            ("pow(candidate.fwhm, 2) == 16.0", true),
+            ("min(candidate.fwhm, 3) == 3 && max(1, candidate.fwhm) == 4.0", true),
+            ("abs(-3) == 3 && abs(-2.5) == 2.5", true),
+            ("candid == 7.0", true),
+        ] {
+            let selector = Selector::compile(text, &schema).unwrap();
+            assert_eq!(selector.selects(&alert(Some(0.9), 0, 4.0, 0.0)), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_syntax_errors_fail_at_start() {
+        let schema = crate::avro::schema::built_in();
+        let error = Selector::compile("candidate.rbb > 0.5", &schema).unwrap_err().to_string();
+        assert!(error.contains("candidate.rbb") && error.contains("rb"), "{error}");
+        assert_eq!(crate::exit::code_of(&Selector::compile("candidat.rb > 1", &schema).unwrap_err()), 2);
+        let error = Selector::compile("candidat.rb > 1", &schema).unwrap_err().to_string();
+        assert!(error.contains("candidate"), "{error}");
+        let error = Selector::compile("candidate.rb >", &schema).unwrap_err().to_string();
+        assert!(error.contains("syntax error at column"), "{error}");
+        assert!(Selector::compile("prv_candidates.exists(p, p.magpsf < 18.0)", &schema).is_ok());
+        let error = Selector::compile("prv_candidates.exists(p, p.magpfs < 18.0)", &schema)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("magpsf"), "{error}");
+    }
+}

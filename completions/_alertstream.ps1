@@ -38,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('print', 'print', [CompletionResultType]::ParameterValue, 'Consume a stream and print each alert as one JSON object per line')
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Archive a stream to Avro or Parquet files, each committed only once on disk')
+            [CompletionResult]::new('filter', 'filter', [CompletionResultType]::ParameterValue, 'Route the alerts an expression selects to other topics, unchanged, exactly once')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff) to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -81,6 +82,7 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--wire', '--wire', [CompletionResultType]::ParameterName, 'How messages frame their Avro data')
             [CompletionResult]::new('--max-alert-bytes', '--max-alert-bytes', [CompletionResultType]::ParameterName, 'The most one alert may take, in bytes of Avro binary (after decompression); larger ones are reported and skipped. Suffixes K, M, G')
             [CompletionResult]::new('--stamp-dir', '--stamp-dir', [CompletionResultType]::ParameterName, 'Write each alert''s cutouts into this folder (created if missing), named by their fileName')
+            [CompletionResult]::new('--where', '--where', [CompletionResultType]::ParameterName, 'Print only the alerts this CEL expression selects, e.g. ''candidate.magpsf < 17.0'' (see filter)')
             [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'Reader schema: .avsc files or a folder of them [default: built-in]')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
             [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
@@ -137,6 +139,7 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--roll-alerts', '--roll-alerts', [CompletionResultType]::ParameterName, 'Start a new file after this many alerts')
             [CompletionResult]::new('--roll-seconds', '--roll-seconds', [CompletionResultType]::ParameterName, 'Start a new file after this many seconds')
             [CompletionResult]::new('--roll-bytes', '--roll-bytes', [CompletionResultType]::ParameterName, 'Start a new file past this size (suffixes K, M, G)')
+            [CompletionResult]::new('--where', '--where', [CompletionResultType]::ParameterName, 'Archive only the alerts this CEL expression selects (see filter)')
             [CompletionResult]::new('--wire', '--wire', [CompletionResultType]::ParameterName, 'How messages frame their Avro data (as print --format)')
             [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'Reader schema for bare and Confluent-framed messages [default: built-in]; with it, containers are resolved to it too (Parquet columns follow it)')
             [CompletionResult]::new('--max-alert-bytes', '--max-alert-bytes', [CompletionResultType]::ParameterName, 'The most one alert may take, in bytes of Avro binary')
@@ -149,6 +152,36 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--exit-at-end', '--exit-at-end', [CompletionResultType]::ParameterName, 'Exit once every assigned partition has reached its end')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Fail at once if the topic does not exist, instead of waiting for it')
             [CompletionResult]::new('--no-stamps', '--no-stamps', [CompletionResultType]::ParameterName, 'Leave the cutouts out (Parquet only: Avro archives keep alerts whole)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'alertstream;filter' {
+            [CompletionResult]::new('--where', '--where', [CompletionResultType]::ParameterName, 'A CEL expression over the alert as print shows it, e.g. ''candidate.rb >= 0.65 && abs(candidate.magdiff) <= 0.1''. Each --where pairs with the --to that follows it (repeatable: several routes)')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Topic the alerts its --where selects go to (created if missing)')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Input offsets are committed in the same transaction as the alerts they selected')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Consumer group id [default: $HOSTNAME]. Input offsets are committed in the same transaction as the alerts they selected')
+            [CompletionResult]::new('--max-messages', '--max-messages', [CompletionResultType]::ParameterName, 'Exit after this many messages')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start at this time instead of a group''s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from')
+            [CompletionResult]::new('--broker-timeout', '--broker-timeout', [CompletionResultType]::ParameterName, 'Exit with an error once every broker has been unreachable this long')
+            [CompletionResult]::new('--transactional-id', '--transactional-id', [CompletionResultType]::ParameterName, 'The producer''s transactional.id [default: alertstream-filter-GROUP-TOPIC-HOST]. A restart with the same id fences the old instance''s open transaction')
+            [CompletionResult]::new('--commit-interval', '--commit-interval', [CompletionResultType]::ParameterName, 'Seconds between transaction commits: what a read_committed reader waits for at most, besides the transport')
+            [CompletionResult]::new('--wire', '--wire', [CompletionResultType]::ParameterName, 'How messages frame their Avro data (as print --format)')
+            [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'Reader schema for bare and Confluent-framed messages [default: built-in]; the fields --where may name')
+            [CompletionResult]::new('--max-alert-bytes', '--max-alert-bytes', [CompletionResultType]::ParameterName, 'The most one alert may take, in bytes of Avro binary')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
+            [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'Exit once every assigned partition has reached its end')
+            [CompletionResult]::new('--exit-at-end', '--exit-at-end', [CompletionResultType]::ParameterName, 'Exit once every assigned partition has reached its end')
+            [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Fail at once if the topic does not exist, instead of waiting for it')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
@@ -190,6 +223,7 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('print', 'print', [CompletionResultType]::ParameterValue, 'Consume a stream and print each alert as one JSON object per line')
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Archive a stream to Avro or Parquet files, each committed only once on disk')
+            [CompletionResult]::new('filter', 'filter', [CompletionResultType]::ParameterValue, 'Route the alerts an expression selects to other topics, unchanged, exactly once')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff) to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -205,6 +239,9 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             break
         }
         'alertstream;help;record' {
+            break
+        }
+        'alertstream;help;filter' {
             break
         }
         'alertstream;help;completions' {

@@ -19,6 +19,9 @@ _alertstream() {
             alertstream,completions)
                 cmd="alertstream__subcmd__completions"
                 ;;
+            alertstream,filter)
+                cmd="alertstream__subcmd__filter"
+                ;;
             alertstream,help)
                 cmd="alertstream__subcmd__help"
                 ;;
@@ -39,6 +42,9 @@ _alertstream() {
                 ;;
             alertstream__subcmd__help,completions)
                 cmd="alertstream__subcmd__help__subcmd__completions"
+                ;;
+            alertstream__subcmd__help,filter)
+                cmd="alertstream__subcmd__help__subcmd__filter"
                 ;;
             alertstream__subcmd__help,help)
                 cmd="alertstream__subcmd__help__subcmd__help"
@@ -65,7 +71,7 @@ _alertstream() {
 
     case "${cmd}" in
         alertstream)
-            opts="-b -X -v -q -h -V --brokers --kafka --kafka-config --verbose --quiet --help --version send print monitor record completions man help"
+            opts="-b -X -v -q -h -V --brokers --kafka --kafka-config --verbose --quiet --help --version send print monitor record filter completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -132,8 +138,94 @@ _alertstream() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        alertstream__subcmd__filter)
+            opts="-g -e -b -X -v -q -h --where --to --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --transactional-id --commit-interval --wire --schema --max-alert-bytes --brokers --kafka --kafka-config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --where)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -g)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-messages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broker-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --transactional-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --commit-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wire)
+                    COMPREPLY=($(compgen -W "auto schemaless container confluent" -- "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-alert-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --brokers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -X)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         alertstream__subcmd__help)
-            opts="send print monitor record completions man help"
+            opts="send print monitor record filter completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,6 +239,20 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        alertstream__subcmd__help__subcmd__filter)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -341,7 +447,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__print)
-            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --wire --format --max-alert-bytes --stamp-dir --decode-off --meta --schema --brokers --kafka --kafka-config --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --wire --format --max-alert-bytes --stamp-dir --where --decode-off --meta --schema --brokers --kafka --kafka-config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -387,6 +493,10 @@ _alertstream() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --where)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -419,7 +529,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__record)
-            opts="-g -e -b -X -v -q -h --out --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --format --codec --roll-alerts --roll-seconds --roll-bytes --no-stamps --wire --schema --max-alert-bytes --brokers --kafka --kafka-config --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --out --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --format --codec --roll-alerts --roll-seconds --roll-bytes --where --no-stamps --wire --schema --max-alert-bytes --brokers --kafka --kafka-config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -470,6 +580,10 @@ _alertstream() {
                     return 0
                     ;;
                 --roll-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --where)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -35,6 +35,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand print 'Consume a stream and print each alert as one JSON object per line'
             cand monitor 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
             cand record 'Archive a stream to Avro or Parquet files, each committed only once on disk'
+            cand filter 'Route the alerts an expression selects to other topics, unchanged, exactly once'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Print the manual page (roff) to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -76,6 +77,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --wire 'How messages frame their Avro data'
             cand --max-alert-bytes 'The most one alert may take, in bytes of Avro binary (after decompression); larger ones are reported and skipped. Suffixes K, M, G'
             cand --stamp-dir 'Write each alert''s cutouts into this folder (created if missing), named by their fileName'
+            cand --where 'Print only the alerts this CEL expression selects, e.g. ''candidate.magpsf < 17.0'' (see filter)'
             cand --schema 'Reader schema: .avsc files or a folder of them [default: built-in]'
             cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
             cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
@@ -130,6 +132,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --roll-alerts 'Start a new file after this many alerts'
             cand --roll-seconds 'Start a new file after this many seconds'
             cand --roll-bytes 'Start a new file past this size (suffixes K, M, G)'
+            cand --where 'Archive only the alerts this CEL expression selects (see filter)'
             cand --wire 'How messages frame their Avro data (as print --format)'
             cand --schema 'Reader schema for bare and Confluent-framed messages [default: built-in]; with it, containers are resolved to it too (Parquet columns follow it)'
             cand --max-alert-bytes 'The most one alert may take, in bytes of Avro binary'
@@ -142,6 +145,35 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --exit-at-end 'Exit once every assigned partition has reached its end'
             cand --no-wait 'Fail at once if the topic does not exist, instead of waiting for it'
             cand --no-stamps 'Leave the cutouts out (Parquet only: Avro archives keep alerts whole)'
+            cand -v 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand --verbose 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+            cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand --quiet 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'alertstream;filter'= {
+            cand --where 'A CEL expression over the alert as print shows it, e.g. ''candidate.rb >= 0.65 && abs(candidate.magdiff) <= 0.1''. Each --where pairs with the --to that follows it (repeatable: several routes)'
+            cand --to 'Topic the alerts its --where selects go to (created if missing)'
+            cand -g 'Consumer group id [default: $HOSTNAME]. Input offsets are committed in the same transaction as the alerts they selected'
+            cand --group 'Consumer group id [default: $HOSTNAME]. Input offsets are committed in the same transaction as the alerts they selected'
+            cand --max-messages 'Exit after this many messages'
+            cand --from 'Start at this time instead of a group''s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)'
+            cand --until 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from'
+            cand --broker-timeout 'Exit with an error once every broker has been unreachable this long'
+            cand --transactional-id 'The producer''s transactional.id [default: alertstream-filter-GROUP-TOPIC-HOST]. A restart with the same id fences the old instance''s open transaction'
+            cand --commit-interval 'Seconds between transaction commits: what a read_committed reader waits for at most, besides the transport'
+            cand --wire 'How messages frame their Avro data (as print --format)'
+            cand --schema 'Reader schema for bare and Confluent-framed messages [default: built-in]; the fields --where may name'
+            cand --max-alert-bytes 'The most one alert may take, in bytes of Avro binary'
+            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
+            cand -e 'Exit once every assigned partition has reached its end'
+            cand --exit-at-end 'Exit once every assigned partition has reached its end'
+            cand --no-wait 'Fail at once if the topic does not exist, instead of waiting for it'
             cand -v 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
             cand --verbose 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
             cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
@@ -180,6 +212,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand print 'Consume a stream and print each alert as one JSON object per line'
             cand monitor 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
             cand record 'Archive a stream to Avro or Parquet files, each committed only once on disk'
+            cand filter 'Route the alerts an expression selects to other topics, unchanged, exactly once'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Print the manual page (roff) to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -191,6 +224,8 @@ set edit:completion:arg-completer[alertstream] = {|@words|
         &'alertstream;help;monitor'= {
         }
         &'alertstream;help;record'= {
+        }
+        &'alertstream;help;filter'= {
         }
         &'alertstream;help;completions'= {
         }

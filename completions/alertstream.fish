@@ -35,6 +35,7 @@ complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "send" -d 'S
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "filter" -d 'Route the alerts an expression selects to other topics, unchanged, exactly once'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "man" -d 'Print the manual page (roff) to stdout'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -70,6 +71,7 @@ container\t''
 confluent\t''"
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary (after decompression); larger ones are reported and skipped. Suffixes K, M, G' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l stamp-dir -d 'Write each alert\'s cutouts into this folder (created if missing), named by their fileName' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l where -d 'Print only the alerts this CEL expression selects, e.g. \'candidate.magpsf < 17.0\' (see filter)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema -d 'Reader schema: .avsc files or a folder of them [default: built-in]' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
@@ -110,6 +112,7 @@ zstandard\t''"
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l roll-alerts -d 'Start a new file after this many alerts' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l roll-seconds -d 'Start a new file after this many seconds' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l roll-bytes -d 'Start a new file past this size (suffixes K, M, G)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l where -d 'Archive only the alerts this CEL expression selects (see filter)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l wire -d 'How messages frame their Avro data (as print --format)' -r -f -a "auto\t''
 schemaless\t''
 container\t''
@@ -125,6 +128,29 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l no-st
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l where -d 'A CEL expression over the alert as print shows it, e.g. \'candidate.rb >= 0.65 && abs(candidate.magdiff) <= 0.1\'. Each --where pairs with the --to that follows it (repeatable: several routes)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l to -d 'Topic the alerts its --where selects go to (created if missing)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Input offsets are committed in the same transaction as the alerts they selected' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l max-messages -d 'Exit after this many messages' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l transactional-id -d 'The producer\'s transactional.id [default: alertstream-filter-GROUP-TOPIC-HOST]. A restart with the same id fences the old instance\'s open transaction' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l commit-interval -d 'Seconds between transaction commits: what a read_committed reader waits for at most, besides the transport' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l wire -d 'How messages frame their Avro data (as print --format)' -r -f -a "auto\t''
+schemaless\t''
+container\t''
+confluent\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l schema -d 'Reader schema for bare and Confluent-framed messages [default: built-in]; the fields --where may name' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
@@ -137,10 +163,11 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l kafka-co
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "man" -d 'Print the manual page (roff) to stdout'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "filter" -d 'Route the alerts an expression selects to other topics, unchanged, exactly once'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "man" -d 'Print the manual page (roff) to stdout'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -85,6 +85,9 @@ pub enum Command {
     /// Archive a stream to Avro or Parquet files, each committed only once on disk.
     #[command(after_help = RECORD_EXAMPLES)]
     Record(RecordArgs),
+    /// Route the alerts an expression selects to other topics, unchanged, exactly once.
+    #[command(after_help = FILTER_EXAMPLES)]
+    Filter(FilterArgs),
     /// Print a shell completion script to stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
@@ -115,6 +118,16 @@ const RECORD_EXAMPLES: &str = "Examples:
   alertstream record my-stream --out night/ --from 2026-11-29T00:00:00Z --until 2026-11-29T12:00:00Z
   alertstream record my-stream --out lake/ --format parquet --no-stamps --codec zstandard -e
   alertstream send replayed --alerts archive/ --pace recorded --speed 10";
+
+const FILTER_EXAMPLES: &str = "Examples:
+  ZTF's purity cut, into its own topic:
+    alertstream filter ztf --group pure --where 'candidate.rb >= 0.65 && candidate.nbad == 0 \\
+      && candidate.fwhm <= 5.0 && candidate.elong <= 1.2 && abs(candidate.magdiff) <= 0.1' --to ztf-pure
+  Two routes in one pass (an alert may go to both):
+    alertstream filter lsst --where 'diaSource.snr > 5.0' --to bright \\
+      --where 'size(prevDiaSources) == 0' --to new
+  Only look:
+    alertstream print ztf --where 'candidate.magpsf < 17.0' -e";
 
 const COMPLETIONS_EXAMPLES: &str = "Examples:
   alertstream completions bash > ~/.local/share/bash-completion/completions/alertstream
@@ -273,6 +286,11 @@ pub struct PrintArgs {
     #[arg(long = "stamp-dir", value_name = "DIR")]
     pub stamp_dir: Option<PathBuf>,
 
+    /// Print only the alerts this CEL expression selects, e.g.
+    /// 'candidate.magpsf < 17.0' (see filter).
+    #[arg(long = "where", value_name = "EXPR", conflicts_with = "decode_off")]
+    pub filter: Option<String>,
+
     /// Print payloads as they are, without Avro decoding (for streams sent with --encode-off).
     #[arg(long = "decode-off")]
     pub decode_off: bool,
@@ -351,6 +369,10 @@ pub struct RecordArgs {
     #[arg(long = "roll-bytes", default_value = "256M", value_name = "BYTES")]
     pub roll_bytes: String,
 
+    /// Archive only the alerts this CEL expression selects (see filter).
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filter: Option<String>,
+
     /// Leave the cutouts out (Parquet only: Avro archives keep alerts whole).
     #[arg(long = "no-stamps")]
     pub no_stamps: bool,
@@ -361,6 +383,57 @@ pub struct RecordArgs {
 
     /// Reader schema for bare and Confluent-framed messages [default: built-in];
     /// with it, containers are resolved to it too (Parquet columns follow it).
+    #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
+    pub schema: Vec<PathBuf>,
+
+    /// The most one alert may take, in bytes of Avro binary.
+    #[arg(long = "max-alert-bytes", default_value = "16M", value_name = "BYTES")]
+    pub max_alert_bytes: String,
+}
+
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Topic to read.
+    pub topic: String,
+
+    /// A CEL expression over the alert as print shows it, e.g.
+    /// 'candidate.rb >= 0.65 && abs(candidate.magdiff) <= 0.1'. Each --where
+    /// pairs with the --to that follows it (repeatable: several routes).
+    #[arg(long = "where", value_name = "EXPR", required = true)]
+    pub wheres: Vec<String>,
+
+    /// Topic the alerts its --where selects go to (created if missing).
+    #[arg(long = "to", value_name = "TOPIC", required = true)]
+    pub to: Vec<String>,
+
+    /// Consumer group id [default: $HOSTNAME]. Input offsets are committed in
+    /// the same transaction as the alerts they selected.
+    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    pub group: Option<String>,
+
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+
+    /// The producer's transactional.id [default: alertstream-filter-GROUP-TOPIC-HOST].
+    /// A restart with the same id fences the old instance's open transaction.
+    #[arg(long = "transactional-id", value_name = "ID")]
+    pub transactional_id: Option<String>,
+
+    /// Seconds between transaction commits: what a read_committed reader
+    /// waits for at most, besides the transport.
+    #[arg(
+        long = "commit-interval",
+        default_value_t = 0.5,
+        value_name = "SECONDS"
+    )]
+    pub commit_interval: f64,
+
+    /// How messages frame their Avro data (as print --format).
+    #[arg(long = "wire", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
+    pub wire: ReadFormat,
+
+    /// Reader schema for bare and Confluent-framed messages [default: built-in];
+    /// the fields --where may name.
     #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
     pub schema: Vec<PathBuf>,
 

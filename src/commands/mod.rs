@@ -2,6 +2,7 @@
 //! options first, so that bad input fails before any Kafka client starts.
 
 pub mod completions;
+pub mod filter;
 pub mod man;
 pub mod monitor;
 pub mod print;
@@ -44,6 +45,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             let options = record::RecordOptions::from_args(args)?;
             record::run(options, kafka()?, Shutdown::install()).await
         }
+        Command::Filter(args) => {
+            let options = filter::FilterOptions::from_args(args)?;
+            filter::run(options, kafka()?, Shutdown::install()).await
+        }
         Command::Completions(args) => completions::run(args.shell),
         Command::Man => man::run(),
     }
@@ -77,14 +82,19 @@ impl DecodeOptions {
         })
     }
 
+    /// The reader schema: the built-in one, or `--schema`.
+    pub fn reader_schema(&self) -> Result<apache_avro::Schema> {
+        if self.schema.is_empty() {
+            Ok(crate::avro::schema::built_in())
+        } else {
+            crate::avro::schema::load(&self.schema)
+        }
+    }
+
     /// The decoder: the built-in schema, or `--schema` (then containers are
     /// resolved to it too).
     pub fn decoder(&self) -> Result<crate::avro::codec::Decoder> {
-        let reader = if self.schema.is_empty() {
-            crate::avro::schema::built_in()
-        } else {
-            crate::avro::schema::load(&self.schema)?
-        };
+        let reader = self.reader_schema()?;
         Ok(
             crate::avro::codec::Decoder::new(reader, !self.schema.is_empty())
                 .with_kind(self.kind)

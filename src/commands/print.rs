@@ -15,6 +15,7 @@ use crate::avro::json;
 use crate::cli::PrintArgs;
 use crate::commands::send::{INDEX_HEADER, VISIT_HEADER};
 use crate::commands::DecodeOptions;
+use crate::expr::Selector;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
 use crate::kafka::KafkaSettings;
@@ -30,6 +31,8 @@ pub struct PrintOptions {
     /// `None` with --decode-off.
     pub decode: Option<DecodeOptions>,
     pub meta: bool,
+    /// `--where`.
+    pub filter: Option<String>,
 }
 
 impl PrintOptions {
@@ -50,6 +53,7 @@ impl PrintOptions {
                 )?)
             },
             meta: args.meta,
+            filter: args.filter,
         })
     }
 }
@@ -64,6 +68,8 @@ struct Counts {
     messages: u64,
     alerts: u64,
     skipped: u64,
+    /// Alerts `--where` did not select.
+    unselected: u64,
     stamps: u64,
 }
 
@@ -75,11 +81,12 @@ impl Counts {
         };
         format!(
             "printed {} alert(s) from {} message(s) in {seconds:.3}s from the first to the last ({}); \
-             {} skipped, {} cutout file(s) written",
+             {} skipped, {} not selected by --where, {} cutout file(s) written",
             self.alerts,
             self.messages,
             crate::progress::rate(self.alerts, seconds, "alerts/s"),
             self.skipped,
+            self.unselected,
             self.stamps
         )
     }
@@ -91,6 +98,10 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
         .as_ref()
         .map(DecodeOptions::decoder)
         .transpose()?;
+    let selector = match (&options.filter, &options.decode) {
+        (Some(text), Some(decode)) => Some(Selector::compile(text, &decode.reader_schema()?)?),
+        _ => None,
+    };
     let stamp_dir = options
         .stamp_dir
         .as_deref()
@@ -110,6 +121,7 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
     let mut printer = Printer {
         meta: options.meta,
         decoder,
+        selector,
         stamp_dir,
         line: Vec::with_capacity(64 * 1024),
         counts: Counts::default(),
@@ -126,6 +138,7 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
 struct Printer {
     meta: bool,
     decoder: Option<Decoder>,
+    selector: Option<Selector>,
     stamp_dir: Option<StampDir>,
     line: Vec<u8>,
     counts: Counts,
@@ -178,24 +191,32 @@ impl Printer {
             self.line.push(b'\n');
             return Ok(1);
         };
-        let Some(dir) = &self.stamp_dir else {
+        if self.stamp_dir.is_none() && self.selector.is_none() {
             // The fast path: binary straight to JSON.
             let (framing, count) = decoder.decode_json(payload, &mut self.line)?;
             tracing::debug!("{}: {framing:?} framing, {count} alert(s)", place(message));
             return Ok(count);
-        };
+        }
         let (framing, alerts) = decoder.decode(payload)?;
         tracing::debug!(
             "{}: {framing:?} framing, {} alert(s)",
             place(message),
             alerts.len()
         );
+        let mut printed = 0;
         for alert in &alerts {
+            if self.selector.as_ref().is_some_and(|s| !s.selects(alert)) {
+                self.counts.unselected += 1;
+                continue;
+            }
             json::write_alert(&mut self.line, alert);
             self.line.push(b'\n');
-            self.counts.stamps += write_cutouts(dir, alert, message)?;
+            if let Some(dir) = &self.stamp_dir {
+                self.counts.stamps += write_cutouts(dir, alert, message)?;
+            }
+            printed += 1;
         }
-        Ok(alerts.len())
+        Ok(printed)
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::archive::arrow::Layout;
@@ -23,9 +24,10 @@ use crate::avro::gate::Writer;
 use crate::cli::{ArchiveFormat, CodecArg, RecordArgs};
 use crate::commands::DecodeOptions;
 use crate::exit::bad_input;
+use crate::expr::Selector;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
-use crate::kafka::KafkaSettings;
+use crate::kafka::{ClientLog, KafkaSettings};
 use crate::shutdown::Shutdown;
 
 /// Validated `record` options.
@@ -40,6 +42,8 @@ pub struct RecordOptions {
     pub codec: Codec,
     pub roll: Roll,
     pub stamps: bool,
+    /// `--where`.
+    pub filter: Option<String>,
 }
 
 /// When a file is complete.
@@ -82,12 +86,17 @@ impl RecordOptions {
                 bytes: super::byte_size("--roll-bytes", &args.roll_bytes)? as u64,
             },
             stamps: !args.no_stamps,
+            filter: args.filter,
         })
     }
 }
 
 pub async fn run(options: RecordOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
     let decoder = options.decode.decoder()?;
+    let selector = match &options.filter {
+        Some(text) => Some(Selector::compile(text, &options.decode.reader_schema()?)?),
+        None => None,
+    };
     std::fs::create_dir_all(&options.out).map_err(|e| {
         bad_input(format!(
             "cannot create --out {}: {e}",
@@ -109,6 +118,7 @@ pub async fn run(options: RecordOptions, kafka: KafkaSettings, shutdown: Shutdow
         in_group: stream.in_group,
         options: options.clone(),
         decoder,
+        selector,
         files: HashMap::new(),
         partitions: HashMap::new(),
         layouts: HashMap::new(),
@@ -198,6 +208,7 @@ struct Recorder {
     options: RecordOptions,
     in_group: bool,
     decoder: Decoder,
+    selector: Option<Selector>,
     files: HashMap<FileKey, OpenFile>,
     partitions: HashMap<i32, Progress>,
     layouts: HashMap<usize, Arc<Layout>>,
@@ -232,7 +243,7 @@ impl Handler for Recorder {
         Ok(())
     }
 
-    fn tick(&mut self, _: &rdkafka::consumer::BaseConsumer<crate::kafka::ClientLog>) -> Result<()> {
+    fn tick(&mut self, _: &BaseConsumer<ClientLog>) -> Result<()> {
         let age = self.options.roll.age;
         let old: Vec<FileKey> = self
             .files
@@ -268,7 +279,7 @@ impl Handler for Recorder {
         safe
     }
 
-    fn revoked(&mut self, partitions: &[i32]) {
+    fn revoked(&mut self, _: &BaseConsumer<ClientLog>, partitions: &[i32]) {
         let keys: Vec<FileKey> = self
             .files
             .keys()
@@ -285,7 +296,7 @@ impl Handler for Recorder {
         }
     }
 
-    fn finish(&mut self) -> Result<()> {
+    fn finish(&mut self, _: &BaseConsumer<ClientLog>) -> Result<()> {
         let keys: Vec<FileKey> = self.files.keys().cloned().collect();
         for key in keys {
             self.close(&key)?;
@@ -343,7 +354,15 @@ impl Recorder {
     }
 
     fn store_datums(&mut self, payload: &[u8], meta: &Meta) -> Result<()> {
-        let datums = self.decoder.datums(payload).map_err(skip)?;
+        let mut datums = self.decoder.datums(payload).map_err(skip)?;
+        if let Some(selector) = &self.selector {
+            let (_, values) = self.decoder.decode(payload).map_err(skip)?;
+            let mut keep = values.iter().map(|v| selector.selects(v));
+            datums.alerts.retain(|_| keep.next().unwrap_or(false));
+            if datums.alerts.is_empty() {
+                return Ok(());
+            }
+        }
         let key = self.key(meta, &datums.writer, String::new());
         let codec = self.options.codec;
         let (out, topic) = (self.options.out.clone(), self.options.topic.clone());
@@ -370,7 +389,13 @@ impl Recorder {
     }
 
     fn store_values(&mut self, payload: &[u8], meta: &Meta) -> Result<()> {
-        let decoded = self.decoder.decode_with_schema(payload).map_err(skip)?;
+        let mut decoded = self.decoder.decode_with_schema(payload).map_err(skip)?;
+        if let Some(selector) = &self.selector {
+            decoded.alerts.retain(|a| selector.selects(a));
+            if decoded.alerts.is_empty() {
+                return Ok(());
+            }
+        }
         let date = crate::time::utc_date(meta.timestamp.unwrap_or_else(crate::time::now_ms));
         let key = self.key(meta, &decoded.schema, date.clone());
         let layout = self.layout(&decoded.schema)?;

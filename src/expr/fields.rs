@@ -49,7 +49,16 @@ fn shape(schema: &Schema, names: &Names<'_>, depth: usize) -> Shape {
 
 /// Type names an expression may mention as identifiers (`type(x) == int`).
 const TYPE_NAMES: [&str; 10] = [
-    "int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type", "type",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bool",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
 ];
 
 struct Checker {
@@ -59,7 +68,8 @@ struct Checker {
 
 /// The top-level fields `expression` reads, or why a path is wrong.
 pub fn check(expression: &IdedExpr, schema: &Schema) -> Result<Vec<String>, String> {
-    let resolved = apache_avro::schema::ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
+    let resolved =
+        apache_avro::schema::ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
     let Shape::Record(top) = shape(schema, resolved.get_names(), 0) else {
         return Err("the reader schema is not a record".into());
     };
@@ -73,7 +83,11 @@ pub fn check(expression: &IdedExpr, schema: &Schema) -> Result<Vec<String>, Stri
 
 impl Checker {
     /// The shape and path of an expression's value, checking every path.
-    fn walk(&mut self, e: &IdedExpr, scope: &HashMap<String, Shape>) -> Result<(Shape, String), String> {
+    fn walk(
+        &mut self,
+        e: &IdedExpr,
+        scope: &HashMap<String, Shape>,
+    ) -> Result<(Shape, String), String> {
         let other = |path: String| Ok((Shape::Other, path));
         match &e.expr {
             Expr::Ident(name) => {
@@ -89,16 +103,26 @@ impl Checker {
                 if TYPE_NAMES.contains(&name.as_str()) {
                     return other(name.clone());
                 }
-                Err(unknown(name, "the alert", self.top.iter().map(|(n, _)| n.as_str())))
+                Err(unknown(
+                    name,
+                    "the alert",
+                    self.top.iter().map(|(n, _)| n.as_str()),
+                ))
             }
             Expr::Select(select) => {
                 let (inner, path) = self.walk(&select.operand, scope)?;
                 let path = format!("{path}.{}", select.field);
                 match inner {
-                    Shape::Record(fields) => match fields.iter().find(|(n, _)| *n == select.field) {
-                        Some((_, s)) => Ok((s.clone(), path)),
-                        None => Err(unknown(&path, &path[..path.len() - select.field.len() - 1], fields.iter().map(|(n, _)| n.as_str()))),
-                    },
+                    Shape::Record(fields) => {
+                        match fields.iter().find(|(n, _)| *n == select.field) {
+                            Some((_, s)) => Ok((s.clone(), path)),
+                            None => Err(unknown(
+                                &path,
+                                &path[..path.len() - select.field.len() - 1],
+                                fields.iter().map(|(n, _)| n.as_str()),
+                            )),
+                        }
+                    }
                     Shape::Map(values) => Ok((*values, path)),
                     _ => other(path),
                 }

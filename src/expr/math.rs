@@ -10,8 +10,12 @@ type Result<T> = std::result::Result<T, ExecutionError>;
 pub fn register(context: &mut Context<'static, 'static>) {
     // The names are free in the standard library (checked by the tests).
     let _ = context.add_function("abs", abs);
-    let _ = context.add_function("sqrt", |Arguments(a): Arguments| unary("sqrt", &a, f64::sqrt));
-    let _ = context.add_function("log10", |Arguments(a): Arguments| unary("log10", &a, f64::log10));
+    let _ = context.add_function("sqrt", |Arguments(a): Arguments| {
+        unary("sqrt", &a, f64::sqrt)
+    });
+    let _ = context.add_function("log10", |Arguments(a): Arguments| {
+        unary("log10", &a, f64::log10)
+    });
     let _ = context.add_function("pow", pow);
     let _ = context.add_function("min", cel::functions::min);
     let _ = context.add_function("max", cel::functions::max);
@@ -46,7 +50,9 @@ fn abs(Arguments(args): Arguments) -> Result<Value> {
 
 fn pow(Arguments(args): Arguments) -> Result<Value> {
     match args.as_slice() {
-        [base, exponent] => Ok(Value::Float(number("pow", base)?.powf(number("pow", exponent)?))),
+        [base, exponent] => Ok(Value::Float(
+            number("pow", base)?.powf(number("pow", exponent)?),
+        )),
         _ => Err(ExecutionError::invalid_argument_count(2, args.len())),
     }
 }

@@ -43,9 +43,7 @@ impl Selector {
     pub fn compile(text: &str, schema: &Schema) -> Result<Self> {
         let program = Program::compile(text).map_err(|e| {
             let first = e.errors.first();
-            let at = first.map_or(String::new(), |e| {
-                format!(" at column {}", e.pos.1 + 1)
-            });
+            let at = first.map_or(String::new(), |e| format!(" at column {}", e.pos.1 + 1));
             let why = first.map_or(e.to_string(), |e| e.msg.clone());
             bad_input(format!("--where {text:?}: syntax error{at}: {why}"))
         })?;
@@ -134,10 +132,16 @@ mod tests {
                     ("nbad".into(), Avro::Union(0, Box::new(Avro::Int(nbad)))),
                     ("fwhm".into(), Avro::Union(0, Box::new(Avro::Float(fwhm)))),
                     ("elong".into(), Avro::Union(0, Box::new(Avro::Float(1.0)))),
-                    ("magdiff".into(), Avro::Union(0, Box::new(Avro::Float(magdiff)))),
+                    (
+                        "magdiff".into(),
+                        Avro::Union(0, Box::new(Avro::Float(magdiff))),
+                    ),
                 ]),
             ),
-            ("prv_candidates".into(), Avro::Array(vec![Avro::Null, Avro::Null])),
+            (
+                "prv_candidates".into(),
+                Avro::Array(vec![Avro::Null, Avro::Null]),
+            ),
         ])
     }
 
@@ -154,8 +158,12 @@ mod tests {
         assert!(!cut.selects(&alert(Some(0.9), 0, 2.0, -0.5)));
         // A null field: not selected, no error.
         assert!(!cut.selects(&alert(None, 0, 2.0, 0.0)));
-        let either = Selector::compile("candidate.rb > 0.5 || candidate.nbad == 0", &schema).unwrap();
-        assert!(either.selects(&alert(None, 0, 2.0, 0.0)), "error || true is true in CEL");
+        let either =
+            Selector::compile("candidate.rb > 0.5 || candidate.nbad == 0", &schema).unwrap();
+        assert!(
+            either.selects(&alert(None, 0, 2.0, 0.0)),
+            "error || true is true in CEL"
+        );
     }
 
     #[test]
@@ -166,24 +174,43 @@ mod tests {
             ("sqrt(candidate.fwhm) == 2.0", true),
             ("log10(100.0) == 2.0 && log10(100) == 2.0", true),
             ("pow(candidate.fwhm, 2) == 16.0", true),
-            ("min(candidate.fwhm, 3) == 3 && max(1, candidate.fwhm) == 4.0", true),
+            (
+                "min(candidate.fwhm, 3) == 3 && max(1, candidate.fwhm) == 4.0",
+                true,
+            ),
             ("abs(-3) == 3 && abs(-2.5) == 2.5", true),
             ("candid == 7.0", true),
         ] {
             let selector = Selector::compile(text, &schema).unwrap();
-            assert_eq!(selector.selects(&alert(Some(0.9), 0, 4.0, 0.0)), expected, "{text}");
+            assert_eq!(
+                selector.selects(&alert(Some(0.9), 0, 4.0, 0.0)),
+                expected,
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn unknown_fields_and_syntax_errors_fail_at_start() {
         let schema = crate::avro::schema::built_in();
-        let error = Selector::compile("candidate.rbb > 0.5", &schema).unwrap_err().to_string();
-        assert!(error.contains("candidate.rbb") && error.contains("rb"), "{error}");
-        assert_eq!(crate::exit::code_of(&Selector::compile("candidat.rb > 1", &schema).unwrap_err()), 2);
-        let error = Selector::compile("candidat.rb > 1", &schema).unwrap_err().to_string();
+        let error = Selector::compile("candidate.rbb > 0.5", &schema)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("candidate.rbb") && error.contains("rb"),
+            "{error}"
+        );
+        assert_eq!(
+            crate::exit::code_of(&Selector::compile("candidat.rb > 1", &schema).unwrap_err()),
+            2
+        );
+        let error = Selector::compile("candidat.rb > 1", &schema)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("candidate"), "{error}");
-        let error = Selector::compile("candidate.rb >", &schema).unwrap_err().to_string();
+        let error = Selector::compile("candidate.rb >", &schema)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("syntax error at column"), "{error}");
         assert!(Selector::compile("prv_candidates.exists(p, p.magpsf < 18.0)", &schema).is_ok());
         let error = Selector::compile("prv_candidates.exists(p, p.magpfs < 18.0)", &schema)

@@ -50,10 +50,10 @@ pub trait Handler {
 
     /// A rebalance took these partitions away: what is held for them will be
     /// read again by their new owner, so it is dropped here.
-    fn revoked(&mut self, _partitions: &[i32]) {}
+    fn revoked(&mut self, _consumer: &BaseConsumer<ClientLog>, _partitions: &[i32]) {}
 
     /// The stream ends (end, signal, `--max-messages`): make safe what is held.
-    fn finish(&mut self) -> Result<()> {
+    fn finish(&mut self, _consumer: &BaseConsumer<ClientLog>) -> Result<()> {
         Ok(())
     }
 }
@@ -77,7 +77,7 @@ pub fn run(
 ) -> Result<()> {
     let mut result = poll_until_done(&stream, kafka, options, shutdown, handler);
     if result.is_ok() {
-        result = handler.finish();
+        result = handler.finish(&stream.consumer);
         store_safe(&stream, handler);
     }
     let brokers_lost = stream.consumer.context().all_down_for().is_some() && result.is_err();
@@ -131,7 +131,7 @@ fn poll_until_done(
         };
         let revoked = consumer.context().take_revoked();
         if !revoked.is_empty() {
-            handler.revoked(&revoked);
+            handler.revoked(consumer, &revoked);
         }
         store_safe(stream, handler);
         if done || state.window_closed(consumer, options) {

@@ -99,6 +99,18 @@ impl ClientContext for ClientLog {
     }
 }
 
+/// Transactional producers (filter) learn of failed deliveries when they
+/// commit: the commit fails and the transaction is aborted.
+impl rdkafka::producer::ProducerContext for ClientLog {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            self.remember(format!("delivery failed: {error}"));
+        }
+    }
+}
+
 impl ConsumerContext for ClientLog {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {

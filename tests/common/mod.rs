@@ -544,3 +544,69 @@ pub fn python_script(script: &str, args: &[&str]) -> String {
     );
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// A message as a read_committed reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMessage {
+    pub partition: i32,
+    pub payload: Vec<u8>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: Option<i64>,
+}
+
+/// Every committed message of `topic` (all partitions, from the beginning
+/// to the end), read with a plain client: what a read_committed reader gets.
+pub fn read_committed(topic: &str) -> Vec<RawMessage> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", format!("raw-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions = metadata.topics()[0].partitions().len();
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&list).unwrap();
+    let mut at_end = std::collections::HashSet::new();
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + RUN_LIMIT;
+    while at_end.len() < partitions {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} did not reach its end"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => messages.push(RawMessage {
+                partition: m.partition(),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                key: m.key().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                timestamp: m.timestamp().to_millis(),
+            }),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            _ => {}
+        }
+    }
+    messages
+}

@@ -1,0 +1,376 @@
+//! `alertstream filter`: routes the alerts each `--where` selects to its
+//! `--to` topic, unchanged (payload bytes, key, headers, timestamp), exactly
+//! once: the routed messages and the input offsets they came from commit in
+//! one Kafka transaction. A filter killed with -9 leaves an open transaction
+//! that a `read_committed` reader never sees; restarted in its group, it
+//! fences that transaction (same transactional.id) and resumes from the last
+//! committed input offsets.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::avro::codec::Decoder;
+use crate::cli::FilterArgs;
+use crate::commands::DecodeOptions;
+use crate::exit::bad_input;
+use crate::expr::Selector;
+use crate::kafka::config::creation_error;
+use crate::kafka::consume::{self, Handler};
+use crate::kafka::consumer::{self, ConsumerOptions};
+use crate::kafka::{admin, ClientLog, KafkaSettings};
+use crate::shutdown::Shutdown;
+
+/// How long a transaction call may wait on the brokers.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Validated `filter` options.
+#[derive(Debug, Clone)]
+pub struct FilterOptions {
+    pub topic: String,
+    /// (expression, output topic), in the order given.
+    pub routes: Vec<(String, String)>,
+    pub group: String,
+    pub consumer: ConsumerOptions,
+    pub decode: DecodeOptions,
+    pub transactional_id: String,
+    pub commit_interval: Duration,
+}
+
+impl FilterOptions {
+    pub fn from_args(args: FilterArgs) -> Result<Self> {
+        admin::check_topic(&args.topic)?;
+        if args.wheres.len() != args.to.len() {
+            return Err(bad_input(format!(
+                "{} --where and {} --to: give them in pairs, --where EXPR --to TOPIC",
+                args.wheres.len(),
+                args.to.len()
+            )));
+        }
+        for to in &args.to {
+            admin::check_topic(to)?;
+            if *to == args.topic {
+                return Err(bad_input(format!("--to {to} is the topic being filtered")));
+            }
+        }
+        if !(args.commit_interval.is_finite() && args.commit_interval > 0.0) {
+            return Err(bad_input(
+                "--commit-interval must be a positive number of seconds",
+            ));
+        }
+        let group = consumer::group_or_default(args.group)?;
+        let transactional_id = args.transactional_id.unwrap_or_else(|| {
+            let host = consumer::group_or_default(None).unwrap_or_default();
+            format!("alertstream-filter-{group}-{}-{host}", args.topic)
+        });
+        Ok(Self {
+            routes: args.wheres.into_iter().zip(args.to).collect(),
+            topic: args.topic,
+            group,
+            consumer: ConsumerOptions::from_args(args.consumer)?,
+            decode: DecodeOptions::new(args.schema, args.wire, &args.max_alert_bytes)?,
+            transactional_id,
+            commit_interval: Duration::from_secs_f64(args.commit_interval),
+        })
+    }
+}
+
+/// One `--where` and its `--to`.
+struct Route {
+    selector: Selector,
+    to: String,
+    routed: u64,
+}
+
+pub async fn run(options: FilterOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
+    let decoder = options.decode.decoder()?;
+    let reader = options.decode.reader_schema()?;
+    let routes = options
+        .routes
+        .iter()
+        .map(|(text, to)| {
+            Ok(Route {
+                selector: Selector::compile(text, &reader)?,
+                to: to.clone(),
+                routed: 0,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let producer = transactional_producer(&kafka, &options).await?;
+    let Some(stream) = consumer::open(
+        &kafka,
+        &options.consumer,
+        &options.topic,
+        Some(&options.group),
+        &[
+            ("client.id", "alertstream-filter"),
+            ("enable.auto.commit", "false"),
+            ("isolation.level", "read_committed"),
+        ],
+        &shutdown,
+    )?
+    else {
+        return Ok(());
+    };
+    let mut filter = Filter {
+        topic: options.topic.clone(),
+        routes,
+        decoder,
+        producer,
+        pending: BTreeMap::new(),
+        started: Instant::now(),
+        interval: options.commit_interval,
+        counts: Counts::default(),
+    };
+    let result = consume::run(stream, &kafka, &options.consumer, &shutdown, &mut filter);
+    if result.is_err() {
+        let _ = filter.producer.abort_transaction(TRANSACTION_TIMEOUT);
+    }
+    let c = &filter.counts;
+    let routed: Vec<String> = filter
+        .routes
+        .iter()
+        .map(|r| format!("{} to {}", r.routed, r.to))
+        .collect();
+    tracing::info!(
+        "filtered {} alert(s) from {} message(s): routed {}; {} skipped; {} transaction(s) committed",
+        c.alerts,
+        c.messages,
+        routed.join(", "),
+        c.skipped,
+        c.transactions
+    );
+    result
+}
+
+/// The producer, its transactions initialised (fencing an earlier instance
+/// with the same transactional.id), the output topics created if missing.
+async fn transactional_producer(
+    kafka: &KafkaSettings,
+    options: &FilterOptions,
+) -> Result<BaseProducer<ClientLog>> {
+    let producer: BaseProducer<ClientLog> = kafka
+        .client_config(&[
+            ("client.id", "alertstream-filter"),
+            ("transactional.id", &options.transactional_id),
+            ("allow.auto.create.topics", "false"),
+            ("linger.ms", "5"),
+            ("queue.buffering.max.kbytes", "65536"),
+        ])
+        .create_with_context(ClientLog::default())
+        .map_err(creation_error)?;
+    let serve = || {
+        producer.poll(Duration::ZERO);
+    };
+    for (_, to) in &options.routes {
+        let metadata = admin::reach(
+            producer.client(),
+            producer.context(),
+            serve,
+            kafka.brokers(),
+            to,
+        )?;
+        let partitions = admin::partition_count(&metadata, &options.topic).unwrap_or(1) as i32;
+        admin::ensure_topic(kafka, &metadata, to, partitions, None).await?;
+    }
+    producer
+        .init_transactions(TRANSACTION_TIMEOUT)
+        .map_err(|e| {
+            anyhow!(
+                "cannot start transactions on {} (transactional.id {}): {e}; transactions need \
+             Kafka 0.11 or later and a transaction state log the cluster can replicate",
+                kafka.brokers(),
+                options.transactional_id
+            )
+        })?;
+    producer.begin_transaction()?;
+    Ok(producer)
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    messages: u64,
+    alerts: u64,
+    skipped: u64,
+    transactions: u64,
+}
+
+struct Filter {
+    topic: String,
+    routes: Vec<Route>,
+    decoder: Decoder,
+    producer: BaseProducer<ClientLog>,
+    /// Input partition to the offset after the last message handled in the open transaction.
+    pending: BTreeMap<i32, i64>,
+    started: Instant,
+    interval: Duration,
+    counts: Counts,
+}
+
+impl Handler for Filter {
+    fn message(&mut self, message: &BorrowedMessage<'_>) -> Result<()> {
+        self.counts.messages += 1;
+        self.pending
+            .insert(message.partition(), message.offset() + 1);
+        let payload = message.payload().unwrap_or_default();
+        let alerts = match self.decoder.decode(payload) {
+            Ok((_, alerts)) => alerts,
+            Err(e) => {
+                tracing::warn!(
+                    "{} partition {} offset {}: cannot decode ({e}); skipped, not forwarded",
+                    message.topic(),
+                    message.partition(),
+                    message.offset()
+                );
+                self.counts.skipped += 1;
+                return Ok(());
+            }
+        };
+        self.counts.alerts += alerts.len() as u64;
+        for route in &mut self.routes {
+            // A message goes to a route once if any of its alerts is selected.
+            if alerts.iter().any(|a| route.selector.selects(a)) {
+                forward(&self.producer, &route.to, message)?;
+                route.routed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        if !self.pending.is_empty() && self.started.elapsed() >= self.interval {
+            self.commit(consumer)?;
+        }
+        Ok(())
+    }
+
+    fn holds_messages(&self) -> bool {
+        true
+    }
+
+    fn revoked(&mut self, consumer: &BaseConsumer<ClientLog>, partitions: &[i32]) {
+        // What the open transaction holds is dropped; the partitions kept are
+        // read again from their committed offsets, the others by their new owner.
+        if let Err(e) = self.restart_transaction(consumer) {
+            tracing::warn!("after partitions {partitions:?} were revoked: {e:#}");
+        }
+    }
+
+    fn finish(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        if self.pending.is_empty() {
+            let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
+            return Ok(());
+        }
+        self.commit(consumer)
+    }
+}
+
+impl Filter {
+    /// Commits the routed alerts and the input offsets together, and opens
+    /// the next transaction. A failure aborts: nothing of it is visible and
+    /// the input offsets stay where they were.
+    fn commit(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        let mut offsets = TopicPartitionList::new();
+        for (partition, next) in &self.pending {
+            offsets.add_partition_offset(&self.topic, *partition, Offset::Offset(*next))?;
+        }
+        let metadata = consumer
+            .group_metadata()
+            .ok_or_else(|| anyhow!("the consumer has no group metadata"))?;
+        let committed = self
+            .producer
+            .send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)
+            .and_then(|()| self.producer.commit_transaction(TRANSACTION_TIMEOUT));
+        if let Err(e) = committed {
+            let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
+            let why = self.producer.context().last_error().unwrap_or_default();
+            return Err(anyhow!(
+                "cannot commit the transaction to {}: {e} {why}; it was aborted and the input \
+                 offsets were not committed",
+                self.routes
+                    .iter()
+                    .map(|r| r.to.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.counts.transactions += 1;
+        self.pending.clear();
+        self.started = Instant::now();
+        self.producer.begin_transaction()?;
+        Ok(())
+    }
+
+    /// Aborts the open transaction and rewinds what the consumer still owns
+    /// to its committed offsets.
+    fn restart_transaction(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        self.producer
+            .abort_transaction(TRANSACTION_TIMEOUT)
+            .context("cannot abort the open transaction")?;
+        self.pending.clear();
+        let assignment = consumer.assignment()?;
+        if assignment.count() > 0 {
+            let committed = consumer.committed_offsets(assignment, TRANSACTION_TIMEOUT)?;
+            for element in committed.elements() {
+                let offset = match element.offset() {
+                    Offset::Offset(o) => Offset::Offset(o),
+                    _ => Offset::Beginning,
+                };
+                consumer.seek(
+                    element.topic(),
+                    element.partition(),
+                    offset,
+                    TRANSACTION_TIMEOUT,
+                )?;
+            }
+        }
+        self.started = Instant::now();
+        self.producer.begin_transaction()?;
+        Ok(())
+    }
+}
+
+/// Produces a message to `to` as it is: payload, key, headers, timestamp.
+fn forward(
+    producer: &BaseProducer<ClientLog>,
+    to: &str,
+    message: &BorrowedMessage<'_>,
+) -> Result<()> {
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = message.headers() {
+        for header in original.iter() {
+            headers = headers.insert(Header {
+                key: header.key,
+                value: header.value,
+            });
+        }
+    }
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(to)
+        .payload(message.payload().unwrap_or_default())
+        .headers(headers);
+    if let Some(key) = message.key() {
+        record = record.key(key);
+    }
+    if let Some(ms) = message.timestamp().to_millis() {
+        record = record.timestamp(ms);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => {
+                producer.poll(Duration::ZERO);
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(anyhow!("cannot route to {to}: {e}")),
+        }
+    }
+}

@@ -62,6 +62,16 @@ pub struct GlobalArgs {
     #[arg(long = "kafka-config", global = true, value_name = "FILE")]
     pub kafka_config: Option<PathBuf>,
 
+    /// Serve Prometheus metrics on this address while the command runs:
+    /// GET /metrics, and GET /healthz (200 while the brokers answer).
+    #[arg(
+        long = "metrics",
+        env = "ALERTSTREAM_METRICS",
+        global = true,
+        value_name = "HOST:PORT"
+    )]
+    pub metrics: Option<String>,
+
     /// Log more (repeat for more detail: -v info, -vv debug, -vvv trace).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,

@@ -14,6 +14,7 @@ pub mod exit;
 pub mod expr;
 pub mod kafka;
 pub mod logging;
+pub mod metrics;
 pub mod progress;
 pub mod schedule;
 pub mod shutdown;

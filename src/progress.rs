@@ -50,3 +50,54 @@ mod tests {
         assert_eq!(rate(100, 2.0, "alerts/s"), "50 alerts/s");
     }
 }
+
+/// A bar for commands that consume (record, filter): alerts handled, their
+/// rate, and how many messages are left before the end of the assigned
+/// partitions (refreshed every second).
+pub struct ConsumeBar {
+    bar: ProgressBar,
+    checked: std::time::Instant,
+}
+
+impl ConsumeBar {
+    pub fn new(quiet: bool, verb: &str) -> Self {
+        let bar = if quiet || !std::io::stderr().is_terminal() {
+            ProgressBar::hidden()
+        } else {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let template = format!("{{spinner}} {{pos}} alerts {verb} ({{per_sec}}) {{msg}}");
+            bar.set_style(
+                ProgressStyle::with_template(&template)
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar
+        };
+        Self {
+            bar,
+            checked: std::time::Instant::now(),
+        }
+    }
+
+    pub fn inc(&self, alerts: u64) {
+        self.bar.inc(alerts);
+    }
+
+    /// Shows the lag left, at most once a second.
+    pub fn tick(
+        &mut self,
+        consumer: &rdkafka::consumer::BaseConsumer<crate::kafka::ClientLog>,
+        topic: &str,
+    ) {
+        if self.bar.is_hidden() || self.checked.elapsed() < std::time::Duration::from_secs(1) {
+            return;
+        }
+        self.checked = std::time::Instant::now();
+        if let Some(lag) = crate::kafka::consume::lag(consumer, topic) {
+            self.bar.set_message(format!("{lag} left"));
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

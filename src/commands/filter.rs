@@ -25,6 +25,7 @@ use crate::kafka::config::creation_error;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
 use crate::kafka::{admin, ClientLog, KafkaSettings};
+use crate::progress::ConsumeBar;
 use crate::shutdown::Shutdown;
 
 /// How long a transaction call may wait on the brokers.
@@ -86,19 +87,28 @@ struct Route {
     selector: Selector,
     to: String,
     routed: u64,
+    /// alertstream_alerts_routed_total{topic,to}.
+    meter: prometheus_client::metrics::counter::Counter,
 }
 
-pub async fn run(options: FilterOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
+pub async fn run(
+    options: FilterOptions,
+    kafka: KafkaSettings,
+    shutdown: Shutdown,
+    quiet: bool,
+) -> Result<()> {
     let decoder = options.decode.decoder()?;
     let reader = options.decode.reader_schema()?;
     let routes = options
         .routes
         .iter()
         .map(|(text, to)| {
+            let labels = crate::metrics::labels(&[("topic", &options.topic), ("to", to)]);
             Ok(Route {
                 selector: Selector::compile(text, &reader)?,
                 to: to.clone(),
                 routed: 0,
+                meter: crate::metrics::get().routed.get_or_create(&labels).clone(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -127,8 +137,10 @@ pub async fn run(options: FilterOptions, kafka: KafkaSettings, shutdown: Shutdow
         started: Instant::now(),
         interval: options.commit_interval,
         counts: Counts::default(),
+        bar: ConsumeBar::new(quiet, "evaluated"),
     };
     let result = consume::run(stream, &kafka, &options.consumer, &shutdown, &mut filter);
+    filter.bar.finish();
     if result.is_err() {
         let _ = filter.producer.abort_transaction(TRANSACTION_TIMEOUT);
     }
@@ -211,6 +223,7 @@ struct Filter {
     started: Instant,
     interval: Duration,
     counts: Counts,
+    bar: ConsumeBar,
 }
 
 impl Handler for Filter {
@@ -222,6 +235,7 @@ impl Handler for Filter {
         let alerts = match self.decoder.decode(payload) {
             Ok((_, alerts)) => alerts,
             Err(e) => {
+                crate::metrics::decode_error(message.topic(), &e);
                 tracing::warn!(
                     "{} partition {} offset {}: cannot decode ({e}); skipped, not forwarded",
                     message.topic(),
@@ -233,17 +247,20 @@ impl Handler for Filter {
             }
         };
         self.counts.alerts += alerts.len() as u64;
+        self.bar.inc(alerts.len() as u64);
         for route in &mut self.routes {
             // A message goes to a route once if any of its alerts is selected.
             if alerts.iter().any(|a| route.selector.selects(a)) {
                 forward(&self.producer, &route.to, message)?;
                 route.routed += 1;
+                route.meter.inc();
             }
         }
         Ok(())
     }
 
     fn tick(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        self.bar.tick(consumer, &self.topic);
         if !self.pending.is_empty() && self.started.elapsed() >= self.interval {
             self.commit(consumer)?;
         }

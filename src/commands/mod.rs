@@ -28,6 +28,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             &global.kafka,
         )
     };
+    let serves = !matches!(cli.command, Command::Completions(_) | Command::Man);
+    if let (Some(addr), true) = (&global.metrics, serves) {
+        crate::metrics::serve(addr)?;
+    }
     match cli.command {
         Command::Send(args) => {
             let options = send::SendOptions::from_args(args)?;
@@ -43,11 +47,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Record(args) => {
             let options = record::RecordOptions::from_args(args)?;
-            record::run(options, kafka()?, Shutdown::install()).await
+            record::run(options, kafka()?, Shutdown::install(), global.quiet).await
         }
         Command::Filter(args) => {
             let options = filter::FilterOptions::from_args(args)?;
-            filter::run(options, kafka()?, Shutdown::install()).await
+            filter::run(options, kafka()?, Shutdown::install(), global.quiet).await
         }
         Command::Completions(args) => completions::run(args.shell),
         Command::Man => man::run(),

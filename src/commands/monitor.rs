@@ -152,6 +152,10 @@ impl Monitor {
 }
 
 impl Handler for Monitor {
+    fn counts_alerts(&self) -> bool {
+        false
+    }
+
     fn message(&mut self, message: &BorrowedMessage<'_>) -> Result<()> {
         self.next_offsets
             .insert(message.partition(), message.offset() + 1);
@@ -186,6 +190,7 @@ impl Handler for Monitor {
         let stats = status_line(consumer, &self.topic, &marks, &mut self.window);
         self.line(&stats)?;
         for lag in self.groups.lags(&self.topic, &marks) {
+            export_lag(&self.topic, &lag);
             let line = lag_line(&self.topic, &lag);
             self.line(&line)?;
         }
@@ -218,6 +223,22 @@ fn per_partition(lags: &[(i32, Option<i64>)]) -> String {
         .map(|(p, lag)| format!("{p}={}", lag.map_or("?".to_string(), |l| l.to_string())))
         .collect();
     format!("[{}]", parts.join(", "))
+}
+
+/// alertstream_consumer_lag{topic,partition,group}, for --metrics.
+fn export_lag(topic: &str, lag: &GroupLag) {
+    let gauges = &crate::metrics::get().lag;
+    for (partition, value) in &lag.partitions {
+        let partition = partition.to_string();
+        let labels = crate::metrics::labels(&[
+            ("topic", topic),
+            ("partition", &partition),
+            ("group", &lag.group),
+        ]);
+        if let Some(value) = value {
+            gauges.get_or_create(&labels).set(*value);
+        }
+    }
 }
 
 /// `topic:T, status:lag, group:G, lag:N [0=N, 1=N], time:...`

@@ -156,6 +156,7 @@ impl Handler for Printer {
         self.line.clear();
         let payload = message.payload().unwrap_or_default();
         if payload.is_empty() {
+            crate::metrics::decode_error(message.topic(), &"empty message");
             tracing::warn!("{}: empty message; skipped", place(message));
             self.counts.skipped += 1;
             return Ok(());
@@ -164,6 +165,7 @@ impl Handler for Printer {
             Ok(count) => self.counts.alerts += count as u64,
             Err(e) if e.is::<StampError>() => return Err(e),
             Err(e) => {
+                crate::metrics::decode_error(message.topic(), &e);
                 let head: String = payload.iter().take(8).map(|b| format!("{b:02x}")).collect();
                 tracing::warn!(
                     "{}: cannot decode ({e}); first bytes {head}; skipped",

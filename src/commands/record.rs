@@ -28,6 +28,7 @@ use crate::expr::Selector;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
 use crate::kafka::{ClientLog, KafkaSettings};
+use crate::progress::ConsumeBar;
 use crate::shutdown::Shutdown;
 
 /// Validated `record` options.
@@ -91,7 +92,12 @@ impl RecordOptions {
     }
 }
 
-pub async fn run(options: RecordOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
+pub async fn run(
+    options: RecordOptions,
+    kafka: KafkaSettings,
+    shutdown: Shutdown,
+    quiet: bool,
+) -> Result<()> {
     let decoder = options.decode.decoder()?;
     let selector = match &options.filter {
         Some(text) => Some(Selector::compile(text, &options.decode.reader_schema()?)?),
@@ -123,8 +129,10 @@ pub async fn run(options: RecordOptions, kafka: KafkaSettings, shutdown: Shutdow
         partitions: HashMap::new(),
         layouts: HashMap::new(),
         counts: Counts::default(),
+        bar: ConsumeBar::new(quiet, "archived"),
     };
     let result = consume::run(stream, &kafka, &options.consumer, &shutdown, &mut recorder);
+    recorder.bar.finish();
     let c = &recorder.counts;
     tracing::info!(
         "recorded {} alert(s) from {} message(s) into {} file(s) under {}; {} skipped",
@@ -213,6 +221,7 @@ struct Recorder {
     partitions: HashMap<i32, Progress>,
     layouts: HashMap<usize, Arc<Layout>>,
     counts: Counts,
+    bar: ConsumeBar,
 }
 
 impl Handler for Recorder {
@@ -229,6 +238,7 @@ impl Handler for Recorder {
             if e.downcast_ref::<Skip>().is_none() {
                 return Err(e);
             }
+            crate::metrics::decode_error(message.topic(), &e);
             tracing::warn!(
                 "{} partition {} offset {}: cannot decode ({e}); skipped",
                 message.topic(),
@@ -243,7 +253,8 @@ impl Handler for Recorder {
         Ok(())
     }
 
-    fn tick(&mut self, _: &BaseConsumer<ClientLog>) -> Result<()> {
+    fn tick(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        self.bar.tick(consumer, &self.options.topic);
         let age = self.options.roll.age;
         let old: Vec<FileKey> = self
             .files
@@ -385,6 +396,7 @@ impl Recorder {
             avro.append(datum, meta)?;
         }
         self.counts.alerts += datums.alerts.len() as u64;
+        self.bar.inc(datums.alerts.len() as u64);
         self.roll_if_full(&key)
     }
 
@@ -422,6 +434,7 @@ impl Recorder {
             parquet.append(alert, meta.clone())?;
         }
         self.counts.alerts += count;
+        self.bar.inc(count);
         self.roll_if_full(&key)
     }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 use indicatif::ProgressBar;
+use prometheus_client::metrics::counter::Counter;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -29,6 +30,7 @@ use crate::commands::replay::{self, Pace};
 use crate::exit::{bad_input, Exit, UNDELIVERED};
 use crate::kafka::config::creation_error;
 use crate::kafka::{admin, ClientLog, KafkaSettings};
+use crate::metrics;
 use crate::progress;
 use crate::schedule::{self, Schedule};
 use crate::shutdown::Shutdown;
@@ -289,7 +291,7 @@ async fn connect(
 ) -> Result<BaseProducer<Delivery>> {
     let producer: BaseProducer<Delivery> = kafka
         .client_config(PRODUCER_DEFAULTS)
-        .create_with_context(Delivery::new(progress::deliveries(quiet)))
+        .create_with_context(Delivery::new(progress::deliveries(quiet), &options.topic))
         .map_err(creation_error)?;
     // The producer itself checks that the brokers answer, so that its queued
     // log lines (a refused connection, a failed authentication) explain why not.
@@ -447,6 +449,16 @@ fn send_visit(
     let mut totals = delivery.totals().since(&before);
     totals.produced = produced;
     let elapsed = start.elapsed().as_secs_f64();
+    let topic = metrics::labels(&[("topic", &options.topic)]);
+    metrics::get()
+        .visit_duration
+        .get_or_create(&topic)
+        .observe(elapsed);
+    if let Schedule::Repeat { interval, .. } = options.schedule {
+        if elapsed > interval.as_secs_f64() {
+            metrics::get().visits_late.get_or_create(&topic).inc();
+        }
+    }
     tracing::info!(
         "visit {}/{}: {} alert(s) delivered in {elapsed:.3}s ({}, {:.1} MB/s)",
         visit.number,
@@ -592,20 +604,42 @@ pub struct Delivery {
     counts: [AtomicU64; 4],
     first_error: Mutex<Option<String>>,
     bar: ProgressBar,
+    /// alertstream_alerts_sent_total and _failed_total{fate}, by fate; bytes out.
+    meters: [Counter; 4],
+    bytes: Counter,
 }
 
 impl Delivery {
-    fn new(bar: ProgressBar) -> Self {
+    fn new(bar: ProgressBar, topic: &str) -> Self {
+        let m = metrics::get();
+        let failed = |fate| {
+            m.failed
+                .get_or_create(&metrics::labels(&[("topic", topic), ("fate", fate)]))
+                .clone()
+        };
         Self {
             log: ClientLog::default(),
             counts: Default::default(),
             first_error: Mutex::new(None),
             bar,
+            meters: [
+                m.sent
+                    .get_or_create(&metrics::labels(&[("topic", topic)]))
+                    .clone(),
+                failed("failed"),
+                failed("unknown"),
+                failed("not_sent"),
+            ],
+            bytes: m
+                .bytes
+                .get_or_create(&metrics::labels(&[("topic", topic), ("direction", "out")]))
+                .clone(),
         }
     }
 
     fn settle(&self, fate: Fate, error: &str) {
         self.counts[fate as usize].fetch_add(1, Ordering::SeqCst);
+        self.meters[fate as usize].inc();
         if fate == Fate::Delivered {
             self.bar.inc(1);
         } else if let Ok(mut first) = self.first_error.lock() {
@@ -657,7 +691,10 @@ impl ProducerContext for Delivery {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
         let error = match result {
-            Ok(_) => String::new(),
+            Ok(message) => {
+                self.bytes.inc_by(message.payload_len() as u64);
+                String::new()
+            }
             Err((error, _)) => error.to_string(),
         };
         self.settle(Fate::of(result), &error);

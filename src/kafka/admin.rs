@@ -25,12 +25,14 @@ pub fn reach<C: ClientContext>(
     brokers: &str,
     topic: &str,
 ) -> Result<Metadata> {
-    client
+    let metadata = client
         .fetch_metadata(Some(topic), REACH_TIMEOUT)
         .map_err(|e| {
             serve();
             unreachable(log, brokers, &e)
-        })
+        })?;
+    crate::metrics::get().set_brokers_up(true);
+    Ok(metadata)
 }
 
 /// The error for brokers that did not answer.

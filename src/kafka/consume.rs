@@ -52,6 +52,11 @@ pub trait Handler {
     /// read again by their new owner, so it is dropped here.
     fn revoked(&mut self, _consumer: &BaseConsumer<ClientLog>, _partitions: &[i32]) {}
 
+    /// Whether its messages count as alerts consumed (print, record, filter: yes).
+    fn counts_alerts(&self) -> bool {
+        true
+    }
+
     /// The stream ends (end, signal, `--max-messages`): make safe what is held.
     fn finish(&mut self, _consumer: &BaseConsumer<ClientLog>) -> Result<()> {
         Ok(())
@@ -107,6 +112,7 @@ fn poll_until_done(
         ends: EndTracker::default(),
         finished: HashSet::new(),
         handled: 0,
+        counters: Counters::new(&stream.topic, handler.counts_alerts()),
     };
     let mut errors = ErrorLog::default();
     while !shutdown.requested() {
@@ -157,6 +163,43 @@ struct State {
     /// Partitions past `--until`.
     finished: HashSet<i32>,
     handled: u64,
+    counters: Counters,
+}
+
+/// Metric handles taken once, so that counting costs an atomic add.
+struct Counters {
+    consumed: Option<prometheus_client::metrics::counter::Counter>,
+    bytes: prometheus_client::metrics::counter::Counter,
+    latency: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Counters {
+    fn new(topic: &str, alerts: bool) -> Self {
+        let m = crate::metrics::get();
+        let topic_label = crate::metrics::labels(&[("topic", topic)]);
+        Self {
+            consumed: alerts.then(|| m.consumed.get_or_create(&topic_label).clone()),
+            bytes: m
+                .bytes
+                .get_or_create(&crate::metrics::labels(&[
+                    ("topic", topic),
+                    ("direction", "in"),
+                ]))
+                .clone(),
+            latency: m.latency.get_or_create(&topic_label).clone(),
+        }
+    }
+
+    fn handled(&self, message: &BorrowedMessage<'_>) {
+        if let Some(consumed) = &self.consumed {
+            consumed.inc();
+        }
+        self.bytes.inc_by(message.payload_len() as u64);
+        if let Some(at) = message.timestamp().to_millis() {
+            let seconds = (crate::time::now_ms() - at) as f64 / 1000.0;
+            self.latency.observe(seconds.max(0.0));
+        }
+    }
 }
 
 impl State {
@@ -178,6 +221,7 @@ impl State {
             }
         }
         handler.message(message)?;
+        self.counters.handled(message);
         if stream.in_group && !handler.holds_messages() {
             if let Err(e) = consumer.store_offset_from_message(message) {
                 tracing::warn!("cannot store offset {}: {e}", message.offset());
@@ -256,6 +300,20 @@ fn store_safe(stream: &Stream, handler: &mut impl Handler) {
     if let Err(e) = stream.consumer.store_offsets(&list) {
         tracing::warn!("cannot store offsets {list:?}: {e}");
     }
+}
+
+/// Messages left before the end of every assigned partition, if known.
+pub fn lag(consumer: &BaseConsumer<ClientLog>, topic: &str) -> Option<i64> {
+    let assignment = consumer.assignment().ok()?;
+    let mut total = 0;
+    for element in assignment.elements() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, element.partition(), Duration::from_millis(500))
+            .ok()?;
+        let at = position(consumer, topic, element.partition()).unwrap_or(low);
+        total += (high - at).max(0);
+    }
+    Some(total)
 }
 
 /// The consumer's position in a partition (the next offset it will read).

@@ -100,6 +100,10 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("topic.metadata.refresh.interval.ms", "5000"),
     // Offsets are stored by the consume loop once a handler has succeeded.
     ("enable.auto.offset.store", "false"),
+    // An operator waits on `print -e`: at the end of a partition the broker
+    // answers an empty fetch after this long (librdkafka's 500 ms default
+    // added half a second to every run).
+    ("fetch.wait.max.ms", "100"),
 ];
 
 /// Creates a consumer and checks that the brokers answer; returns it with

@@ -35,6 +35,7 @@ impl ClientLog {
 
     /// librdkafka said every broker is down (as an error event or a callback).
     pub fn all_down(&self) {
+        crate::metrics::get().set_brokers_up(false);
         if let Ok(mut since) = self.all_down_since.lock() {
             since.get_or_insert_with(Instant::now);
         }
@@ -42,6 +43,7 @@ impl ClientLog {
 
     /// Something arrived from a broker: they are not all down.
     pub fn brokers_answered(&self) {
+        crate::metrics::get().set_brokers_up(true);
         if let Ok(mut since) = self.all_down_since.lock() {
             *since = None;
         }
@@ -62,6 +64,12 @@ impl ClientLog {
     }
 }
 
+/// librdkafka warnings about retries that resolve themselves.
+fn is_transient(facility: &str, message: &str) -> bool {
+    (facility == "GETPID" && message.contains("retrying"))
+        || message.contains("Coordinator load in progress")
+}
+
 impl ClientContext for ClientLog {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
@@ -74,6 +82,12 @@ impl ClientContext for ClientLog {
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", "{facility}: {message}")
+            }
+            // Transient retries librdkafka recovers from by itself, e.g. the
+            // idempotent producer's first PID request to a broker still
+            // loading its coordinator: nothing for an operator to act on.
+            RDKafkaLogLevel::Warning if is_transient(facility, message) => {
+                tracing::debug!(target: "librdkafka", "{facility}: {message}")
             }
             RDKafkaLogLevel::Warning => {
                 tracing::warn!(target: "librdkafka", "{facility}: {message}")

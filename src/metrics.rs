@@ -1,0 +1,262 @@
+//! Prometheus metrics from every command (`--metrics ADDR`): one registry
+//! for the process, served at `GET /metrics` in the Prometheus text format
+//! (the `prometheus-client` crate) and `GET /healthz` (200 while the brokers
+//! answer, 503 when every broker is down), by a small HTTP thread. Counting
+//! is always on (atomic increments on handles taken once); serving only
+//! with `--metrics`. The thread never holds up shutdown: the process exits
+//! whatever a scrape is doing.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// End-to-end latency buckets (seconds) around Rubin's 60 s budget.
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0,
+];
+/// Visit duration buckets (seconds) around the 39 s cadence.
+const VISIT_BUCKETS: [f64; 12] = [
+    0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 39.0, 60.0, 120.0,
+];
+
+/// Every metric alertstream exports.
+pub struct Metrics {
+    pub sent: Family<Labels, Counter>,
+    pub failed: Family<Labels, Counter>,
+    pub consumed: Family<Labels, Counter>,
+    pub routed: Family<Labels, Counter>,
+    pub bytes: Family<Labels, Counter>,
+    pub decode_errors: Family<Labels, Counter>,
+    pub lag: Family<Labels, Gauge>,
+    pub latency: Histograms,
+    pub visit_duration: Histograms,
+    pub visits_late: Family<Labels, Counter>,
+    brokers_up: AtomicBool,
+    registry: Registry,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+fn visit_histogram() -> Histogram {
+    Histogram::new(VISIT_BUCKETS)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut m = Self {
+            sent: Family::default(),
+            failed: Family::default(),
+            consumed: Family::default(),
+            routed: Family::default(),
+            bytes: Family::default(),
+            decode_errors: Family::default(),
+            lag: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            visit_duration: Family::new_with_constructor(visit_histogram as fn() -> Histogram),
+            visits_late: Family::default(),
+            brokers_up: AtomicBool::new(false),
+            registry: Registry::with_prefix("alertstream"),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "alerts_sent",
+            "Alerts acknowledged by the brokers",
+            m.sent.clone(),
+        );
+        r.register(
+            "alerts_failed",
+            "Alerts not delivered: fate=failed (refused), unknown (timed out or purged in flight), not_sent",
+            m.failed.clone(),
+        );
+        r.register(
+            "alerts_consumed",
+            "Messages handled by print, record or filter (printed, archived, evaluated)",
+            m.consumed.clone(),
+        );
+        r.register(
+            "alerts_routed",
+            "Alerts filter routed to a topic",
+            m.routed.clone(),
+        );
+        r.register(
+            "bytes",
+            "Payload bytes, direction=in (consumed) or out (acknowledged)",
+            m.bytes.clone(),
+        );
+        r.register(
+            "decode_errors",
+            "Messages reported and skipped, by reason",
+            m.decode_errors.clone(),
+        );
+        r.register(
+            "consumer_lag",
+            "Messages a group has yet to commit, per partition",
+            m.lag.clone(),
+        );
+        r.register(
+            "alert_latency_seconds",
+            "Now minus the broker timestamp when an alert is handled",
+            m.latency.clone(),
+        );
+        r.register(
+            "visit_duration_seconds",
+            "From a visit's first produce to its last acknowledgement",
+            m.visit_duration.clone(),
+        );
+        r.register(
+            "visits_late",
+            "Visits that overran their interval",
+            m.visits_late.clone(),
+        );
+        m
+    }
+
+    /// The metrics in the Prometheus text format (0.0.4), which Prometheus
+    /// and `promtool check metrics` read: the crate writes OpenMetrics, whose
+    /// counters are declared without their `_total` suffix and end in `# EOF`.
+    pub fn render(&self) -> String {
+        let mut open = String::new();
+        let _ = encode(&mut open, &self.registry);
+        let counters: Vec<&str> = open
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(open.len());
+        for line in open.lines().filter(|l| *l != "# EOF") {
+            let declared = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                let (name, tail) = rest.split_once(' ')?;
+                counters
+                    .contains(&name)
+                    .then(|| format!("{prefix}{name}_total {tail}"))
+            });
+            out.push_str(declared.as_deref().unwrap_or(line));
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn set_brokers_up(&self, up: bool) {
+        self.brokers_up.store(up, Ordering::Relaxed);
+    }
+}
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Counts a message reported and skipped, by a coarse reason.
+pub fn decode_error(topic: &str, error: &dyn std::fmt::Display) {
+    let text = error.to_string();
+    let reason = if text.contains("empty message") {
+        "empty"
+    } else if text.contains("--max-alert-bytes") || text.contains("decompresses to more than") {
+        "limit"
+    } else if text.contains("container") {
+        "container"
+    } else {
+        "schema"
+    };
+    get()
+        .decode_errors
+        .get_or_create(&labels(&[("topic", topic), ("reason", reason)]))
+        .inc();
+}
+
+/// A label set.
+pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+/// Serves `/metrics` and `/healthz` on `addr` from a thread of its own;
+/// fails at once, naming the address, when it cannot listen there.
+pub fn serve(addr: &str) -> Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).map_err(|e| {
+        anyhow!("--metrics {addr}: cannot listen there: {e} (give a free host:port, e.g. 127.0.0.1:9464)")
+    })?;
+    let local = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = answer(stream);
+            }
+        })?;
+    tracing::info!("metrics on http://{local}/metrics");
+    Ok(local)
+}
+
+/// Answers one request; a slow client waits at most a few seconds.
+fn answer(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = String::new();
+    BufReader::new(&stream).read_line(&mut request)?;
+    let path = request.split_whitespace().nth(1).unwrap_or("");
+    let (status, kind, body) = match path {
+        "/metrics" => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            get().render(),
+        ),
+        "/healthz" if get().brokers_up.load(Ordering::Relaxed) => {
+            ("200 OK", "text/plain", "ok: brokers reachable\n".into())
+        }
+        "/healthz" => (
+            "503 Service Unavailable",
+            "text/plain",
+            "brokers unreachable\n".into(),
+        ),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics or /healthz\n".into(),
+        ),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_and_labels() {
+        let m = Metrics::new();
+        m.sent.get_or_create(&labels(&[("topic", "t")])).inc_by(3);
+        m.latency
+            .get_or_create(&labels(&[("topic", "t")]))
+            .observe(0.2);
+        let text = m.render();
+        assert!(
+            text.contains("alertstream_alerts_sent_total{topic=\"t\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("alertstream_alert_latency_seconds_bucket{le=\"60.0\",topic=\"t\"} 1"),
+            "{text}"
+        );
+    }
+}

@@ -39,18 +39,6 @@ pub fn rate(count: u64, seconds: f64, unit: &str) -> String {
     format!("{:.0} {unit}", count as f64 / seconds)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_need_a_span() {
-        assert_eq!(rate(1, 0.0, "alerts/s"), "rate n/a: too short a span");
-        assert_eq!(rate(100, 0.001, "alerts/s"), "rate n/a: too short a span");
-        assert_eq!(rate(100, 2.0, "alerts/s"), "50 alerts/s");
-    }
-}
-
 /// A bar for commands that consume (record, filter): alerts handled, their
 /// rate, and how many messages are left before the end of the assigned
 /// partitions (refreshed every second).
@@ -99,5 +87,17 @@ impl ConsumeBar {
 
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_need_a_span() {
+        assert_eq!(rate(1, 0.0, "alerts/s"), "rate n/a: too short a span");
+        assert_eq!(rate(100, 0.001, "alerts/s"), "rate n/a: too short a span");
+        assert_eq!(rate(100, 2.0, "alerts/s"), "50 alerts/s");
     }
 }

@@ -297,18 +297,13 @@ fn a_port_in_use_fails_at_start_naming_it() {
 }
 
 #[test]
-fn alert_rules_and_configuration_pass_promtool() {
-    for args in [vec!["check", "rules", "monitoring/alerts.yml"]] {
-        let output = Command::new("promtool")
-            .args(&args)
-            .current_dir(root())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "promtool {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stdout)
-        );
-    }
+fn alert_rules_pass_promtool() {
+    let output = Command::new("promtool")
+        .args(["check", "rules", "monitoring/alerts.yml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "promtool check rules: {text}");
+    assert!(text.contains("4 rules found"), "{text}");
 }

@@ -164,6 +164,9 @@ def main():
         print("consume", name, json.dumps(r), flush=True)
     results["consume"] = consume
     results["record"] = record_vs_print(t, schema)
+    results["filter"] = filter_vs_print(t, schema)
+    results["overhead"] = metrics_overhead(t, schema, fixtures)
+    results["kcat"] = kcat_vs_print(t, schema)
     drop(t)
     results["replay"] = replay_gaps()
 
@@ -181,30 +184,90 @@ def main():
 
 
 def timed(cmd):
-    """Whole-process wall time and peak RSS of a command."""
+    """Whole-process wall time and peak RSS of a command, its stdout to /dev/null."""
     start = time.monotonic()
-    _, log, rss = capture(cmd)
-    return {"seconds": time.monotonic() - start, "rss": rss, "alerts": VISIT, "log": log[-300:]}
+    proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M"] + [str(c) for c in cmd],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, RUST_LOG="info"))
+    seconds = time.monotonic() - start
+    if proc.returncode:
+        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-2000:]}")
+    rss = int(re.findall(r"maxrss_kb=(\d+)", proc.stderr)[-1]) / 1024
+    return {"seconds": seconds, "rss": rss, "alerts": VISIT, "log": proc.stderr[-300:]}
 
 
 def record_vs_print(t, schema):
-    """print, record --format avro and record --format parquet of the same
-    topic, same stop condition (-e), whole process; alternating, median of 3."""
+    """print, record --format avro (to disk, and to a tmpfs) and --format
+    parquet of the same topic, same stop condition (-e), whole process;
+    alternating, median of 3. Record writes every alert whole, cutouts
+    included, and fsyncs it: on disk the device's write speed shows."""
     import shutil
     import tempfile
-    runs = {"print": [], "avro": [], "parquet": []}
-    for i in range(3):
+    outs = []
+
+    def make(name, i):
+        if name == "print":
+            return [BIN, "print", t, "--group", f"rp-{name}-{i}", "-e", "--schema", schema]
+        base = "/dev/shm" if name == "avro-tmpfs" and os.path.isdir("/dev/shm") else None
+        out = tempfile.mkdtemp(prefix="bench-record-", dir=base)
+        outs.append(out)
+        return [BIN, "record", t, "--group", f"rp-{name}-{i}", "-e", "--schema", schema,
+                "--out", out, "--format", "parquet" if name == "parquet" else "avro"]
+    result = alternate({"print": [], "avro": [], "avro-tmpfs": [], "parquet": []}, make)
+    for out in outs:
+        shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+PURITY = ("candidate.rb >= 0.65 && candidate.nbad == 0 && candidate.fwhm <= 5.0 "
+          "&& candidate.elong <= 1.2 && abs(candidate.magdiff) <= 0.1")
+
+
+def alternate(runs, make, rounds=3):
+    """Runs each named command `rounds` times, alternating; the median of each."""
+    for i in range(rounds):
         for name in runs:
-            out = tempfile.mkdtemp(prefix="bench-record-")
-            if name == "print":
-                cmd = [BIN, "print", t, "--group", f"rp-{name}-{i}", "-e", "--schema", schema]
-            else:
-                cmd = [BIN, "record", t, "--group", f"rp-{name}-{i}", "-e", "--schema", schema,
-                       "--out", out, "--format", name]
-            runs[name].append(timed(cmd))
-            shutil.rmtree(out, ignore_errors=True)
-            print("record", name, json.dumps({k: v for k, v in runs[name][-1].items() if k != "log"}), flush=True)
+            runs[name].append(timed(make(name, i)))
+            print("bench", name, json.dumps({k: v for k, v in runs[name][-1].items() if k != "log"}), flush=True)
     return {name: sorted(r, key=lambda x: x["seconds"])[1] for name, r in runs.items()}
+
+
+def filter_vs_print(t, schema):
+    """filter with ZTF's purity cut vs print of the same topic, -e, whole process."""
+    def make(name, i):
+        if name == "print":
+            return [BIN, "print", t, "--group", f"fp-{i}", "-e", "--schema", schema]
+        return [BIN, "filter", t, "--group", f"ff-{i}", "-e", "--schema", schema,
+                "--where", PURITY, "--to", f"{t}-pure-{i}"]
+    return alternate({"print": [], "filter": []}, make)
+
+
+def metrics_overhead(t, schema, fixtures):
+    """print and send with and without --metrics, alternating, same work."""
+    def make_print(name, i):
+        extra = ["--metrics", "127.0.0.1:0"] if name == "with" else []
+        return [BIN] + extra + ["print", t, "--group", f"mo-{name}-{i}", "-e", "--schema", schema]
+    consume = alternate({"without": [], "with": []}, make_print)
+    sends = {"without": [], "with": []}
+    for i in range(3):
+        for name in sends:
+            target = topic(f"mo-send-{name}-{i}")
+            args = [BIN] + (["--metrics", "127.0.0.1:0"] if name == "with" else []) + ["send", target, str(VISIT)]
+            for f in fixtures:
+                args += ["--alerts", f]
+            sends[name].append(timed(args))
+            drop(target)
+    send = {name: sorted(r, key=lambda x: x["seconds"])[1] for name, r in sends.items()}
+    return {"print": consume, "send": send}
+
+
+def kcat_vs_print(t, schema):
+    """print -e against kcat -C -e dumping the same topic, whole process."""
+    def make(name, i):
+        if name == "kcat":
+            return ["kcat", "-C", "-e", "-q", "-b", BROKERS, "-t", t, "-o", "beginning"]
+        return [BIN, "print", t, "--group", f"kc-{i}", "-e", "--schema", schema]
+    return alternate({"print": [], "kcat": []}, make)
 
 
 def replay_gaps():
@@ -305,10 +368,54 @@ def write_docs(r):
             "| | time | alerts/s vs print | peak RSS |",
             "| --- | --- | --- | --- |",
         ]
-        for name in ("print", "avro", "parquet"):
+        for name in ("print", "avro", "avro-tmpfs", "parquet"):
             x = rec[name]
-            label = "print" if name == "print" else f"record --format {name}"
+            label = {"print": "print", "avro": "record --format avro", "avro-tmpfs": "record --format avro, --out on a tmpfs",
+                     "parquet": "record --format parquet"}[name]
             lines.append(f"| {label} | {x['seconds']:.2f} s | **{p['seconds'] / x['seconds']:.2f}x** | {x['rss']:.0f} MB |")
+    f, o, kc = r.get("filter"), r.get("overhead"), r.get("kcat")
+    if f:
+        ev = r["visit"] / f["filter"]["seconds"]
+        lines += [
+            "",
+            "## Filtering one visit",
+            "",
+            "`filter --where` ZTF's purity cut (rb, nbad, fwhm, elong, magdiff) to another topic, "
+            "in Kafka transactions, against `print` of the same topic; `-e`, whole process, median "
+            "of three alternating runs. Targets: at least 10,000 alerts/s evaluated per core, the "
+            "run at most 1.5x print's time, peak RSS at most 150 MB.",
+            "",
+            "| | time | vs print | alerts/s evaluated (whole process) | peak RSS |",
+            "| --- | --- | --- | --- | --- |",
+            f"| print | {f['print']['seconds']:.2f} s | 1.00x | | {f['print']['rss']:.0f} MB |",
+            f"| filter | {f['filter']['seconds']:.2f} s | **{f['filter']['seconds'] / f['print']['seconds']:.2f}x** | "
+            f"**{ev:,.0f}** | {f['filter']['rss']:.0f} MB |",
+        ]
+    if o:
+        lines += [
+            "",
+            "## Cost of `--metrics`",
+            "",
+            "The same runs with and without `--metrics` (median of three alternating). Target: at most 3%.",
+            "",
+            "| | without | with | cost |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name in ("print", "send"):
+            a, b = o[name]["without"]["seconds"], o[name]["with"]["seconds"]
+            lines.append(f"| {name} | {a:.2f} s | {b:.2f} s | **{(b / a - 1) * 100:+.1f}%** |")
+    if kc:
+        lines += [
+            "",
+            "## print -e against kcat",
+            "",
+            "`print -e` (decoding to JSON, in a consumer group) against `kcat -C -e` dumping the raw "
+            "payloads of the same topic (no group), whole process, median of three alternating runs. "
+            "Target: at most 1.1x.",
+            "",
+            f"print {kc['print']['seconds']:.2f} s, kcat {kc['kcat']['seconds']:.2f} s: "
+            f"**{kc['print']['seconds'] / kc['kcat']['seconds']:.2f}x**.",
+        ]
     if rp:
         lines += [
             "",

@@ -121,7 +121,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l wire 
 schemaless\t''
 container\t''
 confluent\t''"
-complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l schema -d 'Reader schema for bare and Confluent-framed messages [default: built-in]; with it, containers are resolved to it too (Parquet columns follow it)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l schema -d 'Reader schema for bare and Confluent-framed messages [default: built-in]; with it, containers are resolved to it too. The fields --where may name, and the columns of Parquet archives, follow it' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
@@ -146,7 +146,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l wire 
 schemaless\t''
 container\t''
 confluent\t''"
-complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l schema -d 'Reader schema for bare and Confluent-framed messages [default: built-in]; the fields --where may name' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l schema -d 'Reader schema for bare and Confluent-framed messages [default: built-in]; with it, containers are resolved to it too. The fields --where may name, and the columns of Parquet archives, follow it' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r

@@ -387,18 +387,8 @@ pub struct RecordArgs {
     #[arg(long = "no-stamps")]
     pub no_stamps: bool,
 
-    /// How messages frame their Avro data (as print --format).
-    #[arg(long = "wire", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
-    pub wire: ReadFormat,
-
-    /// Reader schema for bare and Confluent-framed messages [default: built-in];
-    /// with it, containers are resolved to it too (Parquet columns follow it).
-    #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
-    pub schema: Vec<PathBuf>,
-
-    /// The most one alert may take, in bytes of Avro binary.
-    #[arg(long = "max-alert-bytes", default_value = "16M", value_name = "BYTES")]
-    pub max_alert_bytes: String,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -438,12 +428,20 @@ pub struct FilterArgs {
     )]
     pub commit_interval: f64,
 
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+}
+
+/// How record and filter decode what they read.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
     /// How messages frame their Avro data (as print --format).
     #[arg(long = "wire", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
     pub wire: ReadFormat,
 
-    /// Reader schema for bare and Confluent-framed messages [default: built-in];
-    /// the fields --where may name.
+    /// Reader schema for bare and Confluent-framed messages [default:
+    /// built-in]; with it, containers are resolved to it too. The fields
+    /// --where may name, and the columns of Parquet archives, follow it.
     #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
     pub schema: Vec<PathBuf>,
 

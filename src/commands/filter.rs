@@ -75,7 +75,7 @@ impl FilterOptions {
             topic: args.topic,
             group,
             consumer: ConsumerOptions::from_args(args.consumer)?,
-            decode: DecodeOptions::new(args.schema, args.wire, &args.max_alert_bytes)?,
+            decode: DecodeOptions::from_args(args.decode)?,
             transactional_id,
             commit_interval: Duration::from_secs_f64(args.commit_interval),
         })

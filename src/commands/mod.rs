@@ -86,6 +86,10 @@ impl DecodeOptions {
         })
     }
 
+    pub fn from_args(args: crate::cli::DecodeArgs) -> Result<Self> {
+        Self::new(args.schema, args.wire, &args.max_alert_bytes)
+    }
+
     /// The reader schema: the built-in one, or `--schema`.
     pub fn reader_schema(&self) -> Result<apache_avro::Schema> {
         if self.schema.is_empty() {

@@ -73,7 +73,7 @@ impl RecordOptions {
             out: args.out,
             group: consumer::group_or_default(args.group)?,
             consumer: ConsumerOptions::from_args(args.consumer)?,
-            decode: DecodeOptions::new(args.schema, args.wire, &args.max_alert_bytes)?,
+            decode: DecodeOptions::from_args(args.decode)?,
             format: args.format,
             codec: match args.codec {
                 CodecArg::Null => Codec::Null,

@@ -272,6 +272,43 @@ impl Decoder {
         })
     }
 
+    /// Each alert of a message with only the top-level fields in `wanted`
+    /// decoded (what an expression reads); every alert is still checked
+    /// whole. Containers resolved to a reader schema are decoded in full.
+    pub fn fields(&self, payload: &[u8], wanted: &[String]) -> Result<Vec<Value>> {
+        let (_, alerts) = self.either(payload, |framing| {
+            let bare = match framing {
+                Framing::Container if self.resolve_to.is_some() => {
+                    return self.values(&self.open(payload)?);
+                }
+                Framing::Container => {
+                    let checked = self.open(payload)?;
+                    return checked
+                        .alerts()
+                        .map(|a| {
+                            checked
+                                .writer
+                                .shape
+                                .fields(a, self.budget, wanted)
+                                .map_err(|e| anyhow!("alert of the container: {e}"))
+                        })
+                        .collect();
+                }
+                Framing::Schemaless => payload,
+                Framing::Confluent { .. } => &payload[5..],
+            };
+            let shape = self
+                .shape
+                .as_ref()
+                .ok_or_else(|| anyhow!("the reader schema cannot be checked"))?;
+            let alert = shape
+                .fields(bare, self.budget, wanted)
+                .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))?;
+            Ok(vec![alert])
+        })?;
+        Ok(alerts)
+    }
+
     /// A message's alerts as written (for archives that keep them so).
     pub fn datums(&self, payload: &[u8]) -> Result<Datums> {
         let (framing, (writer, alerts)) = self.either(payload, |framing| {
@@ -492,6 +529,42 @@ mod tests {
                 plan.write_json(&payload[..cut], BUDGET, &mut out).is_err(),
                 "prefix {cut} accepted"
             );
+        }
+    }
+
+    /// The partial decode an expression uses equals the full decode on the
+    /// fields it keeps, for every fixture, bare and in a container.
+    #[test]
+    fn partial_decode_equals_the_full_one_on_its_fields() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ztf");
+        let wanted = vec![
+            "candid".to_string(),
+            "candidate".to_string(),
+            "prv_candidates".to_string(),
+        ];
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "avro") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let reader = Reader::new(bytes.as_slice()).unwrap();
+            let schema = reader.writer_schema().clone();
+            let alert = read_all(reader).unwrap().remove(0);
+            let bare = encode(&schema, &alert).unwrap();
+            let decoder = Decoder::new(schema, false);
+            for payload in [bare, bytes.clone()] {
+                let partial = decoder.fields(&payload, &wanted).unwrap().remove(0);
+                let (Value::Record(kept), Value::Record(all)) = (&partial, &alert) else {
+                    panic!("records")
+                };
+                let expected: Vec<_> = all
+                    .iter()
+                    .filter(|(k, _)| wanted.contains(k))
+                    .cloned()
+                    .collect();
+                assert_eq!(kept, &expected, "{}", path.display());
+            }
         }
     }
 

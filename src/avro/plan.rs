@@ -522,3 +522,116 @@ fn skip(node: &Node, input: &mut Input<'_>) -> Result<(), DecodeError> {
     }
     Ok(())
 }
+
+impl Plan {
+    /// Decodes only the top-level fields named in `wanted` of one bare Avro
+    /// alert, walking past the others (cutouts, histories) without building
+    /// them: what an expression reads. The alert is checked whole.
+    pub fn fields(
+        &self,
+        payload: &[u8],
+        budget: Budget,
+        wanted: &[String],
+    ) -> Result<apache_avro::types::Value, DecodeError> {
+        let mut input = Input::alert(payload, budget)?;
+        let Node::Record(fields) = &self.root else {
+            return input.fail("the alert is not a record");
+        };
+        let mut out = Vec::with_capacity(wanted.len());
+        for field in fields {
+            if wanted.iter().any(|w| **w == *field.name) {
+                out.push((field.name.to_string(), value(&field.node, &mut input)?));
+            } else {
+                skip(&field.node, &mut input)?;
+            }
+        }
+        input.at_end(LEFT_OVER)?;
+        Ok(apache_avro::types::Value::Record(out))
+    }
+}
+
+/// One value as apache-avro would decode it (logical types as their storage).
+fn value(node: &Node, input: &mut Input<'_>) -> Result<apache_avro::types::Value, DecodeError> {
+    use apache_avro::types::Value;
+    Ok(match node {
+        Node::Null => Value::Null,
+        Node::Boolean => match input.take(1)?[0] {
+            0 => Value::Boolean(false),
+            1 => Value::Boolean(true),
+            _ => return input.fail("boolean byte is neither 0 nor 1"),
+        },
+        Node::Int => Value::Int(input.int()?),
+        Node::Long => Value::Long(input.long()?),
+        Node::Float => {
+            let b = input.take(4)?;
+            Value::Float(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        }
+        Node::Double => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(input.take(8)?);
+            Value::Double(f64::from_le_bytes(a))
+        }
+        Node::Bytes => {
+            let n = input.len()?;
+            Value::Bytes(input.take(n)?.to_vec())
+        }
+        Node::Fixed(n) => Value::Fixed(*n, input.take(*n)?.to_vec()),
+        Node::String => {
+            let n = input.len()?;
+            match std::str::from_utf8(input.take(n)?) {
+                Ok(text) => Value::String(text.to_string()),
+                Err(_) => return input.fail("string is not UTF-8"),
+            }
+        }
+        Node::Enum(symbols) => {
+            let i = input.long()?;
+            match usize::try_from(i).ok().and_then(|i| symbols.get(i)) {
+                Some(symbol) => {
+                    Value::Enum(i as u32, serde_json::from_slice(symbol).unwrap_or_default())
+                }
+                None => return input.fail("enum index out of range"),
+            }
+        }
+        Node::Union(branches) => {
+            let i = input.long()?;
+            match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
+                Some(branch) => Value::Union(i as u32, Box::new(value(branch, input)?)),
+                None => return input.fail("union branch index out of range"),
+            }
+        }
+        Node::Array(items) => {
+            let mut out = Vec::new();
+            loop {
+                let count = input.block_count(min_size(items))?;
+                if count == 0 {
+                    break Value::Array(out);
+                }
+                for _ in 0..count {
+                    out.push(value(items, input)?);
+                }
+            }
+        }
+        Node::Map(values) => {
+            let mut out = std::collections::HashMap::new();
+            loop {
+                let count = input.block_count(1 + min_size(values))?;
+                if count == 0 {
+                    break Value::Map(out);
+                }
+                for _ in 0..count {
+                    let Value::String(key) = value(&Node::String, input)? else {
+                        return input.fail("map key is not a string");
+                    };
+                    out.insert(key, value(values, input)?);
+                }
+            }
+        }
+        Node::Record(fields) => {
+            let mut out = Vec::with_capacity(fields.len());
+            for field in fields {
+                out.push((field.name.to_string(), value(&field.node, input)?));
+            }
+            Value::Record(out)
+        }
+    })
+}

@@ -128,7 +128,16 @@ pub async fn run(
     else {
         return Ok(());
     };
+    let mut wanted: Vec<String> = Vec::new();
+    for route in &routes {
+        for name in route.selector.variables() {
+            if !wanted.contains(name) {
+                wanted.push(name.clone());
+            }
+        }
+    }
     let mut filter = Filter {
+        wanted,
         topic: options.topic.clone(),
         routes,
         decoder,
@@ -214,6 +223,8 @@ struct Counts {
 }
 
 struct Filter {
+    /// The top-level fields the routes read: only those are decoded.
+    wanted: Vec<String>,
     topic: String,
     routes: Vec<Route>,
     decoder: Decoder,
@@ -232,8 +243,8 @@ impl Handler for Filter {
         self.pending
             .insert(message.partition(), message.offset() + 1);
         let payload = message.payload().unwrap_or_default();
-        let alerts = match self.decoder.decode(payload) {
-            Ok((_, alerts)) => alerts,
+        let alerts = match self.decoder.fields(payload, &self.wanted) {
+            Ok(alerts) => alerts,
             Err(e) => {
                 crate::metrics::decode_error(message.topic(), &e);
                 tracing::warn!(

@@ -193,12 +193,32 @@ impl Printer {
             self.line.push(b'\n');
             return Ok(1);
         };
-        if self.stamp_dir.is_none() && self.selector.is_none() {
+        if self.stamp_dir.is_none() {
+            if let Some(selector) = &self.selector {
+                // Select on the fields the expression reads; print through the fast path.
+                let picks = decoder.fields(payload, selector.variables())?;
+                let selected = picks.iter().filter(|a| selector.selects(a)).count();
+                if selected == 0 {
+                    self.counts.unselected += picks.len() as u64;
+                    return Ok(0);
+                }
+                if selected < picks.len() {
+                    return self.render_values(message, payload);
+                }
+            }
             // The fast path: binary straight to JSON.
             let (framing, count) = decoder.decode_json(payload, &mut self.line)?;
             tracing::debug!("{}: {framing:?} framing, {count} alert(s)", place(message));
             return Ok(count);
         }
+        self.render_values(message, payload)
+    }
+
+    /// The value path: cutouts written, `--where` applied per alert.
+    fn render_values(&mut self, message: &BorrowedMessage<'_>, payload: &[u8]) -> Result<usize> {
+        let Some(decoder) = &self.decoder else {
+            return Ok(0);
+        };
         let (framing, alerts) = decoder.decode(payload)?;
         tracing::debug!(
             "{}: {framing:?} framing, {} alert(s)",

@@ -63,6 +63,11 @@ impl Selector {
         &self.text
     }
 
+    /// The top-level fields the expression reads.
+    pub fn variables(&self) -> &[String] {
+        &self.variables
+    }
+
     /// Whether an alert (a record value) is selected.
     pub fn selects(&self, alert: &Avro) -> bool {
         let Avro::Record(fields) = alert else {

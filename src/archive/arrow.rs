@@ -106,6 +106,35 @@ impl Layout {
         })
     }
 
+    /// Dotted paths of the binary leaf columns (cutout images): min/max
+    /// statistics of megabytes of image bytes are of no use to a reader.
+    pub fn binary_columns(&self) -> Vec<Vec<String>> {
+        fn walk(col: &Col, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            match col {
+                Col::Bin | Col::Fixed(_) => out.push(path.clone()),
+                Col::List(field, item) => {
+                    path.push("list".into());
+                    path.push(field.name().clone());
+                    walk(item, path, out);
+                    path.truncate(path.len() - 2);
+                }
+                Col::Struct(fields, cols) => {
+                    for (field, col) in fields.iter().zip(cols) {
+                        path.push(field.name().clone());
+                        walk(col, path, out);
+                        path.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for ((_, col), field) in self.columns.iter().zip(self.schema.fields()) {
+            walk(col, &mut vec![field.name().clone()], &mut out);
+        }
+        out
+    }
+
     /// A batch of alerts (records of the layout's schema) with where they came from.
     pub fn batch(&self, rows: &[(Value, Meta)]) -> Result<RecordBatch> {
         let mut arrays = Vec::with_capacity(self.columns.len() + 1);
@@ -320,7 +349,7 @@ fn array(col: &Col, values: &[Option<&Value>]) -> Result<ArrayRef> {
                 let column: Vec<Option<&Value>> = values
                     .iter()
                     .map(|v| match v {
-                        Some(Value::Record(record)) => field_value(record, i, name),
+                        Some(Value::Record(record)) => field_value(record, i, name, cols.len()),
                         _ => None,
                     })
                     .collect();
@@ -335,11 +364,19 @@ fn array(col: &Col, values: &[Option<&Value>]) -> Result<ArrayRef> {
     })
 }
 
-/// A record's field by position, checked by name (by name if moved).
-fn field_value<'v>(record: &'v [(String, Value)], index: usize, name: &str) -> Option<&'v Value> {
-    let found = match record.get(index) {
-        Some((n, v)) if n == name => Some(v),
-        _ => record.iter().find(|(n, _)| n == name).map(|(_, v)| v),
+/// A record's field by position: values follow the schema the layout was
+/// made from (decoded with it, or resolved to it), so fields are in its
+/// order; a record of another length is looked up by name.
+fn field_value<'v>(
+    record: &'v [(String, Value)],
+    index: usize,
+    name: &str,
+    width: usize,
+) -> Option<&'v Value> {
+    let found = if record.len() == width {
+        record.get(index).map(|(_, v)| v)
+    } else {
+        record.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     };
     found.and_then(present)
 }

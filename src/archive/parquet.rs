@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 use apache_avro::types::Value;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::arrow::Layout;
 use super::files::{file_name, Pending};
@@ -48,10 +49,17 @@ impl ParquetFile {
             Codec::Snappy => Compression::SNAPPY,
             Codec::Zstandard => Compression::ZSTD(ZstdLevel::default()),
         };
-        let properties = WriterProperties::builder()
+        // Alert columns are mostly unique floats and images: dictionaries
+        // cost hashing every value and save nothing.
+        let mut properties = WriterProperties::builder()
+            .set_dictionary_enabled(false)
             .set_compression(compression)
-            .set_max_row_group_row_count(Some(ROWS_PER_GROUP))
-            .build();
+            .set_max_row_group_row_count(Some(ROWS_PER_GROUP));
+        for path in layout.binary_columns() {
+            properties = properties
+                .set_column_statistics_enabled(ColumnPath::new(path), EnabledStatistics::None);
+        }
+        let properties = properties.build();
         let writer = ArrowWriter::try_new(file.create()?, layout.schema.clone(), Some(properties))
             .with_context(|| format!("cannot start {}", file.temp.display()))?;
         Ok(Self {

@@ -166,9 +166,17 @@ fn a_broker_killed_and_restarted_mid_stream_loses_and_duplicates_nothing() {
 
     // Every broker gone for good: a consumer gives up within its timeout,
     // naming the brokers; a sender cannot reach them and says so.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
     let waiting = spawn(&[
         "-b",
         &brokers,
+        "--metrics",
+        &metrics,
         "print",
         &topic,
         "--group",
@@ -182,10 +190,26 @@ fn a_broker_killed_and_restarted_mid_stream_loses_and_duplicates_nothing() {
         |l| l.contains("partitions assigned"),
         &mut seen,
     );
+    assert_eq!(healthz(port).as_deref(), Some("200"), "brokers up");
     for node in 1..=3 {
         cluster.kill(node);
     }
     let started = Instant::now();
+    // /healthz turns 503 once every broker is down, before print gives up.
+    let mut statuses = Vec::new();
+    while let Some(status) = healthz(port) {
+        if status == "503" {
+            statuses.push(status);
+            break;
+        }
+        statuses.push(status);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("503"),
+        "{statuses:?}"
+    );
     let output = wait_with_limit(waiting.child, Duration::from_secs(90));
     let log: Vec<String> = seen.into_iter().chain(waiting.stderr.iter()).collect();
     let log = log.join("\n");
@@ -264,4 +288,14 @@ fn a_consumer_killed_mid_stream_resumes_without_loss() {
         "re-read more than the crashed consumer had printed"
     );
     assert!(!after.is_empty(), "the restarted consumer continued");
+}
+
+/// The status code /healthz answers on `port`, or `None` once nothing listens.
+fn healthz(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET /healthz HTTP/1.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.split_whitespace().nth(1).map(str::to_string)
 }

@@ -291,6 +291,7 @@ impl Handler for Filter {
     }
 
     fn finish(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        self.bar.finish();
         if self.pending.is_empty() {
             let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
             return Ok(());

@@ -308,6 +308,7 @@ impl Handler for Recorder {
     }
 
     fn finish(&mut self, _: &BaseConsumer<ClientLog>) -> Result<()> {
+        self.bar.finish();
         let keys: Vec<FileKey> = self.files.keys().cloned().collect();
         for key in keys {
             self.close(&key)?;

@@ -66,10 +66,11 @@ fn candid(payload: &[u8]) -> AlertId {
 #[test]
 fn the_purity_cut_selects_what_python_selects_and_forwards_it_unchanged() {
     let topic = topic("filter-ztf");
+    let group = format!("{topic}-group");
     send_fixtures(&topic);
     let (pure, bright) = (format!("{topic}-pure"), format!("{topic}-bright"));
     let output = run(&[
-        "filter", &topic, "--group", "f", "-e", "--where", PURITY, "--to", &pure, "--where",
+        "filter", &topic, "--group", &group, "-e", "--where", PURITY, "--to", &pure, "--where",
         BRIGHT, "--to", &bright,
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -114,6 +115,7 @@ fn the_purity_cut_selects_what_python_selects_and_forwards_it_unchanged() {
 #[test]
 fn a_filter_killed_and_restarted_routes_every_alert_exactly_once() {
     let topic = topic("filter-kill");
+    let group = format!("{topic}-group");
     create_topic(&topic, 2);
     let out = format!("{topic}-out");
     let send = spawn(&[
@@ -131,7 +133,7 @@ fn a_filter_killed_and_restarted_routes_every_alert_exactly_once() {
         "filter",
         &topic,
         "--group",
-        "f",
+        &group,
         "--where",
         "candid > 0",
         "--to",
@@ -139,13 +141,17 @@ fn a_filter_killed_and_restarted_routes_every_alert_exactly_once() {
         "--commit-interval",
         "0.2",
     ];
-    let filter = spawn(&args);
+    // A short session, so that the killed instance leaves the group soon.
+    let mut first = args.to_vec();
+    first.extend(["-X", "session.timeout.ms=6000"]);
+    let filter = spawn(&first);
     let mut log = Vec::new();
     send.wait_stderr("visit 4", |l| l.contains("visit 4/8: sending"), &mut log);
     signal(filter.child.id(), "KILL");
     let _ = filter.wait();
     let (status, _, _) = send.wait();
     assert!(status.success());
+    wait_until_group_is_empty(&group);
     let mut again = args.to_vec();
     again.push("-e");
     let output = run(&again);
@@ -179,6 +185,7 @@ fn a_filter_killed_and_restarted_routes_every_alert_exactly_once() {
 #[test]
 fn bad_expressions_fail_before_anything_is_consumed() {
     let topic = topic("filter-bad");
+    let group = format!("{topic}-group");
     ok(&["send", &topic, "2"]);
     let out = format!("{topic}-out");
     for (expr, expected) in [
@@ -187,7 +194,7 @@ fn bad_expressions_fail_before_anything_is_consumed() {
         ("candidate.rb >", "syntax error at column"),
     ] {
         let output = run(&[
-            "filter", &topic, "--group", "f", "-e", "--where", expr, "--to", &out,
+            "filter", &topic, "--group", &group, "-e", "--where", expr, "--to", &out,
         ]);
         assert_eq!(output.status.code(), Some(2), "{expr}");
         assert!(
@@ -196,7 +203,7 @@ fn bad_expressions_fail_before_anything_is_consumed() {
             stderr(&output)
         );
     }
-    assert_eq!(committed_offset("f", &topic), -1, "nothing consumed");
+    assert_eq!(committed_offset(&group, &topic), -1, "nothing consumed");
     assert!(!topic_exists(&out), "nothing produced");
 }
 
@@ -204,6 +211,7 @@ fn bad_expressions_fail_before_anything_is_consumed() {
 fn an_output_that_cannot_be_written_commits_no_input_offsets() {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let topic = topic("filter-unwritable");
+    let group = format!("{topic}-group");
     ok(&["send", &topic, "3"]);
     let out = format!("{topic}-small");
     // Alerts of ~50 KB cannot go into a topic whose messages may be 1 KB.
@@ -226,7 +234,7 @@ fn an_output_that_cannot_be_written_commits_no_input_offsets() {
         "filter",
         &topic,
         "--group",
-        "f",
+        &group,
         "-e",
         "--where",
         "candid > 0",
@@ -240,7 +248,7 @@ fn an_output_that_cannot_be_written_commits_no_input_offsets() {
         stderr(&output)
     );
     assert_eq!(
-        committed_offset("f", &topic),
+        committed_offset(&group, &topic),
         -1,
         "input offsets not committed"
     );

@@ -182,7 +182,7 @@ fn an_unwritable_stamp_dir_fails_at_start() {
         "print",
         &topic,
         "--group",
-        "g",
+        "read-only-g",
         "-e",
         "--stamp-dir",
         stamps.to_str().unwrap(),
@@ -191,7 +191,11 @@ fn an_unwritable_stamp_dir_fails_at_start() {
     assert_eq!(output.status.code(), Some(2), "{log}");
     assert!(log.contains("cannot write in --stamp-dir"), "{log}");
     assert!(output.stdout.is_empty());
-    assert_eq!(committed_offset("g", &topic), -1, "nothing consumed");
+    assert_eq!(
+        committed_offset("read-only-g", &topic),
+        -1,
+        "nothing consumed"
+    );
 }
 
 /// Issue 9: with the broker stuck (SIGSTOP), send ignored SIGTERM for over

@@ -34,11 +34,12 @@ fn send_fixtures(topic: &str) {
 #[test]
 fn avro_archives_keep_every_alert_as_sent() {
     let topic = topic("record-avro");
+    let group = format!("{topic}-group");
     send_fixtures(&topic);
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_str().unwrap();
     ok(&[
-        "record", &topic, "--out", dir, "-e", "--group", "g", "--codec", "deflate",
+        "record", &topic, "--out", dir, "-e", "--group", &group, "--codec", "deflate",
     ]);
     let files = fixtures();
     let mut args = vec!["avro-equal", dir];
@@ -62,7 +63,7 @@ fn avro_archives_keep_every_alert_as_sent() {
         names.iter().all(|n| !n.starts_with('.')),
         "no temporary files left: {names:?}"
     );
-    assert_eq!(committed_offset("g", &topic), 20);
+    assert_eq!(committed_offset(&group, &topic), 20);
 }
 
 #[test]
@@ -293,6 +294,7 @@ fn archived_offsets(dir: &Path) -> HashMap<(i32, i64), usize> {
 #[test]
 fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
     let topic = topic("record-kill");
+    let group = format!("{topic}-group");
     create_topic(&topic, 2);
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_str().unwrap();
@@ -307,15 +309,18 @@ fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
         "--max-repeats",
         "8",
     ]);
+    // A short session, so that the killed recorder leaves the group soon.
     let recorder = spawn(&[
         "record",
         &topic,
         "--out",
         dir,
         "--group",
-        "g",
+        &group,
         "--roll-alerts",
         "50",
+        "-X",
+        "session.timeout.ms=6000",
     ]);
     let mut log = Vec::new();
     send.wait_stderr("visit 4", |l| l.contains("visit 4/8: sending"), &mut log);
@@ -323,13 +328,14 @@ fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
     let _ = recorder.wait();
     let (status, _, _) = send.wait();
     assert!(status.success());
+    wait_until_group_is_empty(&group);
     let output = run(&[
         "record",
         &topic,
         "--out",
         dir,
         "--group",
-        "g",
+        &group,
         "--roll-alerts",
         "50",
         "-e",
@@ -363,6 +369,7 @@ fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
 #[test]
 fn a_full_disk_stops_record_and_commits_only_what_is_on_disk() {
     let topic = topic("record-full");
+    let group = format!("{topic}-group");
     ok(&["send", &topic]);
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("archive");
@@ -380,7 +387,7 @@ fn a_full_disk_stops_record_and_commits_only_what_is_on_disk() {
             "--out",
             dir.to_str().unwrap(),
             "-g",
-            "g",
+            &group,
             "-e",
             "--roll-alerts",
             "2",
@@ -392,7 +399,7 @@ fn a_full_disk_stops_record_and_commits_only_what_is_on_disk() {
     }
     // What was committed is what was on the (now gone) disk: files of 2
     // alerts, so an even offset below 12, and the group re-reads the rest.
-    let committed = committed_offset("g", &topic);
+    let committed = committed_offset(&group, &topic);
     assert!(
         (0..12).contains(&committed) && committed % 2 == 0,
         "committed {committed}"
@@ -403,7 +410,7 @@ fn a_full_disk_stops_record_and_commits_only_what_is_on_disk() {
         "--out",
         dir.to_str().unwrap(),
         "-g",
-        "g",
+        &group,
         "-e",
         "--roll-alerts",
         "2",

@@ -610,3 +610,35 @@ pub fn read_committed(topic: &str) -> Vec<RawMessage> {
     }
     messages
 }
+
+/// Waits until `group` has no members: a consumer killed with -9 stays a
+/// member until its session times out, holding its partitions, and a
+/// restarted `-e` consumer would end at the end of the others.
+pub fn wait_until_group_is_empty(group: &str) {
+    let consumer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + RUN_LIMIT;
+    loop {
+        let members = consumer
+            .client()
+            .fetch_group_list(Some(group), Duration::from_secs(10))
+            .map(|list| {
+                list.groups()
+                    .iter()
+                    .map(|g| g.members().len())
+                    .sum::<usize>()
+            })
+            .unwrap_or(usize::MAX);
+        if members == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "group {group} still has {members} member(s)"
+        );
+        // The broker only says, when asked, that the session has expired.
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -59,10 +59,6 @@ impl Selector {
         })
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     /// The top-level fields the expression reads.
     pub fn variables(&self) -> &[String] {
         &self.variables

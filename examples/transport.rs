@@ -28,7 +28,7 @@ fn main() -> Result<()> {
             let payloads = prepare(
                 source::load(&paths)?,
                 true,
-                Encoding::Avro(Framing::Schemaless),
+                &Encoding::Avro(Framing::Schemaless),
             )?;
             let producer: BaseProducer = kafka.client_config(PRODUCER_DEFAULTS).create()?;
             let start = Instant::now();

@@ -179,9 +179,18 @@ pub struct SendArgs {
     #[arg(long = "format", value_enum, default_value_t = WireFormat::Schemaless, value_name = "FORMAT")]
     pub format: WireFormat,
 
-    /// Schema registry id written into each message with --format confluent.
+    /// Schema registry id written into each message with --format confluent
+    /// (without --schema-registry).
     #[arg(long = "schema-id", value_name = "N")]
     pub schema_id: Option<u32>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Subject to register the writer schema under with --schema-registry
+    /// [default: TOPIC-value, Confluent's topic-name strategy].
+    #[arg(long = "subject", value_name = "NAME", requires = "url")]
+    pub subject: Option<String>,
 
     /// Replay at the archive's own pace instead of in visits: "recorded"
     /// keeps the gaps between the broker timestamps alertstream record kept
@@ -306,16 +315,22 @@ pub struct PrintArgs {
     pub decode_off: bool,
 
     /// Add where each alert came from to its line, as a "_kafka" object:
-    /// partition, offset, timestamp (ms), and the visit and index send gave it.
+    /// partition, offset, timestamp (ms), the visit and index send gave it, and
+    /// the schema id of a Confluent-framed message (else null).
     #[arg(long = "meta")]
     pub meta: bool,
 
     /// Reader schema: .avsc files or a folder of them [default: built-in].
     ///
-    /// Decodes bare and Confluent-framed Avro; container messages, which carry
-    /// their writer schema, are resolved to it (fields added since get their defaults).
+    /// Decodes bare and Confluent-framed Avro; messages that name their
+    /// writer schema (containers, Confluent with --schema-registry or
+    /// --schema-dir) are resolved to it (fields added since get their
+    /// defaults), so a topic mixing schema versions prints in one layout.
     #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
     pub schema: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub ids: SchemaIdArgs,
 }
 
 #[derive(Debug, Args)]
@@ -448,6 +463,63 @@ pub struct DecodeArgs {
     /// The most one alert may take, in bytes of Avro binary.
     #[arg(long = "max-alert-bytes", default_value = "16M", value_name = "BYTES")]
     pub max_alert_bytes: String,
+
+    #[command(flatten)]
+    pub ids: SchemaIdArgs,
+}
+
+/// How to reach a schema registry (consumers and send).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryArgs {
+    /// A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or
+    /// Apicurio's http://HOST:8080/apis/ccompat/v7. Consumers decode each
+    /// Confluent-framed message with the writer schema its id names; send
+    /// --format confluent registers its schema there. Basic auth may come in
+    /// the URL (https://user:password@host) or --registry-auth-file.
+    #[arg(
+        long = "schema-registry",
+        env = "ALERTSTREAM_SCHEMA_REGISTRY",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub url: Option<String>,
+
+    /// A file holding one line user:password for the registry's basic auth
+    /// (kept out of the command line and process list).
+    #[arg(long = "registry-auth-file", value_name = "FILE", requires = "url")]
+    pub auth_file: Option<PathBuf>,
+
+    /// PEM file of the CA that signed the registry's certificate [default:
+    /// the system's roots].
+    #[arg(long = "registry-ca", value_name = "FILE", requires = "url")]
+    pub ca: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    pub fn options(&self) -> crate::avro::registry::RegistryOptions {
+        crate::avro::registry::RegistryOptions {
+            url: self.url.clone().unwrap_or_default(),
+            auth_file: self.auth_file.clone(),
+            ca: self.ca.clone(),
+        }
+    }
+}
+
+/// Where consumers find writer schemas by Confluent id.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SchemaIdArgs {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Keep each schema fetched from the registry in this folder too, so a
+    /// restart decodes without the registry (ids are never reused).
+    #[arg(long = "registry-cache", value_name = "DIR", requires = "url")]
+    pub registry_cache: Option<PathBuf>,
+
+    /// Writer schemas by id without a registry, laid out as Rubin publishes
+    /// them (lsst-alert-packet's schema/ folder): id 703 is DIR/7/3/*.avsc.
+    #[arg(long = "schema-dir", value_name = "DIR")]
+    pub schema_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -167,6 +167,8 @@ pub fn decode_error(topic: &str, error: &dyn std::fmt::Display) {
     let text = error.to_string();
     let reason = if text.contains("empty message") {
         "empty"
+    } else if text.contains("unknown schema id") {
+        "unknown_schema"
     } else if text.contains("--max-alert-bytes") || text.contains("decompresses to more than") {
         "limit"
     } else if text.contains("container") {

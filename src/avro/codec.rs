@@ -8,6 +8,7 @@ use apache_avro::{from_avro_datum, to_avro_datum, Schema};
 use std::sync::Arc;
 
 use super::gate::{self, Writer, WriterCache, DEFAULT_MAX_ALERT_BYTES};
+use super::ids::{RegistryUnavailable, SchemaIds, UnknownSchemaId};
 use super::json;
 use super::plan::{Budget, Plan};
 
@@ -51,6 +52,21 @@ pub fn detect(payload: &[u8]) -> (Framing, Option<Framing>) {
     } else {
         (Framing::Schemaless, None)
     }
+}
+
+/// The Avro binary of a bare or Confluent-framed payload.
+fn bare(framing: Framing, payload: &[u8]) -> &[u8] {
+    match framing {
+        Framing::Confluent { .. } => &payload[5..],
+        _ => payload,
+    }
+}
+
+/// Errors of a schema id that the auto fallback must not paper over.
+fn is_schema_id_error(error: &anyhow::Error) -> bool {
+    error.is::<UnknownSchemaId>()
+        || error.is::<RegistryUnavailable>()
+        || error.is::<crate::exit::Exit>()
 }
 
 /// Encodes one alert as bare Avro with `schema`.
@@ -137,6 +153,9 @@ pub struct Decoder {
     kind: Option<Kind>,
     budget: Budget,
     writers: WriterCache,
+    /// Writer schemas by Confluent id (`--schema-registry`, `--schema-dir`);
+    /// without them Confluent messages are read with the reader schema.
+    ids: Option<Arc<SchemaIds>>,
 }
 
 impl Decoder {
@@ -165,7 +184,15 @@ impl Decoder {
                 alert_bytes: DEFAULT_MAX_ALERT_BYTES,
             },
             writers: WriterCache::default(),
+            ids: None,
         }
+    }
+
+    /// Reads each Confluent message with the writer schema its id names
+    /// (resolved to the reader schema when the user chose one).
+    pub fn with_schema_ids(mut self, ids: Option<Arc<SchemaIds>>) -> Self {
+        self.ids = ids;
+        self
     }
 
     /// Reads every message in one framing instead of recognising it.
@@ -195,7 +222,8 @@ impl Decoder {
         })
     }
 
-    /// Tries the framing, then the fallback; the error names both.
+    /// Tries the framing, then the fallback; the error names both, except
+    /// that a schema id's own error (unknown, registry down) is kept whole.
     fn either<T>(
         &self,
         payload: &[u8],
@@ -207,10 +235,27 @@ impl Decoder {
             (Err(e), None) => Err(e),
             (Err(first_error), Some(second)) => match read(second) {
                 Ok(done) => Ok((second, done)),
+                Err(_) if is_schema_id_error(&first_error) => Err(first_error),
                 Err(second_error) => Err(anyhow!(
                     "as {first:?}: {first_error}; as bare Avro: {second_error}"
                 )),
             },
+        }
+    }
+
+    /// The alerts of a message that names its writer schema (a container,
+    /// or Confluent with schema ids known), checked; `None` for bare ones.
+    fn written<'a>(
+        &self,
+        framing: Framing,
+        payload: &'a [u8],
+    ) -> Result<Option<gate::Checked<'a>>> {
+        match (framing, &self.ids) {
+            (Framing::Container, _) => self.open(payload).map(Some),
+            (Framing::Confluent { schema_id }, Some(ids)) => {
+                gate::check_bare(ids.writer(schema_id)?, &payload[5..], self.budget).map(Some)
+            }
+            _ => Ok(None),
         }
     }
 
@@ -222,10 +267,9 @@ impl Decoder {
         let start = out.len();
         self.either(payload, |framing| {
             out.truncate(start);
-            match framing {
-                Framing::Container => self.container_json(payload, out),
-                Framing::Schemaless => self.bare_json(payload, out).map(|()| 1),
-                Framing::Confluent { .. } => self.bare_json(&payload[5..], out).map(|()| 1),
+            match self.written(framing, payload)? {
+                Some(checked) => self.checked_json(&checked, out),
+                None => self.bare_json(bare(framing, payload), out).map(|()| 1),
             }
         })
         .inspect_err(|_| out.truncate(start))
@@ -243,8 +287,7 @@ impl Decoder {
         Ok(())
     }
 
-    fn container_json(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<usize> {
-        let checked = self.open(payload)?;
+    fn checked_json(&self, checked: &gate::Checked<'_>, out: &mut Vec<u8>) -> Result<usize> {
         match (&checked.writer.json, &self.resolve_to) {
             (Some(plan), None) => {
                 for alert in checked.alerts() {
@@ -254,7 +297,7 @@ impl Decoder {
                 }
             }
             _ => {
-                for alert in self.values(&checked)? {
+                for alert in self.values(checked)? {
                     json::write_alert(out, &alert);
                     out.push(b'\n');
                 }
@@ -265,10 +308,9 @@ impl Decoder {
 
     /// Decodes every alert a message holds (a container may hold several).
     pub fn decode(&self, payload: &[u8]) -> Result<(Framing, Vec<Value>)> {
-        self.either(payload, |framing| match framing {
-            Framing::Container => self.values(&self.open(payload)?),
-            Framing::Schemaless => Ok(vec![self.decode_bare(payload)?]),
-            Framing::Confluent { .. } => Ok(vec![self.decode_bare(&payload[5..])?]),
+        self.either(payload, |framing| match self.written(framing, payload)? {
+            Some(checked) => self.values(&checked),
+            None => Ok(vec![self.decode_bare(bare(framing, payload))?]),
         })
     }
 
@@ -277,12 +319,9 @@ impl Decoder {
     /// whole. Containers resolved to a reader schema are decoded in full.
     pub fn fields(&self, payload: &[u8], wanted: &[String]) -> Result<Vec<Value>> {
         let (_, alerts) = self.either(payload, |framing| {
-            let bare = match framing {
-                Framing::Container if self.resolve_to.is_some() => {
-                    return self.values(&self.open(payload)?);
-                }
-                Framing::Container => {
-                    let checked = self.open(payload)?;
+            match self.written(framing, payload)? {
+                Some(checked) if self.resolve_to.is_some() => return self.values(&checked),
+                Some(checked) => {
                     return checked
                         .alerts()
                         .map(|a| {
@@ -290,13 +329,13 @@ impl Decoder {
                                 .writer
                                 .shape
                                 .fields(a, self.budget, wanted)
-                                .map_err(|e| anyhow!("alert of the container: {e}"))
+                                .map_err(|e| anyhow!("alert of the message: {e}"))
                         })
                         .collect();
                 }
-                Framing::Schemaless => payload,
-                Framing::Confluent { .. } => &payload[5..],
-            };
+                None => {}
+            }
+            let bare = bare(framing, payload);
             let shape = self
                 .shape
                 .as_ref()
@@ -312,15 +351,11 @@ impl Decoder {
     /// A message's alerts as written (for archives that keep them so).
     pub fn datums(&self, payload: &[u8]) -> Result<Datums> {
         let (framing, (writer, alerts)) = self.either(payload, |framing| {
-            let bare = match framing {
-                Framing::Container => {
-                    let checked = self.open(payload)?;
-                    let alerts = checked.alerts().map(<[u8]>::to_vec).collect();
-                    return Ok((checked.writer.clone(), alerts));
-                }
-                Framing::Schemaless => payload,
-                Framing::Confluent { .. } => &payload[5..],
-            };
+            if let Some(checked) = self.written(framing, payload)? {
+                let alerts = checked.alerts().map(<[u8]>::to_vec).collect();
+                return Ok((checked.writer.clone(), alerts));
+            }
+            let bare = bare(framing, payload);
             let reader = self.reader_compiled()?;
             reader
                 .shape
@@ -338,21 +373,20 @@ impl Decoder {
     /// A message's alerts decoded, with the schema the values follow: the
     /// reader schema, or a container's own when not resolving.
     pub fn decode_with_schema(&self, payload: &[u8]) -> Result<Decoded> {
-        let (framing, (schema, alerts)) = self.either(payload, |framing| match framing {
-            Framing::Container => {
-                let checked = self.open(payload)?;
-                let schema = self
-                    .resolved
-                    .clone()
-                    .unwrap_or_else(|| checked.writer.clone());
-                Ok((schema, self.values(&checked)?))
-            }
-            Framing::Schemaless => Ok((self.reader_compiled()?, vec![self.decode_bare(payload)?])),
-            Framing::Confluent { .. } => Ok((
-                self.reader_compiled()?,
-                vec![self.decode_bare(&payload[5..])?],
-            )),
-        })?;
+        let (framing, (schema, alerts)) =
+            self.either(payload, |framing| match self.written(framing, payload)? {
+                Some(checked) => {
+                    let schema = self
+                        .resolved
+                        .clone()
+                        .unwrap_or_else(|| checked.writer.clone());
+                    Ok((schema, self.values(&checked)?))
+                }
+                None => Ok((
+                    self.reader_compiled()?,
+                    vec![self.decode_bare(bare(framing, payload))?],
+                )),
+            })?;
         Ok(Decoded {
             framing,
             schema,

@@ -37,12 +37,15 @@ pub struct Writer {
 impl Writer {
     /// A container's writer schema, from its header.
     pub fn parse(text: &[u8]) -> Result<Self> {
-        let text = std::str::from_utf8(text)
-            .map_err(|_| anyhow!("the container's writer schema is not UTF-8"))?;
-        let schema = Schema::parse_str(text)
-            .map_err(|e| anyhow!("the container's writer schema is not valid Avro: {e}"))?;
-        Self::new(schema, text.to_string())
-            .map_err(|e| anyhow!("the container's writer schema {e}; refused"))
+        Self::parse_as(text, "the container's writer schema")
+    }
+
+    /// A writer schema from untrusted text; errors start with `what`.
+    pub fn parse_as(text: &[u8], what: &str) -> Result<Self> {
+        let text = std::str::from_utf8(text).map_err(|_| anyhow!("{what} is not UTF-8"))?;
+        let schema =
+            Schema::parse_str(text).map_err(|e| anyhow!("{what} is not valid Avro: {e}"))?;
+        Self::new(schema, text.to_string()).map_err(|e| anyhow!("{what} {e}; refused"))
     }
 
     /// A schema of our own (a reader schema), checked like any other.
@@ -169,6 +172,21 @@ pub fn open_container<'a>(
         checked.blocks.push(data);
     }
     Ok(checked)
+}
+
+/// One bare alert of a known writer schema (a Confluent message whose id
+/// named it), checked like a container's.
+pub fn check_bare(writer: Arc<Writer>, bytes: &[u8], budget: Budget) -> Result<Checked<'_>> {
+    writer
+        .shape
+        .check(bytes, budget)
+        .map_err(|e| anyhow!("not an alert of its writer schema: {e}"))?;
+    Ok(Checked {
+        writer,
+        codec: container::Codec::Null,
+        blocks: vec![Cow::Borrowed(bytes)],
+        alerts: vec![(0, 0, bytes.len())],
+    })
 }
 
 /// The total decompressed size allowed for one message.

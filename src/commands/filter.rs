@@ -246,13 +246,7 @@ impl Handler for Filter {
         let alerts = match self.decoder.fields(payload, &self.wanted) {
             Ok(alerts) => alerts,
             Err(e) => {
-                crate::metrics::decode_error(message.topic(), &e);
-                tracing::warn!(
-                    "{} partition {} offset {}: cannot decode ({e}); skipped, not forwarded",
-                    message.topic(),
-                    message.partition(),
-                    message.offset()
-                );
+                super::undecodable(message, e, "skipped, not forwarded")?;
                 self.counts.skipped += 1;
                 return Ok(());
             }

@@ -10,7 +10,13 @@ pub mod record;
 pub mod replay;
 pub mod send;
 
+use std::sync::Arc;
+
 use anyhow::Result;
+use rdkafka::message::{BorrowedMessage, Message};
+
+use crate::avro::ids::{RegistryUnavailable, SchemaIds, UnknownSchemaId};
+use crate::avro::registry::Registry;
 
 use crate::exit::bad_input;
 
@@ -64,6 +70,8 @@ pub struct DecodeOptions {
     pub schema: Vec<std::path::PathBuf>,
     pub kind: Option<crate::avro::codec::Kind>,
     pub max_alert_bytes: usize,
+    /// Writer schemas by Confluent id, if a registry or --schema-dir was given.
+    pub ids: Option<Arc<SchemaIds>>,
 }
 
 impl DecodeOptions {
@@ -71,6 +79,7 @@ impl DecodeOptions {
         schema: Vec<std::path::PathBuf>,
         format: crate::cli::ReadFormat,
         max_alert_bytes: &str,
+        ids: &crate::cli::SchemaIdArgs,
     ) -> Result<Self> {
         use crate::avro::codec::Kind;
         use crate::cli::ReadFormat;
@@ -83,11 +92,12 @@ impl DecodeOptions {
                 ReadFormat::Confluent => Some(Kind::Confluent),
             },
             max_alert_bytes: byte_size("--max-alert-bytes", max_alert_bytes)?,
+            ids: schema_ids(ids)?,
         })
     }
 
     pub fn from_args(args: crate::cli::DecodeArgs) -> Result<Self> {
-        Self::new(args.schema, args.wire, &args.max_alert_bytes)
+        Self::new(args.schema, args.wire, &args.max_alert_bytes, &args.ids)
     }
 
     /// The reader schema: the built-in one, or `--schema`.
@@ -106,9 +116,61 @@ impl DecodeOptions {
         Ok(
             crate::avro::codec::Decoder::new(reader, !self.schema.is_empty())
                 .with_kind(self.kind)
-                .with_max_alert_bytes(self.max_alert_bytes),
+                .with_max_alert_bytes(self.max_alert_bytes)
+                .with_schema_ids(self.ids.clone()),
         )
     }
+}
+
+/// The registry and `--schema-dir`, checked (files read, folders made)
+/// before any Kafka client starts.
+fn schema_ids(args: &crate::cli::SchemaIdArgs) -> Result<Option<Arc<SchemaIds>>> {
+    let registry = match &args.registry.url {
+        Some(_) => Some(Registry::new(&args.registry.options())?),
+        None => None,
+    };
+    if let Some(dir) = args.schema_dir.as_ref().filter(|d| !d.is_dir()) {
+        return Err(bad_input(format!(
+            "--schema-dir {}: not a folder (give lsst-alert-packet's schema/ folder, laid out MAJOR/MINOR/)",
+            dir.display()
+        )));
+    }
+    if registry.is_none() && args.schema_dir.is_none() {
+        return Ok(None);
+    }
+    let ids = SchemaIds::new(
+        registry,
+        args.registry_cache.as_deref(),
+        args.schema_dir.clone(),
+    )?;
+    Ok(Some(Arc::new(ids)))
+}
+
+/// A message that cannot be decoded: counted by reason and reported (an
+/// unknown schema id only once, when it is first seen), then skipped. When
+/// decoding it needs a registry that cannot answer, the error comes back:
+/// the consumer stops before the message instead of losing it.
+pub fn undecodable(message: &BorrowedMessage<'_>, error: anyhow::Error, note: &str) -> Result<()> {
+    if error.is::<RegistryUnavailable>() || error.is::<crate::exit::Exit>() {
+        return Err(error);
+    }
+    crate::metrics::decode_error(message.topic(), &error);
+    if !error.is::<UnknownSchemaId>() {
+        let head: String = message
+            .payload()
+            .unwrap_or_default()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        tracing::warn!(
+            "{} partition {} offset {}: cannot decode ({error:#}); first bytes {head}; {note}",
+            message.topic(),
+            message.partition(),
+            message.offset()
+        );
+    }
+    Ok(())
 }
 
 /// A byte size such as `16M`, `512K`, `1G` or `1000` (powers of 1024).

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use crate::alerts::stamps::{self, StampDir, StampError};
-use crate::avro::codec::Decoder;
+use crate::avro::codec::{Decoder, Framing};
 use crate::avro::json;
 use crate::cli::PrintArgs;
 use crate::commands::send::{INDEX_HEADER, VISIT_HEADER};
@@ -50,6 +50,7 @@ impl PrintOptions {
                     args.schema,
                     args.format,
                     &args.max_alert_bytes,
+                    &args.ids,
                 )?)
             },
             meta: args.meta,
@@ -124,6 +125,7 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
         selector,
         stamp_dir,
         line: Vec::with_capacity(64 * 1024),
+        framing: None,
         counts: Counts::default(),
         out: std::io::stdout().lock(),
     };
@@ -141,6 +143,8 @@ struct Printer {
     selector: Option<Selector>,
     stamp_dir: Option<StampDir>,
     line: Vec<u8>,
+    /// How the current message was framed, for --meta.
+    framing: Option<Framing>,
     counts: Counts,
     out: StdoutLock<'static>,
 }
@@ -165,18 +169,13 @@ impl Handler for Printer {
             Ok(count) => self.counts.alerts += count as u64,
             Err(e) if e.is::<StampError>() => return Err(e),
             Err(e) => {
-                crate::metrics::decode_error(message.topic(), &e);
-                let head: String = payload.iter().take(8).map(|b| format!("{b:02x}")).collect();
-                tracing::warn!(
-                    "{}: cannot decode ({e}); first bytes {head}; skipped",
-                    place(message)
-                );
+                super::undecodable(message, e, "skipped")?;
                 self.counts.skipped += 1;
                 return Ok(());
             }
         }
         if self.meta {
-            add_meta(&mut self.line, message);
+            add_meta(&mut self.line, message, self.framing.take());
         }
         self.out
             .write_all(&self.line)
@@ -208,6 +207,7 @@ impl Printer {
             }
             // The fast path: binary straight to JSON.
             let (framing, count) = decoder.decode_json(payload, &mut self.line)?;
+            self.framing = Some(framing);
             tracing::debug!("{}: {framing:?} framing, {count} alert(s)", place(message));
             return Ok(count);
         }
@@ -220,6 +220,7 @@ impl Printer {
             return Ok(0);
         };
         let (framing, alerts) = decoder.decode(payload)?;
+        self.framing = Some(framing);
         tracing::debug!(
             "{}: {framing:?} framing, {} alert(s)",
             place(message),
@@ -289,10 +290,14 @@ fn header_number(message: &BorrowedMessage<'_>, key: &str) -> Option<u64> {
 }
 
 /// Adds `"_kafka":{...}` to every JSON object line of a message.
-fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>) {
+fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>, framing: Option<Framing>) {
     let number = |n: Option<u64>| n.map_or("null".to_string(), |n| n.to_string());
+    let schema_id = match framing {
+        Some(Framing::Confluent { schema_id }) => Some(u64::from(schema_id)),
+        _ => None,
+    };
     let meta = format!(
-        r#","_kafka":{{"partition":{},"offset":{},"timestamp":{},"visit":{},"index":{}}}}}"#,
+        r#","_kafka":{{"partition":{},"offset":{},"timestamp":{},"visit":{},"index":{},"schema_id":{}}}}}"#,
         message.partition(),
         message.offset(),
         message
@@ -301,6 +306,7 @@ fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>) {
             .map_or("null".to_string(), |t| t.to_string()),
         number(header_number(message, VISIT_HEADER)),
         number(header_number(message, INDEX_HEADER)),
+        number(schema_id),
     );
     let mut rebuilt = Vec::with_capacity(line.len() + meta.len());
     for text in line.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {

@@ -235,16 +235,8 @@ impl Handler for Recorder {
             ArchiveFormat::Parquet => self.store_values(payload, &meta),
         };
         if let Err(e) = stored {
-            if e.downcast_ref::<Skip>().is_none() {
-                return Err(e);
-            }
-            crate::metrics::decode_error(message.topic(), &e);
-            tracing::warn!(
-                "{} partition {} offset {}: cannot decode ({e}); skipped",
-                message.topic(),
-                meta.partition,
-                meta.offset
-            );
+            let Skip(e) = e.downcast::<Skip>()?;
+            super::undecodable(message, e, "skipped")?;
             self.counts.skipped += 1;
         }
         if let Some(progress) = self.partitions.get_mut(&meta.partition) {
@@ -317,20 +309,21 @@ impl Handler for Recorder {
     }
 }
 
-/// A message that could not be decoded: reported and skipped, not an error.
+/// A message that could not be decoded, as opposed to an archive that
+/// could not be written: the first is reported and skipped.
 #[derive(Debug)]
-struct Skip(String);
+struct Skip(anyhow::Error);
 
 impl std::fmt::Display for Skip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{:#}", self.0)
     }
 }
 
 impl std::error::Error for Skip {}
 
 fn skip(e: anyhow::Error) -> anyhow::Error {
-    anyhow::Error::new(Skip(format!("{e:#}")))
+    anyhow::Error::new(Skip(e))
 }
 
 impl Recorder {

@@ -5,12 +5,14 @@
 //! nothing else.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
+use apache_avro::Schema;
 use indicatif::ProgressBar;
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::client::ClientContext;
@@ -24,6 +26,7 @@ use rdkafka::producer::{
 use crate::alerts::source::{self, SourceAlert};
 use crate::alerts::stamps;
 use crate::avro::codec::Framing;
+use crate::avro::registry::Registry;
 use crate::avro::{codec, json};
 use crate::cli::{SendArgs, WireFormat};
 use crate::commands::replay::{self, Pace};
@@ -64,10 +67,13 @@ pub enum Source {
 }
 
 /// What goes on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Encoding {
     /// Avro in the given framing.
     Avro(Framing),
+    /// Confluent-framed Avro with the id a registry gives each writer schema
+    /// when it is registered under the subject.
+    Registered(Arc<Registry>, String),
     /// JSON text (`--encode-off`).
     Json,
 }
@@ -161,22 +167,35 @@ fn encoding(args: &SendArgs) -> Result<Encoding> {
     if args.encode_off {
         return Ok(Encoding::Json);
     }
-    let framing = match (args.format, args.schema_id) {
-        (WireFormat::Confluent, Some(schema_id)) => Framing::Confluent { schema_id },
-        (WireFormat::Confluent, None) => {
+    let framing = match (args.format, args.schema_id, &args.registry.url) {
+        (WireFormat::Confluent, Some(schema_id), _) => Framing::Confluent { schema_id },
+        (WireFormat::Confluent, None, Some(_)) => {
+            let registry = Registry::new(&args.registry.options())?;
+            let subject = args
+                .subject
+                .clone()
+                .unwrap_or_else(|| format!("{}-value", args.topic));
+            return Ok(Encoding::Registered(Arc::new(registry), subject));
+        }
+        (WireFormat::Confluent, None, None) => {
             return Err(bad_input(
-                "--format confluent needs --schema-id N, the id a schema registry gives the writer schema",
+                "--format confluent needs --schema-registry URL, or --schema-id N (the id a registry gave the writer schema)",
             ))
         }
-        (_, Some(_)) => return Err(bad_input("--schema-id goes with --format confluent")),
-        (WireFormat::Schemaless, None) => Framing::Schemaless,
-        (WireFormat::Container, None) => Framing::Container,
+        (_, Some(_), _) => return Err(bad_input("--schema-id goes with --format confluent")),
+        (WireFormat::Schemaless, None, _) => Framing::Schemaless,
+        (WireFormat::Container, None, _) => Framing::Container,
     };
     Ok(Encoding::Avro(framing))
 }
 
 /// Encodes every source alert once, as it will go on the wire.
-pub fn prepare(alerts: Vec<SourceAlert>, stamps: bool, encoding: Encoding) -> Result<Vec<Vec<u8>>> {
+pub fn prepare(
+    alerts: Vec<SourceAlert>,
+    stamps: bool,
+    encoding: &Encoding,
+) -> Result<Vec<Vec<u8>>> {
+    let mut ids = SchemaIdsOf::default();
     alerts
         .into_iter()
         .enumerate()
@@ -184,23 +203,50 @@ pub fn prepare(alerts: Vec<SourceAlert>, stamps: bool, encoding: Encoding) -> Re
             if !stamps {
                 stamps::strip(&mut alert.value, &alert.schema);
             }
-            match encoding {
-                Encoding::Avro(framing) => {
-                    codec::encode_framed(&alert.schema, &alert.value, framing).map_err(|e| {
-                        bad_input(format!(
-                            "alert {} cannot be encoded with its schema: {e}",
-                            i + 1
-                        ))
-                    })
-                }
+            let framing = match encoding {
+                Encoding::Avro(framing) => *framing,
+                Encoding::Registered(registry, subject) => Framing::Confluent {
+                    schema_id: ids.register(registry, subject, &alert.schema)?,
+                },
                 Encoding::Json => {
                     let mut out = Vec::new();
                     json::write_value(&mut out, &alert.value);
-                    Ok(out)
+                    return Ok(out);
                 }
-            }
+            };
+            codec::encode_framed(&alert.schema, &alert.value, framing).map_err(|e| {
+                bad_input(format!(
+                    "alert {} cannot be encoded with its schema: {e}",
+                    i + 1
+                ))
+            })
         })
         .collect()
+}
+
+/// The id each distinct writer schema was registered with: one request per schema.
+#[derive(Default)]
+struct SchemaIdsOf {
+    ids: HashMap<String, u32>,
+}
+
+impl SchemaIdsOf {
+    fn register(&mut self, registry: &Registry, subject: &str, schema: &Schema) -> Result<u32> {
+        // The full schema (defaults kept: the registry checks compatibility with them).
+        let text = serde_json::to_string(schema)?;
+        if let Some(id) = self.ids.get(&text) {
+            return Ok(*id);
+        }
+        let id = registry
+            .register(subject, &text)
+            .map_err(|e| anyhow!("cannot register the writer schema under {subject}: {e}"))?;
+        tracing::info!(
+            "writer schema registered in {} under {subject} as id {id}",
+            registry.url()
+        );
+        self.ids.insert(text, id);
+        Ok(id)
+    }
 }
 
 pub async fn run(
@@ -216,7 +262,7 @@ pub async fn run(
     if let Some((pace, speed)) = &options.pace {
         return run_replay(&options, &kafka, alerts, pace, *speed, &shutdown, quiet).await;
     }
-    let payloads = prepare(alerts, options.stamps, options.encoding)?;
+    let payloads = prepare(alerts, options.stamps, &options.encoding)?;
     let count = options.count.unwrap_or(payloads.len() as u64);
     let bytes_per_cycle: usize = payloads.iter().map(Vec::len).sum();
     tracing::info!(
@@ -257,7 +303,7 @@ async fn run_replay(
 ) -> Result<()> {
     let timeline = replay::timeline(&alerts, pace, speed)?;
     let metas: Vec<_> = alerts.iter().map(|a| a.meta.clone()).collect();
-    let payloads = prepare(alerts, options.stamps, options.encoding)?;
+    let payloads = prepare(alerts, options.stamps, &options.encoding)?;
     check_sizes(kafka, &payloads)?;
     let producer = connect(options, kafka, quiet).await?;
     let sources: Vec<replay::Source> = payloads
@@ -708,8 +754,8 @@ mod tests {
     #[test]
     fn no_stamps_makes_smaller_payloads_that_still_decode() {
         let alerts = source::samples().unwrap();
-        let with = prepare(alerts.clone(), true, Encoding::Avro(Framing::Schemaless)).unwrap();
-        let without = prepare(alerts.clone(), false, Encoding::Avro(Framing::Schemaless)).unwrap();
+        let with = prepare(alerts.clone(), true, &Encoding::Avro(Framing::Schemaless)).unwrap();
+        let without = prepare(alerts.clone(), false, &Encoding::Avro(Framing::Schemaless)).unwrap();
         let decoder = codec::Decoder::new(crate::avro::schema::built_in(), false);
         for (w, wo) in with.iter().zip(&without) {
             assert!(wo.len() + 3 * 1000 < w.len(), "{} vs {}", wo.len(), w.len());
@@ -721,7 +767,7 @@ mod tests {
     #[test]
     fn encode_off_sends_json_with_every_field() {
         let alerts = source::samples().unwrap();
-        let payloads = prepare(alerts, true, Encoding::Json).unwrap();
+        let payloads = prepare(alerts, true, &Encoding::Json).unwrap();
         let first: serde_json::Value = serde_json::from_slice(&payloads[0]).unwrap();
         assert!(first["candid"].is_i64());
         assert!(first["cutoutScience"]["stampData"].is_string());

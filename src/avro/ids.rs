@@ -1,0 +1,275 @@
+//! Writer schemas by Confluent schema id: from a registry (cached in memory
+//! and, with `--registry-cache`, on disk, so a consumer restarts without the
+//! registry), or offline from a folder laid out as Rubin publishes its
+//! schemas (`--schema-dir`: id = major*100 + minor, `DIR/MAJOR/MINOR/*.avsc`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::gate::Writer;
+use super::registry::{Registry, RegistryError};
+
+/// A message whose schema id names no usable schema: skipped and counted;
+/// the id itself is reported once.
+#[derive(Debug)]
+pub struct UnknownSchemaId(pub u32);
+
+impl std::fmt::Display for UnknownSchemaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown schema id {}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownSchemaId {}
+
+/// The registry cannot answer for an id that is not cached: the consumer
+/// stops there (exit 1) rather than skip alerts a registry could decode.
+#[derive(Debug)]
+pub struct RegistryUnavailable(pub String);
+
+impl std::fmt::Display for RegistryUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RegistryUnavailable {}
+
+/// Attempts at an id the registry did not answer before giving up.
+const ATTEMPTS: u32 = 3;
+
+/// Where writer schemas come from, by id.
+#[derive(Debug, Default)]
+pub struct SchemaIds {
+    registry: Option<Registry>,
+    /// `--registry-cache DIR`, narrowed to this registry's folder.
+    cache: Option<PathBuf>,
+    /// `--schema-dir DIR`.
+    folder: Option<PathBuf>,
+    known: Mutex<HashMap<u32, Arc<Writer>>>,
+    /// Ids found wanting, with why: reported once, then skipped quietly.
+    refused: Mutex<HashMap<u32, String>>,
+    said_down: AtomicBool,
+}
+
+impl SchemaIds {
+    pub fn new(
+        registry: Option<Registry>,
+        cache: Option<&Path>,
+        folder: Option<PathBuf>,
+    ) -> Result<Self> {
+        let cache = match (cache, &registry) {
+            (Some(dir), Some(registry)) => {
+                let dir = dir.join(cache_folder(registry.url()));
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    crate::exit::bad_input(format!(
+                        "--registry-cache {}: cannot create it: {e}",
+                        dir.display()
+                    ))
+                })?;
+                Some(dir)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            registry,
+            cache,
+            folder,
+            ..Self::default()
+        })
+    }
+
+    /// The writer schema `id` names, checked and compiled.
+    pub fn writer(&self, id: u32) -> Result<Arc<Writer>> {
+        if let Some(writer) = lock(&self.known).get(&id) {
+            return Ok(writer.clone());
+        }
+        if lock(&self.refused).contains_key(&id) {
+            return Err(UnknownSchemaId(id).into());
+        }
+        match self.find(id) {
+            Ok(writer) => {
+                let writer = Arc::new(writer);
+                lock(&self.known).insert(id, writer.clone());
+                Ok(writer)
+            }
+            Err(Found::Down(why)) => Err(RegistryUnavailable(why).into()),
+            Err(Found::Refused(why)) => Err(crate::exit::Exit {
+                code: crate::exit::FAILURE,
+                message: why,
+            }
+            .into()),
+            Err(Found::Unknown(why)) => {
+                tracing::warn!(
+                    "schema id {id}: {why}; messages with this id are skipped and counted (reason unknown_schema)"
+                );
+                lock(&self.refused).insert(id, why);
+                Err(UnknownSchemaId(id).into())
+            }
+        }
+    }
+
+    fn find(&self, id: u32) -> Result<Writer, Found> {
+        if let Some(text) = self.cached(id) {
+            return parse(id, &text, "the --registry-cache copy");
+        }
+        if let Some(registry) = &self.registry {
+            match self.ask(registry, id) {
+                Ok(text) => {
+                    let writer = parse(id, &text, registry.url())?;
+                    self.keep(id, &text);
+                    return Ok(writer);
+                }
+                Err(RegistryError::NotFound(why)) if self.folder.is_none() => {
+                    return Err(Found::Unknown(why))
+                }
+                Err(RegistryError::NotFound(_)) => {}
+                Err(RegistryError::Refused(why)) => return Err(Found::Refused(why)),
+                Err(RegistryError::Unreachable(why)) if self.folder.is_none() => {
+                    return Err(Found::Down(format!(
+                        "{why}; schema id {id} is not cached: stopping before its message (give --registry-cache DIR to keep schemas across restarts)"
+                    )))
+                }
+                Err(RegistryError::Unreachable(_)) => {}
+            }
+        }
+        match &self.folder {
+            Some(folder) => from_folder(folder, id),
+            None => Err(Found::Unknown(
+                "no --schema-registry or --schema-dir to look it up in".into(),
+            )),
+        }
+    }
+
+    /// Asks the registry, a few times if it does not answer; says once that
+    /// it is down (consumers carry on with the schemas they have).
+    fn ask(&self, registry: &Registry, id: u32) -> Result<String, RegistryError> {
+        let mut wait = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            match registry.schema_by_id(id) {
+                Err(RegistryError::Unreachable(why)) if attempt < ATTEMPTS => {
+                    if !self.said_down.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "{why}; carrying on with the {} schema(s) already known",
+                            lock(&self.known).len()
+                        );
+                    }
+                    std::thread::sleep(wait);
+                    wait *= 3;
+                    attempt += 1;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    fn cached(&self, id: u32) -> Option<String> {
+        let path = self.cache.as_ref()?.join(format!("{id}.avsc"));
+        std::fs::read_to_string(path).ok()
+    }
+
+    /// Writes the schema to the disk cache (whole or not at all).
+    fn keep(&self, id: u32, text: &str) {
+        let Some(dir) = &self.cache else { return };
+        let path = dir.join(format!("{id}.avsc"));
+        let partial = dir.join(format!(".{id}.avsc.partial"));
+        let written =
+            std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, &path));
+        if let Err(e) = written {
+            tracing::warn!("cannot cache schema id {id} in {}: {e}", dir.display());
+        }
+    }
+}
+
+/// Why no schema came for an id.
+enum Found {
+    Unknown(String),
+    Refused(String),
+    Down(String),
+}
+
+fn parse(id: u32, text: &str, from: &str) -> Result<Writer, Found> {
+    Writer::parse_as(text.as_bytes(), &format!("schema id {id} from {from}"))
+        .map_err(|e| Found::Unknown(e.to_string()))
+}
+
+/// Rubin's layout: id 703 is `DIR/7/3/`, its `.avsc` files combined.
+fn from_folder(folder: &Path, id: u32) -> Result<Writer, Found> {
+    let dir = folder
+        .join((id / 100).to_string())
+        .join((id % 100).to_string());
+    if !dir.is_dir() {
+        return Err(Found::Unknown(format!(
+            "no folder {} for it in --schema-dir (id = major*100 + minor)",
+            dir.display()
+        )));
+    }
+    let schema = super::schema::load(std::slice::from_ref(&dir))
+        .map_err(|e| Found::Unknown(format!("{}: {e}", dir.display())))?;
+    Writer::from_schema(schema).map_err(|e| Found::Unknown(format!("{}: {e}", dir.display())))
+}
+
+/// A folder name for one registry's cache: ids mean nothing across registries.
+fn cache_folder(url: &str) -> String {
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_folders_are_plain_names() {
+        assert_eq!(
+            cache_folder("http://127.0.0.1:8081/apis/ccompat/v7"),
+            "127.0.0.1_8081_apis_ccompat_v7"
+        );
+    }
+
+    #[test]
+    fn without_sources_an_id_is_unknown_once() {
+        let ids = SchemaIds::default();
+        for _ in 0..2 {
+            let error = ids.writer(7).unwrap_err();
+            assert!(error.is::<UnknownSchemaId>(), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_rubin_layout_folder_maps_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let version = dir.path().join("7/3");
+        std::fs::create_dir_all(&version).unwrap();
+        std::fs::write(
+            version.join("a.avsc"),
+            r#"{"type":"record","name":"a","fields":[{"name":"x","type":"int"}]}"#,
+        )
+        .unwrap();
+        let ids = SchemaIds::new(None, None, Some(dir.path().into())).unwrap();
+        assert!(ids.writer(703).is_ok());
+        assert!(ids.writer(704).unwrap_err().is::<UnknownSchemaId>());
+        std::fs::write(version.join("a.avsc"), "{not json").unwrap();
+        let ids = SchemaIds::new(None, None, Some(dir.path().into())).unwrap();
+        assert!(ids.writer(703).unwrap_err().is::<UnknownSchemaId>());
+    }
+}

@@ -1,7 +1,8 @@
 //! Makes `sample-alerts/`: the alerts `alertstream send` uses when given no
-//! `--alerts`. Each is a ZTF-layout alert (the built-in schema) with realistic
-//! values, a light curve of earlier detections and upper limits, and three real
-//! cutouts: gzip-compressed 63x63 float32 FITS images of a point source.
+//! `--alerts`. Each is a ZTF-layout alert (the built-in schema, ZTF 4.02) with
+//! realistic values, a light curve of earlier detections and upper limits, a
+//! forced-photometry history (`fp_hists`), and three real cutouts:
+//! gzip-compressed 63x63 float32 FITS images of a point source.
 //!
 //! Deterministic: the same seed gives the same files. Run it with
 //!     cargo run --example make_sample_alerts
@@ -97,16 +98,21 @@ fn object_id(rng: &mut Rng) -> String {
     format!("ZTF26{letters}")
 }
 
-fn record_fields(schema: &Schema, field: &str) -> Vec<RecordField> {
+/// The schema of one top-level field of the alert.
+fn field_schema<'s>(schema: &'s Schema, field: &str) -> &'s Schema {
     let Schema::Record(record) = schema else {
         panic!("alert schema is not a record")
     };
-    let field = record
+    &record
         .fields
         .iter()
         .find(|f| f.name == field)
-        .unwrap_or_else(|| panic!("no field {field}"));
-    let mut schema = &field.schema;
+        .unwrap_or_else(|| panic!("no field {field}"))
+        .schema
+}
+
+fn record_fields(schema: &Schema, field: &str) -> Vec<RecordField> {
+    let mut schema = field_schema(schema, field);
     loop {
         match schema {
             Schema::Record(r) => return r.fields.clone(),
@@ -158,11 +164,27 @@ fn alert(
             )
         })
         .collect();
+    let forced_fields = record_fields(schema, "fp_hists");
+    let forced: Vec<Value> = (0..8 + rng.below(25))
+        .map(|i| {
+            let days = 0.5 + i as f64 * rng.uniform(0.8, 2.5);
+            let mag = object.mag + 0.3 * rng.normal() + 0.05 * days;
+            forced_epoch(
+                &forced_fields,
+                rng,
+                object,
+                pid - 1 - i as i64,
+                jd - days,
+                mag,
+            )
+        })
+        .collect();
     let stamp_base = format!("candid{candid}_pid{pid}");
+    let cutout_schema = field_schema(schema, "cutoutScience");
     let cutout = |kind: &str, image: Vec<u8>| {
-        Value::Union(
-            0,
-            Box::new(Value::Record(vec![
+        fit(
+            cutout_schema,
+            Some(Value::Record(vec![
                 (
                     "fileName".into(),
                     Value::String(format!("{stamp_base}_{kind}.fits.gz")),
@@ -176,7 +198,7 @@ fn alert(
     let template = fits_gz(rng, object, flux * 0.2, 100.0, "template")?;
     let difference = fits_gz(rng, object, flux * 0.8, 0.0, "difference")?;
     Ok(Value::Record(vec![
-        ("schemavsn".into(), Value::String("3.3".into())),
+        ("schemavsn".into(), Value::String("4.02".into())),
         (
             "publisher".into(),
             Value::String("alertstream sample generator".into()),
@@ -186,12 +208,55 @@ fn alert(
         ("candidate".into(), candidate),
         (
             "prv_candidates".into(),
-            Value::Union(0, Box::new(Value::Array(history))),
+            fit(
+                field_schema(schema, "prv_candidates"),
+                Some(Value::Array(history)),
+            ),
+        ),
+        (
+            "fp_hists".into(),
+            fit(field_schema(schema, "fp_hists"), Some(Value::Array(forced))),
         ),
         ("cutoutScience".into(), cutout("targ_sci", science)),
         ("cutoutTemplate".into(), cutout("ref", template)),
         ("cutoutDifference".into(), cutout("scimref", difference)),
     ]))
+}
+
+/// One forced-photometry epoch: a difference-image flux at the object's
+/// position, measured whether or not it was detected.
+fn forced_epoch(
+    fields: &[RecordField],
+    rng: &mut Rng,
+    object: &Object,
+    pid: i64,
+    jd: f64,
+    mag: f64,
+) -> Value {
+    let zero_point = 26.2 + 0.1 * rng.normal();
+    let flux = 10f64.powf((zero_point - mag) / 2.5);
+    let error = flux * rng.uniform(0.02, 0.15) + 20.0;
+    let values = fields
+        .iter()
+        .map(|field| {
+            let value = match field.name.as_str() {
+                "forcediffimflux" => Some(Value::Float((flux + error * rng.normal()) as f32)),
+                "forcediffimfluxunc" => Some(Value::Float(error as f32)),
+                "procstatus" => Some(Value::String("0".into())),
+                "magzpsci" => Some(Value::Float(zero_point as f32)),
+                "magzpsciunc" | "magzpscirms" => {
+                    Some(Value::Float(rng.uniform(0.001, 0.05) as f32))
+                }
+                "sciinpseeing" => Some(Value::Float(rng.uniform(1.5, 3.5) as f32)),
+                "scibckgnd" => Some(Value::Float(rng.uniform(80.0, 400.0) as f32)),
+                "scisigpix" => Some(Value::Float(rng.uniform(5.0, 20.0) as f32)),
+                "adpctdif1" | "adpctdif2" => Some(Value::Float(rng.uniform(0.05, 0.3) as f32)),
+                _ => return detection_value(field, rng, object, None, pid, jd, mag),
+            };
+            (field.name.clone(), fit(&field.schema, value))
+        })
+        .collect();
+    Value::Record(values)
 }
 
 /// A detection record (`candidate` or `prv_candidate`) with plausible values.
@@ -204,63 +269,75 @@ fn detection(
     jd: f64,
     mag: f64,
 ) -> Value {
-    let detected = candid.is_some();
     let values = fields
         .iter()
-        .map(|field| {
-            let name = field.name.as_str();
-            let value = match name {
-                "jd" => Some(Value::Double(jd)),
-                "fid" => Some(Value::Int(1 + rng.below(2) as i32)),
-                "pid" => Some(Value::Long(pid)),
-                "candid" => candid.map(Value::Long),
-                "programid" => Some(Value::Int(1)),
-                "programpi" => Some(Value::String("Kulkarni".into())),
-                "isdiffpos" => detected
-                    .then(|| Value::String(if rng.below(5) == 0 { "f" } else { "t" }.into())),
-                "ra" => detected.then(|| Value::Double(object.ra + rng.normal() * 1e-5)),
-                "dec" => detected.then(|| Value::Double(object.dec + rng.normal() * 1e-5)),
-                "ranr" => Some(Value::Double(object.ra + 2e-4)),
-                "decnr" => Some(Value::Double(object.dec - 1e-4)),
-                "magpsf" => detected.then_some(Value::Float(mag as f32)),
-                "sigmapsf" => detected.then(|| Value::Float(rng.uniform(0.02, 0.2) as f32)),
-                "diffmaglim" => Some(Value::Float(rng.uniform(19.8, 21.0) as f32)),
-                "field" => Some(Value::Int(object.field)),
-                "rcid" => Some(Value::Int(object.rcid)),
-                "nid" => Some(Value::Int(2_100 + (jd as i32 % 1000))),
-                "tblid" => Some(Value::Long(rng.below(200) as i64)),
-                "xpos" | "ypos" => Some(Value::Float(rng.uniform(30.0, 3050.0) as f32)),
-                "ndethist" | "ncovhist" | "nmtchps" | "nmatches" | "nframesref" => {
-                    Some(Value::Int(1 + rng.below(400) as i32))
-                }
-                "nneg" | "nbad" | "tooflag" => Some(Value::Int(rng.below(3) as i32)),
-                "rfid" | "objectidps1" | "objectidps2" | "objectidps3" => Some(Value::Long(
-                    100_000_000_000_000 + rng.below(99_999_999_999_999) as i64,
-                )),
-                "jdstarthist" | "jdstartref" => {
-                    Some(Value::Double(jd - rng.uniform(100.0, 2000.0)))
-                }
-                "jdendhist" | "jdendref" => Some(Value::Double(jd - rng.uniform(0.0, 100.0))),
-                "rb" | "drb" | "sgscore1" | "sgscore2" | "sgscore3" | "classtar" => {
-                    Some(Value::Float(rng.uniform(0.0, 1.0) as f32))
-                }
-                "rbversion" => Some(Value::String("t17_f5_c3".into())),
-                "drbversion" => Some(Value::String("d6_m7".into())),
-                "pdiffimfilename" => Some(Value::String(format!("ztf_{pid}_scimrefdiffimg.fits"))),
-                "ssnamenr" => Some(Value::String("null".into())),
-                "exptime" => Some(Value::Float(30.0)),
-                "scorr" => detected.then(|| Value::Double(rng.uniform(5.0, 60.0))),
-                _ if name.starts_with("mag") || name.starts_with("s") && name.contains("mag") => {
-                    Some(Value::Float((mag + rng.normal()) as f32))
-                }
-                _ if name.starts_with("sig") => Some(Value::Float(rng.uniform(0.01, 0.3) as f32)),
-                _ if name.starts_with("dist") => Some(Value::Float(rng.uniform(0.1, 30.0) as f32)),
-                _ => Some(Value::Float(rng.normal() as f32)),
-            };
-            (name.to_string(), fit(&field.schema, value))
-        })
+        .map(|field| detection_value(field, rng, object, candid, pid, jd, mag))
         .collect();
     Value::Record(values)
+}
+
+/// One field of a detection, by its name.
+fn detection_value(
+    field: &RecordField,
+    rng: &mut Rng,
+    object: &Object,
+    candid: Option<i64>,
+    pid: i64,
+    jd: f64,
+    mag: f64,
+) -> (String, Value) {
+    let detected = candid.is_some();
+    let name = field.name.as_str();
+    let value = match name {
+        "jd" => Some(Value::Double(jd)),
+        "fid" => Some(Value::Int(1 + rng.below(2) as i32)),
+        "pid" => Some(Value::Long(pid)),
+        "candid" => candid.map(Value::Long),
+        "programid" => Some(Value::Int(1)),
+        "programpi" => Some(Value::String("Kulkarni".into())),
+        "isdiffpos" => {
+            detected.then(|| Value::String(if rng.below(5) == 0 { "f" } else { "t" }.into()))
+        }
+        "ra" => detected.then(|| Value::Double(object.ra + rng.normal() * 1e-5)),
+        "dec" => detected.then(|| Value::Double(object.dec + rng.normal() * 1e-5)),
+        "ranr" => Some(Value::Double(object.ra + 2e-4)),
+        "decnr" => Some(Value::Double(object.dec - 1e-4)),
+        "magpsf" => detected.then_some(Value::Float(mag as f32)),
+        "sigmapsf" => detected.then(|| Value::Float(rng.uniform(0.02, 0.2) as f32)),
+        "diffmaglim" => Some(Value::Float(rng.uniform(19.8, 21.0) as f32)),
+        "field" => Some(Value::Int(object.field)),
+        "rcid" => Some(Value::Int(object.rcid)),
+        "nid" => Some(Value::Int(2_100 + (jd as i32 % 1000))),
+        "tblid" => Some(Value::Long(rng.below(200) as i64)),
+        "xpos" | "ypos" => Some(Value::Float(rng.uniform(30.0, 3050.0) as f32)),
+        "ndethist" | "ncovhist" | "nmtchps" | "nmatches" | "nframesref" => {
+            Some(Value::Int(1 + rng.below(400) as i32))
+        }
+        "nneg" | "nbad" | "tooflag" => Some(Value::Int(rng.below(3) as i32)),
+        "rfid" | "objectidps1" | "objectidps2" | "objectidps3" => Some(Value::Long(
+            100_000_000_000_000 + rng.below(99_999_999_999_999) as i64,
+        )),
+        "jdstarthist" | "jdstartref" => Some(Value::Double(jd - rng.uniform(100.0, 2000.0))),
+        "jdendhist" | "jdendref" => Some(Value::Double(jd - rng.uniform(0.0, 100.0))),
+        "rb" | "drb" | "sgscore1" | "sgscore2" | "sgscore3" | "classtar" => {
+            Some(Value::Float(rng.uniform(0.0, 1.0) as f32))
+        }
+        "rbversion" => Some(Value::String("t17_f5_c3".into())),
+        "drbversion" => Some(Value::String("d6_m7".into())),
+        "pdiffimfilename" => Some(Value::String(format!("ztf_{pid}_scimrefdiffimg.fits"))),
+        "ssnamenr" => Some(Value::String("null".into())),
+        "exptime" => Some(Value::Float(30.0)),
+        "scorr" => detected.then(|| Value::Double(rng.uniform(5.0, 60.0))),
+        _ if name.starts_with("mag")
+            || name.starts_with('s') && !name.starts_with("sig") && name.contains("mag") =>
+        {
+            Some(Value::Float((mag + rng.normal()) as f32))
+        }
+        _ if name.starts_with("sig") => Some(Value::Float(rng.uniform(0.01, 0.3) as f32)),
+        _ if name.starts_with("dist") => Some(Value::Float(rng.uniform(0.1, 30.0) as f32)),
+        _ => Some(Value::Float(rng.normal() as f32)),
+    };
+    (name.to_string(), fit(&field.schema, value))
 }
 
 /// Wraps a value in the union branch its field's schema needs (null if absent).

@@ -269,7 +269,15 @@ fn container_files_in_every_codec() {
             "3",
         ]);
         let topic = topic(&format!("codec-{codec}"));
-        ok(&["send", &topic, "--alerts", file.to_str().unwrap()]);
+        // Sent as containers: their ZTF 3.3 writer schema travels with them.
+        ok(&[
+            "send",
+            &topic,
+            "--alerts",
+            file.to_str().unwrap(),
+            "--format",
+            "container",
+        ]);
         let printed = json_lines(&ok(&["print", &topic, "--group", "c", "-e"]));
         assert_eq!(printed.len(), 3, "{codec}");
         for p in &printed {
@@ -301,7 +309,7 @@ fn older_alerts_resolve_to_a_newer_reader_schema() {
         schemas.to_str().unwrap(),
     ]));
     // fastavro resolving the same file to the same schema files.
-    let avsc: Vec<String> = ["cutout", "candidate", "prv_candidate", "alert"]
+    let avsc: Vec<String> = ["cutout", "candidate", "prv_candidate", "fp_hist", "alert"]
         .iter()
         .map(|n| schemas.join(format!("{n}.avsc")).display().to_string())
         .collect();

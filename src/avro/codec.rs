@@ -5,7 +5,8 @@ use anyhow::{anyhow, Result};
 use apache_avro::types::Value;
 use apache_avro::{from_avro_datum, to_avro_datum, Schema};
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::gate::{self, Writer, WriterCache, DEFAULT_MAX_ALERT_BYTES};
 use super::ids::{RegistryUnavailable, SchemaIds, UnknownSchemaId};
@@ -133,6 +134,14 @@ pub struct Decoded {
     pub alerts: Vec<Value>,
 }
 
+/// The reader schema as one writer's alerts are resolved to it.
+#[derive(Debug)]
+struct Resolution {
+    schema: Schema,
+    /// For archives that follow the values' schema (`None` if it cannot be checked).
+    compiled: Option<Arc<Writer>>,
+}
+
 /// Decodes messages with a reader schema (the built-in one or `--schema`).
 #[derive(Debug)]
 pub struct Decoder {
@@ -140,8 +149,8 @@ pub struct Decoder {
     /// The reader schema compiled: what bare payloads are checked with and
     /// written in. `None` if it cannot be checked (recursive).
     compiled: Option<Arc<Writer>>,
-    /// The schema containers are resolved to, compiled, when resolving.
-    resolved: Option<Arc<Writer>>,
+    /// The reader schema adapted to each writer schema seen, by its text.
+    resolutions: Mutex<HashMap<String, Arc<Resolution>>>,
     /// The reader schema compiled for checking bare payloads.
     shape: Option<Plan>,
     /// The reader schema compiled for the direct-to-JSON path, if it qualifies.
@@ -174,7 +183,7 @@ impl Decoder {
         let compile = |schema: &Schema| Writer::from_schema(schema.clone()).ok().map(Arc::new);
         Self {
             compiled: compile(&reader),
-            resolved: resolve_to.as_ref().and_then(compile),
+            resolutions: Mutex::default(),
             shape: Plan::shape(&reader),
             plan: Plan::compile(&reader),
             reader,
@@ -377,8 +386,8 @@ impl Decoder {
             self.either(payload, |framing| match self.written(framing, payload)? {
                 Some(checked) => {
                     let schema = self
-                        .resolved
-                        .clone()
+                        .resolution(&checked.writer)
+                        .and_then(|r| r.compiled.clone())
                         .unwrap_or_else(|| checked.writer.clone());
                     Ok((schema, self.values(&checked)?))
                 }
@@ -409,13 +418,36 @@ impl Decoder {
         )
     }
 
-    /// A checked container's alerts as values, resolved to the reader schema if set.
+    /// The reader schema adapted to `writer` (see `schema::adapt_to_writer`),
+    /// when resolving; made once per writer schema.
+    fn resolution(&self, writer: &Writer) -> Option<Arc<Resolution>> {
+        let base = self.resolve_to.as_ref()?;
+        let mut cache = self.resolutions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = cache.get(&writer.text) {
+            return Some(found.clone());
+        }
+        let schema = super::schema::adapt_to_writer(base, &writer.schema).unwrap_or_else(|e| {
+            tracing::warn!("reader schema kept as given for this writer: {e}");
+            base.clone()
+        });
+        let compiled = Writer::from_schema(schema.clone()).ok().map(Arc::new);
+        let resolution = Arc::new(Resolution { schema, compiled });
+        if cache.len() >= 64 {
+            cache.clear();
+        }
+        cache.insert(writer.text.clone(), resolution.clone());
+        Some(resolution)
+    }
+
+    /// A checked message's alerts as values, resolved to the reader schema if set.
     fn values(&self, checked: &gate::Checked<'_>) -> Result<Vec<Value>> {
+        let resolution = self.resolution(&checked.writer);
+        let reader = resolution.as_ref().map(|r| &r.schema);
         checked
             .alerts()
             .enumerate()
             .map(|(i, mut alert)| {
-                from_avro_datum(&checked.writer.schema, &mut alert, self.resolve_to.as_ref())
+                from_avro_datum(&checked.writer.schema, &mut alert, reader)
                     .map_err(|e| anyhow!("alert {} of the container: {e}", i + 1))
             })
             .collect()
@@ -510,6 +542,37 @@ mod tests {
         assert!(matches!(get("drb"), Some(Value::Union(_, v)) if *v == Value::Null));
         assert!(matches!(get("exptime"), Some(Value::Union(_, v)) if *v == Value::Null));
         assert_eq!(get("candid"), Some(Value::Long(472263571115115000)));
+    }
+
+    /// Every ZTF fixture (schema 1.7 to 3.3) resolves to the built-in 4.02
+    /// layout: the same fields in the same order, fp_hists null.
+    #[test]
+    fn every_older_ztf_packet_resolves_to_4_02() {
+        let decoder = Decoder::new(crate::avro::schema::built_in(), true);
+        let Schema::Record(layout) = crate::avro::schema::built_in() else {
+            panic!()
+        };
+        let names: Vec<&str> = layout.fields.iter().map(|f| f.name.as_str()).collect();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ztf");
+        let mut resolved = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "avro") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let (_, alerts) = decoder
+                .decode(&bytes)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let Value::Record(fields) = &alerts[0] else {
+                panic!()
+            };
+            let seen: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(seen, names, "{}", path.display());
+            assert_eq!(fields[6].1, Value::Union(0, Box::new(Value::Null)));
+            resolved += 1;
+        }
+        assert_eq!(resolved, 20);
     }
 
     /// The direct path and the value path print the same bytes, for every

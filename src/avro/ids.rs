@@ -106,7 +106,7 @@ impl SchemaIds {
             .into()),
             Err(Found::Unknown(why)) => {
                 tracing::warn!(
-                    "schema id {id}: {why}; messages with this id are skipped and counted (reason unknown_schema)"
+                    "schema id {id} cannot be used ({why}); its messages are skipped and counted (reason unknown_schema)"
                 );
                 lock(&self.refused).insert(id, why);
                 Err(UnknownSchemaId(id).into())
@@ -116,12 +116,12 @@ impl SchemaIds {
 
     fn find(&self, id: u32) -> Result<Writer, Found> {
         if let Some(text) = self.cached(id) {
-            return parse(id, &text, "the --registry-cache copy");
+            return parse(&text, "the --registry-cache copy");
         }
         if let Some(registry) = &self.registry {
             match self.ask(registry, id) {
                 Ok(text) => {
-                    let writer = parse(id, &text, registry.url())?;
+                    let writer = parse(&text, registry.url())?;
                     self.keep(id, &text);
                     return Ok(writer);
                 }
@@ -194,8 +194,8 @@ enum Found {
     Down(String),
 }
 
-fn parse(id: u32, text: &str, from: &str) -> Result<Writer, Found> {
-    Writer::parse_as(text.as_bytes(), &format!("schema id {id} from {from}"))
+fn parse(text: &str, from: &str) -> Result<Writer, Found> {
+    Writer::parse_as(text.as_bytes(), &format!("the schema {from} gave"))
         .map_err(|e| Found::Unknown(e.to_string()))
 }
 

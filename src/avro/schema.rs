@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json};
 use crate::exit::bad_input;
 
 /// The built-in alert schema files, inner types first.
-const BUILT_IN: [(&str, &str); 4] = [
+const BUILT_IN: [(&str, &str); 5] = [
     ("cutout.avsc", include_str!("../../schemas/cutout.avsc")),
     (
         "candidate.avsc",
@@ -23,10 +23,11 @@ const BUILT_IN: [(&str, &str); 4] = [
         "prv_candidate.avsc",
         include_str!("../../schemas/prv_candidate.avsc"),
     ),
+    ("fp_hist.avsc", include_str!("../../schemas/fp_hist.avsc")),
     ("alert.avsc", include_str!("../../schemas/alert.avsc")),
 ];
 
-/// The project's alert schema (ZTF alert layout, version 3.3).
+/// The project's alert schema (ZTF's current alert layout, version 4.02).
 pub fn built_in() -> Schema {
     let files: Vec<(String, String)> = BUILT_IN
         .iter()
@@ -87,10 +88,17 @@ pub fn combine(files: &[(String, String)]) -> Result<Schema> {
     for (_, json, _) in &tops {
         collect_references(json, "", &mut referenced);
     }
+    // The top is a document no other one refers to; of several (Rubin's
+    // folders carry a standalone ssObject beside the alert), the one that
+    // refers to the most others, the later one on a tie.
     let (name, top, _) = tops
         .iter()
-        .rev()
-        .find(|(_, _, top_name)| top_name.as_ref().is_none_or(|n| !referenced.contains(n)))
+        .filter(|(_, _, top_name)| top_name.as_ref().is_none_or(|n| !referenced.contains(n)))
+        .max_by_key(|(_, json, _)| {
+            let mut refers_to = HashSet::new();
+            collect_references(json, "", &mut refers_to);
+            refers_to.len()
+        })
         .or(tops.last())
         .ok_or_else(|| bad_input("no schema files given"))?;
     let mut inlined = HashSet::new();
@@ -270,6 +278,114 @@ pub fn for_resolution(schema: &Schema) -> Result<Schema> {
     Ok(Schema::parse(&json)?)
 }
 
+/// The reader schema to resolve one writer's alerts to: `reader` (already
+/// through [`for_resolution`]) with a field made nullable (default null)
+/// where the writer's record of the same name lacks it and it has no
+/// default, or where the writer allows null and the reader does not. ZTF
+/// added required fields over the years (`nmatches` in 3.0), Rubin made
+/// fields required: an older packet then reads them as null, the truth,
+/// instead of failing resolution or getting an invented value.
+pub fn adapt_to_writer(reader: &Schema, writer: &Schema) -> Result<Schema> {
+    let mut writer_fields = HashMap::new();
+    collect_record_fields(&serde_json::to_value(writer)?, &mut writer_fields);
+    let mut json = serde_json::to_value(reader)?;
+    let mut changed = false;
+    null_where_absent(&mut json, &writer_fields, &mut changed);
+    if !changed {
+        return Ok(reader.clone());
+    }
+    Ok(Schema::parse(&json)?)
+}
+
+/// A record's short name (what survives namespace changes between versions).
+fn short_name(object: &Map<String, Json>) -> Option<&str> {
+    let name = object.get("name")?.as_str()?;
+    Some(name.rsplit('.').next().unwrap_or(name))
+}
+
+/// Each record's fields (by short record name): whether each allows null.
+type RecordFields = HashMap<String, HashMap<String, bool>>;
+
+fn allows_null(field: &Json) -> bool {
+    match field.get("type") {
+        Some(Json::Array(branches)) => branches.iter().any(|b| b == "null"),
+        Some(kind) => kind == "null",
+        None => false,
+    }
+}
+
+fn collect_record_fields(json: &Json, out: &mut RecordFields) {
+    match json {
+        Json::Object(object) => {
+            if let (Some("record"), Some(name), Some(Json::Array(fields))) = (
+                object.get("type").and_then(Json::as_str),
+                short_name(object),
+                object.get("fields"),
+            ) {
+                let names = fields.iter().filter_map(|f| {
+                    let name = f.get("name").and_then(Json::as_str)?;
+                    Some((name.to_string(), allows_null(f)))
+                });
+                out.entry(name.to_string()).or_default().extend(names);
+            }
+            object.values().for_each(|v| collect_record_fields(v, out));
+        }
+        Json::Array(items) => items.iter().for_each(|v| collect_record_fields(v, out)),
+        _ => {}
+    }
+}
+
+fn null_where_absent(json: &mut Json, writer: &RecordFields, changed: &mut bool) {
+    match json {
+        Json::Object(object) => {
+            let present = short_name(object).and_then(|n| writer.get(n)).cloned();
+            if let (Some(present), Some(Json::Array(fields))) = (present, object.get_mut("fields"))
+            {
+                for field in fields.iter_mut().filter_map(Json::as_object_mut) {
+                    let written = field
+                        .get("name")
+                        .and_then(Json::as_str)
+                        .map(|n| present.get(n).copied());
+                    let nullable = allows_null(&Json::Object(field.clone()));
+                    let needs_null = match written {
+                        Some(None) => !field.contains_key("default"),
+                        Some(Some(writer_nullable)) => writer_nullable && !nullable,
+                        None => false,
+                    };
+                    if needs_null {
+                        make_nullable(field);
+                        *changed = true;
+                    }
+                }
+            }
+            object
+                .values_mut()
+                .for_each(|v| null_where_absent(v, writer, changed));
+        }
+        Json::Array(items) => items
+            .iter_mut()
+            .for_each(|v| null_where_absent(v, writer, changed)),
+        _ => {}
+    }
+}
+
+fn make_nullable(field: &mut Map<String, Json>) {
+    let null = Json::String("null".into());
+    let branches = match field.remove("type") {
+        Some(Json::Array(mut branches)) => {
+            branches.retain(|b| *b != null);
+            branches
+        }
+        Some(other) => vec![other],
+        None => Vec::new(),
+    };
+    field.insert(
+        "type".into(),
+        Json::Array(std::iter::once(null).chain(branches).collect()),
+    );
+    field.insert("default".into(), Json::Null);
+}
+
 fn null_first_where_default_null(json: &mut Json) {
     match json {
         Json::Object(object) => {
@@ -345,11 +461,22 @@ mod tests {
                 "candid",
                 "candidate",
                 "prv_candidates",
+                "fp_hists",
                 "cutoutScience",
                 "cutoutTemplate",
                 "cutoutDifference"
             ]
         );
+    }
+
+    /// The parsing canonical form (names, types, order: what the wire format
+    /// depends on) is ZTF's schema 4.02 exactly, so ZTF's bare 4.02 alerts
+    /// decode with it. The reference fingerprint is fastavro's, computed from
+    /// ZwickyTransientFacility/ztf-avro-alert's schema/ at v4.02.
+    #[test]
+    fn built_in_schema_is_ztf_4_02_on_the_wire() {
+        let fingerprint = built_in().fingerprint::<apache_avro::rabin::Rabin>();
+        assert_eq!(fingerprint.to_string(), "bc101b0befbc8242");
     }
 
     #[test]
@@ -367,7 +494,7 @@ mod tests {
 
     #[test]
     fn a_missing_named_type_is_an_error_naming_the_file() {
-        let files = vec![("alert.avsc".to_string(), BUILT_IN[3].1.to_string())];
+        let files = vec![("alert.avsc".to_string(), BUILT_IN[4].1.to_string())];
         let error = combine(&files).unwrap_err().to_string();
         assert!(error.contains("alert.avsc"), "{error}");
     }

@@ -259,6 +259,18 @@ impl Running {
         }
     }
 
+    /// Waits until `seen` holds `count` stdout lines.
+    pub fn wait_stdout(&self, count: usize, seen: &mut Vec<String>) {
+        let deadline = Instant::now() + RUN_LIMIT;
+        while seen.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("gave up waiting for {count} lines; {} so far", seen.len()),
+            }
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(self) -> (std::process::ExitStatus, Vec<String>, Vec<String>) {
         let _ = Command::new("kill")

@@ -1,0 +1,572 @@
+//! Issue 10: Rubin's real stream. Confluent-framed Avro with a real schema
+//! registry (Apicurio, `scripts/registry`), Python's confluent-kafka
+//! AvroSerializer/AvroDeserializer as the peer, Rubin's published schemas
+//! from PyPI's lsst-alert-packet (read from the test venv, never copied),
+//! and ZTF's 4.02 layout.
+
+mod common;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// The registry `scripts/test` started (ALERTSTREAM_REGISTRY).
+fn registry() -> String {
+    std::env::var("ALERTSTREAM_REGISTRY")
+        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".to_string())
+}
+
+fn rubin_schema_root() -> PathBuf {
+    PathBuf::from(python_script("registry_peer.py", &["schema-root"]).trim())
+}
+
+fn rubin_sample(version: &str) -> PathBuf {
+    let (major, minor) = version.split_once('.').unwrap();
+    rubin_schema_root().join(format!("{major}/{minor}/sample_data/fakeAlert.avro"))
+}
+
+fn without_meta(mut line: serde_json::Value) -> serde_json::Value {
+    line.as_object_mut().unwrap().remove("_kafka");
+    line
+}
+
+fn get_json(url: &str) -> serde_json::Value {
+    let output = Command::new("curl").args(["-sf", url]).output().unwrap();
+    assert!(output.status.success(), "GET {url}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+const VERSIONS: [&str; 5] = ["7.0", "7.3", "9.0", "10.0", "11.1"];
+
+fn produce_rubin(topic: &str) -> Vec<serde_json::Value> {
+    let mut args = vec![
+        "produce-rubin".to_string(),
+        "--brokers".into(),
+        brokers(),
+        "--topic".into(),
+        topic.into(),
+        "--registry".into(),
+        registry(),
+    ];
+    args.extend(VERSIONS.iter().map(|v| v.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    json_lines(&python_script("registry_peer.py", &args))
+}
+
+/// Python's AvroSerializer writes five of Rubin's published versions into
+/// one topic; print decodes each with the writer schema its id names, equal
+/// to fastavro's reading, and --meta shows five different ids.
+#[test]
+fn rubin_versions_from_python_print_as_fastavro_reads_them() {
+    let topic = topic("rubin-mixed");
+    let expected = produce_rubin(&topic);
+    assert_eq!(expected.len(), VERSIONS.len());
+    let url = registry();
+    let stdout = ok(&[
+        "print",
+        &topic,
+        "-e",
+        "--meta",
+        "-g",
+        &topic,
+        "--schema-registry",
+        &url,
+    ]);
+    let lines = json_lines(&stdout);
+    assert_eq!(lines.len(), expected.len(), "{stdout:.300}");
+    let mut ids = std::collections::BTreeSet::new();
+    for (line, want) in lines.into_iter().zip(&expected) {
+        ids.insert(line["_kafka"]["schema_id"].as_u64().expect("a schema id"));
+        assert_same(&without_meta(line), want, "Rubin alert");
+    }
+    assert_eq!(ids.len(), VERSIONS.len(), "one id per version: {ids:?}");
+
+    // With --schema, every version prints in that one layout (11.1).
+    let layout = rubin_schema_root().join("11/1");
+    let stdout = ok(&[
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &format!("{topic}-layout"),
+        "--schema-registry",
+        &url,
+        "--schema",
+        layout.to_str().unwrap(),
+    ]);
+    let lines = json_lines(&stdout);
+    assert_eq!(lines.len(), expected.len());
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    for line in &lines {
+        assert_eq!(keys(line), keys(&lines[4]), "one layout for every version");
+    }
+    assert_same(&lines[4], &expected[4], "the 11.1 alert read as 11.1");
+}
+
+/// send --format confluent --schema-registry registers the schema under
+/// TOPIC-value and frames with the registry's id; Python's
+/// AvroDeserializer reads back the sample alerts.
+#[test]
+fn send_registers_and_python_deserializer_reads_back() {
+    let topic = topic("registered");
+    let url = registry();
+    ok(&[
+        "send",
+        &topic,
+        "--format",
+        "confluent",
+        "--schema-registry",
+        &url,
+    ]);
+    let latest = get_json(&format!("{url}/subjects/{topic}-value/versions/latest"));
+    let id = latest["id"].as_u64().expect("registered id");
+    let samples = sample_alerts();
+    let count = samples.len().to_string();
+    let stdout = python_script(
+        "registry_peer.py",
+        &[
+            "consume",
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &topic,
+            "--registry",
+            &url,
+            "--count",
+            &count,
+        ],
+    );
+    let read = json_lines(&stdout);
+    assert_eq!(read.len(), samples.len());
+    for (line, alert) in read.iter().zip(&samples) {
+        assert_eq!(line["schema_id"].as_u64(), Some(id));
+        assert_same(
+            &line["alert"],
+            &expected_json(alert),
+            "read by AvroDeserializer",
+        );
+    }
+}
+
+/// Without a registry, --schema-dir maps Rubin's ids (major*100 + minor)
+/// to lsst-alert-packet's folders.
+#[test]
+fn schema_dir_decodes_rubin_ids_without_a_registry() {
+    let topic = topic("schema-dir");
+    let mut expected = Vec::new();
+    for (version, id) in [("7.3", "703"), ("11.1", "1101")] {
+        let sample = rubin_sample(version);
+        ok(&[
+            "send",
+            &topic,
+            "--alerts",
+            sample.to_str().unwrap(),
+            "--format",
+            "confluent",
+            "--schema-id",
+            id,
+        ]);
+        expected.extend(json_lines(&python_script(
+            "alert_peer.py",
+            &["decode", sample.to_str().unwrap()],
+        )));
+    }
+    let root = rubin_schema_root();
+    let stdout = ok(&[
+        "print",
+        &topic,
+        "-e",
+        "--meta",
+        "-g",
+        &topic,
+        "--schema-dir",
+        root.to_str().unwrap(),
+    ]);
+    let lines = json_lines(&stdout);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["_kafka"]["schema_id"], 703);
+    assert_eq!(lines[1]["_kafka"]["schema_id"], 1101);
+    for (line, want) in lines.into_iter().zip(&expected) {
+        assert_same(&without_meta(line), want, "Rubin alert by --schema-dir");
+    }
+}
+
+/// An id the registry does not know, and one whose schema the gate refuses
+/// (recursive): each reported once, its messages counted and skipped, the
+/// rest printed.
+#[test]
+fn unknown_and_refused_ids_are_reported_once_and_skipped() {
+    let topic = topic("unknown-id");
+    let url = registry();
+    let recursive =
+        r#"{"type":"record","name":"node","fields":[{"name":"next","type":["null","node"]}]}"#;
+    let answer = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/vnd.schemaregistry.v1+json",
+        ])
+        .arg(format!("{url}/subjects/{topic}-node/versions"))
+        .arg("--data")
+        .arg(serde_json::json!({ "schema": recursive }).to_string())
+        .output()
+        .unwrap();
+    let refused_id = serde_json::from_slice::<serde_json::Value>(&answer.stdout).unwrap()["id"]
+        .as_u64()
+        .expect("the registry takes a recursive schema")
+        .to_string();
+    for id in ["987654", refused_id.as_str()] {
+        ok(&[
+            "send",
+            &topic,
+            "2",
+            "--format",
+            "confluent",
+            "--schema-id",
+            id,
+        ]);
+    }
+    ok(&[
+        "send",
+        &topic,
+        "--format",
+        "confluent",
+        "--schema-registry",
+        &url,
+    ]);
+    let output = run(&[
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &topic,
+        "--schema-registry",
+        &url,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let log = stderr(&output);
+    assert_eq!(
+        json_lines(&String::from_utf8_lossy(&output.stdout)).len(),
+        12
+    );
+    assert_eq!(log.matches("schema id 987654").count(), 1, "{log}");
+    assert_eq!(
+        log.matches(&format!("schema id {refused_id}")).count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("recursive"), "{log}");
+    assert!(log.contains("4 skipped"), "{log}");
+}
+
+/// A registry of its own, stopped mid-stream: print carries on with the
+/// schema it has and says so; an id it never fetched stops it (exit 1,
+/// naming the registry) before that message, which a restart with
+/// --registry-cache then decodes without any registry.
+#[test]
+fn a_registry_stopped_mid_stream() {
+    let own = OwnRegistry::start(8091);
+    let topic = topic("registry-down");
+    let url = own.url();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap();
+    ok(&[
+        "send",
+        &topic,
+        "--format",
+        "confluent",
+        "--schema-registry",
+        &url,
+    ]);
+    let print = spawn(&[
+        "print",
+        &topic,
+        "-g",
+        &topic,
+        "--schema-registry",
+        &url,
+        "--registry-cache",
+        cache_arg,
+        "-X",
+        "session.timeout.ms=6000",
+    ]);
+    let mut printed = Vec::new();
+    print.wait_stdout(12, &mut printed);
+    let id = get_json(&format!("{url}/subjects/{topic}-value/versions/latest"))["id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    // Another writer schema (a ZTF 3.3 packet's): an id print has not fetched.
+    let older = ztf_fixtures().join("v3.3_472263571115115000.avro");
+    ok(&[
+        "send",
+        &format!("{topic}-b"),
+        "--alerts",
+        older.to_str().unwrap(),
+        "--format",
+        "confluent",
+        "--schema-registry",
+        &url,
+        "--subject",
+        "other",
+    ]);
+    let other = get_json(&format!("{url}/subjects/other/versions/latest"))["id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    assert_ne!(other, id);
+    drop(own);
+    ok(&[
+        "send",
+        &topic,
+        "3",
+        "--format",
+        "confluent",
+        "--schema-id",
+        &id,
+    ]);
+    print.wait_stdout(15, &mut printed);
+    ok(&[
+        "send",
+        &topic,
+        "1",
+        "--format",
+        "confluent",
+        "--schema-id",
+        &other,
+        "--no-stamps",
+    ]);
+    let (status, _, log) = print.wait();
+    let log = log.join("\n");
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("carrying on with the 1 schema(s) already known"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("schema id {other} is not cached")),
+        "{log}"
+    );
+    assert!(log.contains("127.0.0.1:8091"), "{log}");
+    // Restarted with the registry still down: the cached schema decodes
+    // nothing new (the 15 were committed), and the uncached id stops it again.
+    let output = run(&[
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &topic,
+        "--schema-registry",
+        &url,
+        "--registry-cache",
+        cache_arg,
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    // The same stream from the start, in another group: the cached id is read
+    // from --registry-cache with no registry at all.
+    let output = run(&[
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &format!("{topic}-again"),
+        "--schema-registry",
+        &url,
+        "--registry-cache",
+        cache_arg,
+        "--max-messages",
+        "15",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        json_lines(&String::from_utf8_lossy(&output.stdout)).len(),
+        15
+    );
+}
+
+/// Credentials never appear in any output, whether they come in the URL or
+/// a file; a registry that refuses them stops the consumer with exit 1
+/// naming the registry.
+#[test]
+fn credentials_stay_secret_and_a_refusal_exits_1() {
+    let topic = topic("registry-auth");
+    let url = registry();
+    let secret = "s3cret-Pa55";
+    let with_user = url.replacen("http://", &format!("http://alice:{secret}@"), 1);
+    ok(&[
+        "send",
+        &topic,
+        "2",
+        "--format",
+        "confluent",
+        "--schema-registry",
+        &with_user,
+    ]);
+    let output = run(&[
+        "-v",
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &topic,
+        "--schema-registry",
+        &with_user,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains(secret));
+
+    // A server that answers every request 401, as a registry does to a wrong password.
+    let refuser = Refuser::start();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file.as_file(), "alice:{secret}").unwrap();
+    let output = run(&[
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &format!("{topic}-refused"),
+        "--schema-registry",
+        &refuser.url,
+        "--registry-auth-file",
+        file.path().to_str().unwrap(),
+    ]);
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(log.contains("refused the credentials"), "{log}");
+    assert!(log.contains(&refuser.url), "{log}");
+    assert!(!log.contains(secret), "{log}");
+    let help = String::from_utf8(
+        alertstream()
+            .args(["print", "--help"])
+            .env("ALERTSTREAM_SCHEMA_REGISTRY", &with_user)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(!help.contains(secret), "--help shows the environment's URL");
+}
+
+/// ZTF's 4.02 samples (with forced photometry) and the older ZTF packets
+/// (1.7 to 3.3) print in the one 4.02 layout with --schema schemas/.
+#[test]
+fn ztf_packets_of_every_version_print_in_the_4_02_layout() {
+    let topic = topic("ztf-4-02");
+    ok(&["send", &topic, "--format", "container"]);
+    ok(&[
+        "send",
+        &topic,
+        "--alerts",
+        ztf_fixtures().to_str().unwrap(),
+        "--format",
+        "container",
+    ]);
+    let schemas = root().join("schemas");
+    let stdout = ok(&[
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &topic,
+        "--schema",
+        schemas.to_str().unwrap(),
+    ]);
+    let lines = json_lines(&stdout);
+    assert_eq!(lines.len(), 12 + 20);
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    for line in &lines {
+        assert_eq!(keys(line), keys(&lines[0]));
+    }
+    for sample in &lines[..12] {
+        assert_eq!(sample["schemavsn"], "4.02");
+        assert!(sample["fp_hists"].as_array().is_some_and(|h| !h.is_empty()));
+    }
+    for older in &lines[12..] {
+        assert!(older["fp_hists"].is_null());
+        assert!(older["candidate"]["candid"].is_i64());
+    }
+}
+
+/// A registry of the test's own (scripts/registry on another port and
+/// folder), stopped when dropped.
+struct OwnRegistry {
+    port: u16,
+    dir: PathBuf,
+}
+
+impl OwnRegistry {
+    fn start(port: u16) -> Self {
+        let dir = root().join(format!("target/registry-{port}"));
+        let registry = Self { port, dir };
+        assert!(registry.script("start").success(), "scripts/registry start");
+        registry
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/apis/ccompat/v7", self.port)
+    }
+
+    fn script(&self, action: &str) -> std::process::ExitStatus {
+        // The app itself is shared with the main registry's folder.
+        Command::new(root().join("scripts/registry"))
+            .arg(action)
+            .env("REGISTRY_PORT", self.port.to_string())
+            .env("REGISTRY_DIR", &self.dir)
+            .env("REGISTRY_APP", root().join("target/registry"))
+            .status()
+            .unwrap()
+    }
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
+}
+
+/// A real HTTP server that answers 401 to everything.
+struct Refuser {
+    url: String,
+    child: std::process::Child,
+}
+
+impl Refuser {
+    fn start() -> Self {
+        let script = r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(401); self.send_header("Content-Type", "application/json"); self.end_headers()
+        self.wfile.write(b'{"error_code":401,"message":"Unauthorized"}')
+    do_POST = do_GET
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+        let mut child = Command::new(python())
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut port)
+            .unwrap();
+        Self {
+            url: format!("http://127.0.0.1:{}", port.trim()),
+            child,
+        }
+    }
+}
+
+impl Drop for Refuser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -147,7 +147,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__filter)
-            opts="-g -e -b -X -v -q -h --where --to --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --transactional-id --commit-interval --wire --schema --max-alert-bytes --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --where --to --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --transactional-id --commit-interval --wire --schema --max-alert-bytes --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -202,6 +202,26 @@ _alertstream() {
                     return 0
                     ;;
                 --max-alert-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-auth-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -467,7 +487,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__print)
-            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --wire --format --max-alert-bytes --stamp-dir --where --decode-off --meta --schema --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --wire --format --max-alert-bytes --stamp-dir --where --decode-off --meta --schema --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -521,6 +541,26 @@ _alertstream() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --schema-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-auth-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --brokers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -553,7 +593,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__record)
-            opts="-g -e -b -X -v -q -h --out --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --format --codec --roll-alerts --roll-seconds --roll-bytes --where --no-stamps --wire --schema --max-alert-bytes --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --out --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --format --codec --roll-alerts --roll-seconds --roll-bytes --where --no-stamps --wire --schema --max-alert-bytes --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -623,6 +663,26 @@ _alertstream() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --schema-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-auth-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --brokers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -655,7 +715,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__send)
-            opts="-b -X -v -q -h --alerts --no-stamps --encode-off --format --schema-id --pace --speed --repeat --interval --max-repeats --partitions --replication-factor --flush-timeout --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-b -X -v -q -h --alerts --no-stamps --encode-off --format --schema-id --schema-registry --registry-auth-file --registry-ca --subject --pace --speed --repeat --interval --max-repeats --partitions --replication-factor --flush-timeout --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -670,6 +730,22 @@ _alertstream() {
                     return 0
                     ;;
                 --schema-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-auth-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -44,7 +44,11 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l alerts 
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l format -d 'How each message frames its Avro data' -r -f -a "schemaless\t''
 container\t''
 confluent\t''"
-complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema-id -d 'Schema registry id written into each message with --format confluent' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema-id -d 'Schema registry id written into each message with --format confluent (without --schema-registry)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l registry-auth-file -d 'A file holding one line user:password for the registry\'s basic auth (kept out of the command line and process list)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l registry-ca -d 'PEM file of the CA that signed the registry\'s certificate [default: the system\'s roots]' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l subject -d 'Subject to register the writer schema under with --schema-registry [default: TOPIC-value, Confluent\'s topic-name strategy]' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l pace -d 'Replay at the archive\'s own pace instead of in visits: "recorded" keeps the gaps between the broker timestamps alertstream record kept (its .kafka.jsonl sidecars, with each alert\'s key and headers); a field such as candidate.jd (ZTF) or diaSource.midpointMjdTai (Rubin) paces by that time instead (fields named *jd*/*mjd* in days, others in seconds)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l speed -d 'With --pace: play this many times faster (0.5 is half as fast)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l interval -d 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)' -r
@@ -75,6 +79,11 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-al
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l stamp-dir -d 'Write each alert\'s cutouts into this folder (created if missing), named by their fileName' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l where -d 'Print only the alerts this CEL expression selects, e.g. \'candidate.magpsf < 17.0\' (see filter)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema -d 'Reader schema: .avsc files or a folder of them [default: built-in]' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l registry-auth-file -d 'A file holding one line user:password for the registry\'s basic auth (kept out of the command line and process list)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l registry-ca -d 'PEM file of the CA that signed the registry\'s certificate [default: the system\'s roots]' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l registry-cache -d 'Keep each schema fetched from the registry in this folder too, so a restart decodes without the registry (ids are never reused)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema-dir -d 'Writer schemas by id without a registry, laid out as Rubin publishes them (lsst-alert-packet\'s schema/ folder): id 703 is DIR/7/3/*.avsc' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
@@ -82,7 +91,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l metric
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l decode-off -d 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)'
-complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l meta -d 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), and the visit and index send gave it'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l meta -d 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), the visit and index send gave it, and the schema id of a Confluent-framed message (else null)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -123,6 +132,11 @@ container\t''
 confluent\t''"
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l schema -d 'Reader schema for bare and Confluent-framed messages [default: built-in]; with it, containers are resolved to it too. The fields --where may name, and the columns of Parquet archives, follow it' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l registry-auth-file -d 'A file holding one line user:password for the registry\'s basic auth (kept out of the command line and process list)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l registry-ca -d 'PEM file of the CA that signed the registry\'s certificate [default: the system\'s roots]' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l registry-cache -d 'Keep each schema fetched from the registry in this folder too, so a restart decodes without the registry (ids are never reused)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l schema-dir -d 'Writer schemas by id without a registry, laid out as Rubin publishes them (lsst-alert-packet\'s schema/ folder): id 703 is DIR/7/3/*.avsc' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
@@ -148,6 +162,11 @@ container\t''
 confluent\t''"
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l schema -d 'Reader schema for bare and Confluent-framed messages [default: built-in]; with it, containers are resolved to it too. The fields --where may name, and the columns of Parquet archives, follow it' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l registry-auth-file -d 'A file holding one line user:password for the registry\'s basic auth (kept out of the command line and process list)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l registry-ca -d 'PEM file of the CA that signed the registry\'s certificate [default: the system\'s roots]' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l registry-cache -d 'Keep each schema fetched from the registry in this folder too, so a restart decodes without the registry (ids are never reused)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l schema-dir -d 'Writer schemas by id without a registry, laid out as Rubin publishes them (lsst-alert-packet\'s schema/ folder): id 703 is DIR/7/3/*.avsc' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F

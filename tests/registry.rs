@@ -193,6 +193,61 @@ fn schema_dir_decodes_rubin_ids_without_a_registry() {
     }
 }
 
+/// scripts/rubin-schemas loads every version lsst-alert-packet publishes
+/// into a fresh registry under Rubin's ids (major*100 + minor); messages
+/// framed with those ids then print through the registry.
+#[test]
+fn rubin_schemas_load_under_rubin_ids() {
+    let own = OwnRegistry::start(8093);
+    let url = own.url();
+    let output = Command::new(python())
+        .arg(root().join("scripts/rubin-schemas"))
+        .arg(&url)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("lsst.v7_3.alert: id 703 ok"), "{report}");
+    assert!(report.contains("lsst.v11_1.alert: id 1101 ok"), "{report}");
+    let topic = topic("rubin-ids");
+    let mut expected = Vec::new();
+    for (version, id) in [("7.3", "703"), ("9.0", "900"), ("11.1", "1101")] {
+        let sample = rubin_sample(version);
+        ok(&[
+            "send",
+            &topic,
+            "--alerts",
+            sample.to_str().unwrap(),
+            "--format",
+            "confluent",
+            "--schema-id",
+            id,
+        ]);
+        expected.extend(json_lines(&python_script(
+            "alert_peer.py",
+            &["decode", sample.to_str().unwrap()],
+        )));
+    }
+    let stdout = ok(&[
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &topic,
+        "--schema-registry",
+        &url,
+    ]);
+    let lines = json_lines(&stdout);
+    assert_eq!(lines.len(), 3);
+    for (line, want) in lines.iter().zip(&expected) {
+        assert_same(line, want, "Rubin alert by its Rubin id");
+    }
+}
+
 /// An id the registry does not know, and one whose schema the gate refuses
 /// (recursive): each reported once, its messages counted and skipped, the
 /// rest printed.

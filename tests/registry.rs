@@ -474,8 +474,35 @@ fn credentials_stay_secret_and_a_refusal_exits_1() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!stderr(&output).contains(secret));
 
-    // A server that answers every request 401, as a registry does to a wrong password.
-    let refuser = Refuser::start();
+    // A server that answers every request 401, as a registry does to a wrong
+    // password, over TLS with a certificate of its own: trusted through
+    // --registry-ca, so the refusal (not a TLS error) is what stops print.
+    let tls = tempfile::tempdir().unwrap();
+    let (cert, key) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let refuser = Refuser::start(&cert, &key);
     let file = tempfile::NamedTempFile::new().unwrap();
     writeln!(file.as_file(), "alice:{secret}").unwrap();
     let output = run(&[
@@ -488,12 +515,27 @@ fn credentials_stay_secret_and_a_refusal_exits_1() {
         &refuser.url,
         "--registry-auth-file",
         file.path().to_str().unwrap(),
+        "--registry-ca",
+        cert.to_str().unwrap(),
     ]);
     let log = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{log}");
     assert!(log.contains("refused the credentials"), "{log}");
     assert!(log.contains(&refuser.url), "{log}");
     assert!(!log.contains(secret), "{log}");
+    // Without --registry-ca the certificate is not trusted: the registry is unreachable.
+    let output = run(&[
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &format!("{topic}-untrusted"),
+        "--schema-registry",
+        &refuser.url,
+    ]);
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(log.contains("is not cached: stopping"), "{log}");
     let help = String::from_utf8(
         alertstream()
             .args(["print", "--help"])
@@ -583,16 +625,16 @@ impl Drop for OwnRegistry {
     }
 }
 
-/// A real HTTP server that answers 401 to everything.
+/// A real HTTPS server that answers 401 to everything.
 struct Refuser {
     url: String,
     child: std::process::Child,
 }
 
 impl Refuser {
-    fn start() -> Self {
+    fn start(cert: &std::path::Path, key: &std::path::Path) -> Self {
         let script = r#"
-import http.server, sys
+import http.server, ssl, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(401); self.send_header("Content-Type", "application/json"); self.end_headers()
@@ -600,11 +642,16 @@ class H(http.server.BaseHTTPRequestHandler):
     do_POST = do_GET
     def log_message(self, *a): pass
 s = http.server.HTTPServer(("127.0.0.1", 0), H)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+s.socket = context.wrap_socket(s.socket, server_side=True)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
         let mut child = Command::new(python())
             .args(["-c", script])
+            .arg(cert)
+            .arg(key)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -613,7 +660,7 @@ s.serve_forever()
             .read_line(&mut port)
             .unwrap();
         Self {
-            url: format!("http://127.0.0.1:{}", port.trim()),
+            url: format!("https://127.0.0.1:{}", port.trim()),
             child,
         }
     }

@@ -9,16 +9,12 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
 use apache_avro::schema::{Name, RecordSchema, Schema};
-use apache_avro::types::Value;
-use arrow_array::builder::{BinaryBuilder, StringBuilder};
 use arrow_array::{
-    ArrayRef, BooleanArray, Date32Array, FixedSizeBinaryArray, Float32Array, Float64Array,
-    Int32Array, Int64Array, ListArray, NullArray, RecordBatch, StructArray, Time32MillisecondArray,
-    Time64MicrosecondArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+    ArrayRef, Int32Array, Int64Array, RecordBatch, StructArray, TimestampMillisecondArray,
 };
-use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, FieldRef, Fields, SchemaRef, TimeUnit};
 
+use super::shred::{self, Column, Cursor, Read};
 use super::Meta;
 use crate::avro::json::is_cutout_field;
 
@@ -73,6 +69,8 @@ pub struct Layout {
     pub schema: SchemaRef,
     /// Top-level Avro fields kept, by position in the record, with their columns.
     columns: Vec<(usize, Col)>,
+    /// How an alert's bytes are read into those columns.
+    read: Read,
 }
 
 impl Layout {
@@ -87,13 +85,15 @@ impl Layout {
         };
         let mut fields = Vec::new();
         let mut columns = Vec::new();
+        let mut reads = Vec::new();
         for (i, field) in record.fields.iter().enumerate() {
-            if !stamps && is_cutout_field(&field.name) {
-                continue;
+            let (col, nullable, read) = compiler.column(&field.schema, &field.name)?;
+            let keep = stamps || !is_cutout_field(&field.name);
+            reads.push((read, keep));
+            if keep {
+                fields.push(Field::new(&field.name, col.data_type(), nullable));
+                columns.push((i, col));
             }
-            let (col, nullable) = compiler.column(&field.schema, &field.name)?;
-            fields.push(Field::new(&field.name, col.data_type(), nullable));
-            columns.push((i, col));
         }
         fields.push(Field::new(
             "_kafka",
@@ -103,6 +103,7 @@ impl Layout {
         Ok(Self {
             schema: Arc::new(arrow_schema::Schema::new(fields)),
             columns,
+            read: Read::Record(reads),
         })
     }
 
@@ -135,21 +136,73 @@ impl Layout {
         out
     }
 
-    /// A batch of alerts (records of the layout's schema) with where they came from.
-    pub fn batch(&self, rows: &[(Value, Meta)]) -> Result<RecordBatch> {
-        let mut arrays = Vec::with_capacity(self.columns.len() + 1);
-        for (index, col) in &self.columns {
-            let values: Vec<Option<&Value>> = rows
-                .iter()
-                .map(|(alert, _)| match alert {
-                    Value::Record(fields) => fields.get(*index).map(|(_, v)| v).and_then(present),
-                    _ => None,
-                })
-                .collect();
-            arrays.push(array(col, &values)?);
+    /// An empty set of rows to append alerts to.
+    pub fn rows(&self) -> Result<Rows> {
+        let columns = self
+            .columns
+            .iter()
+            .map(|(_, col)| Column::new(&col.data_type()))
+            .collect::<Result<_>>()?;
+        Ok(Rows {
+            columns,
+            kafka: Vec::new(),
+        })
+    }
+
+    /// Appends a message's alerts: bare Avro of the layout's schema, checked
+    /// by the decode gate. All of them or, on an error, none.
+    pub fn append(&self, rows: &mut Rows, alerts: &[Vec<u8>], meta: &Meta) -> Result<()> {
+        let before = rows.kafka.len();
+        for alert in alerts {
+            if let Err(e) = self.append_one(rows, alert) {
+                rows.columns.iter_mut().for_each(|c| c.truncate(before));
+                rows.kafka.truncate(before);
+                return Err(e);
+            }
+            rows.kafka
+                .push((meta.partition, meta.offset, meta.timestamp));
         }
-        arrays.push(kafka_column(rows));
+        Ok(())
+    }
+
+    fn append_one(&self, rows: &mut Rows, alert: &[u8]) -> Result<()> {
+        let Read::Record(fields) = &self.read else {
+            bail!("a Parquet archive needs alerts that are Avro records");
+        };
+        let mut input = Cursor::new(alert);
+        let mut kept = rows.columns.iter_mut();
+        for (field, keep) in fields {
+            shred::read(field, &mut input, if *keep { kept.next() } else { None })?;
+        }
+        Ok(())
+    }
+
+    /// The rows so far as a batch; `rows` is left empty.
+    pub fn batch(&self, rows: &mut Rows) -> Result<RecordBatch> {
+        let mut arrays = rows
+            .columns
+            .iter_mut()
+            .map(Column::finish)
+            .collect::<Result<Vec<_>>>()?;
+        arrays.push(kafka_column(&std::mem::take(&mut rows.kafka)));
         Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+    }
+}
+
+/// Alerts shredded into columns, waiting to become a row group.
+#[derive(Debug)]
+pub struct Rows {
+    columns: Vec<Column>,
+    kafka: Vec<(i32, i64, Option<i64>)>,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.kafka.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kafka.is_empty()
     }
 }
 
@@ -165,12 +218,11 @@ fn kafka_fields() -> Fields {
     ])
 }
 
-fn kafka_column(rows: &[(Value, Meta)]) -> ArrayRef {
-    let partition = Int32Array::from_iter_values(rows.iter().map(|(_, m)| m.partition));
-    let offset = Int64Array::from_iter_values(rows.iter().map(|(_, m)| m.offset));
-    let timestamp =
-        TimestampMillisecondArray::from(rows.iter().map(|(_, m)| m.timestamp).collect::<Vec<_>>())
-            .with_timezone("UTC");
+fn kafka_column(rows: &[(i32, i64, Option<i64>)]) -> ArrayRef {
+    let partition = Int32Array::from_iter_values(rows.iter().map(|r| r.0));
+    let offset = Int64Array::from_iter_values(rows.iter().map(|r| r.1));
+    let timestamp = TimestampMillisecondArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+        .with_timezone("UTC");
     Arc::new(StructArray::new(
         kafka_fields(),
         vec![Arc::new(partition), Arc::new(offset), Arc::new(timestamp)],
@@ -178,55 +230,38 @@ fn kafka_column(rows: &[(Value, Meta)]) -> ArrayRef {
     ))
 }
 
-/// A value, or `None` for null (unions unwrapped).
-fn present(value: &Value) -> Option<&Value> {
-    match value {
-        Value::Null => None,
-        Value::Union(_, inner) => present(inner),
-        other => Some(other),
-    }
-}
-
 struct Compiler<'s> {
     names: &'s std::collections::HashMap<Name, &'s Schema>,
 }
 
 impl Compiler<'_> {
-    /// A column and whether it is nullable; `path` names it in errors.
-    fn column(&mut self, schema: &Schema, path: &str) -> Result<(Col, bool)> {
-        let col = match schema {
-            Schema::Null => return Ok((Col::Null, true)),
-            Schema::Union(union) => {
-                let others: Vec<&Schema> = union
-                    .variants()
-                    .iter()
-                    .filter(|s| **s != Schema::Null)
-                    .collect();
-                return match others.as_slice() {
-                    [] => Ok((Col::Null, true)),
-                    [one] => Ok((self.column(one, path)?.0, union.is_nullable())),
-                    _ => Err(anyhow!(
-                        "{path}: a union of several non-null types has no Parquet column type; use --format avro"
-                    )),
-                };
-            }
-            Schema::Boolean => Col::Bool,
-            Schema::Int => Col::I32,
-            Schema::Long => Col::I64,
-            Schema::Float => Col::F32,
-            Schema::Double => Col::F64,
-            Schema::Bytes => Col::Bin,
-            Schema::String | Schema::Enum(_) | Schema::Uuid => Col::Str,
-            Schema::Fixed(f) => Col::Fixed(i32::try_from(f.size)?),
-            Schema::Date => Col::Date,
-            Schema::TimestampMillis => Col::TsMs,
-            Schema::TimestampMicros => Col::TsUs,
-            Schema::TimeMillis => Col::TimeMs,
-            Schema::TimeMicros => Col::TimeUs,
+    /// A column, whether it is nullable, and how its values are read;
+    /// `path` names it in errors.
+    fn column(&mut self, schema: &Schema, path: &str) -> Result<(Col, bool, Read)> {
+        let (col, read) = match schema {
+            Schema::Null => return Ok((Col::Null, true, Read::Null)),
+            Schema::Union(union) => return self.union(union.variants(), path),
+            Schema::Boolean => (Col::Bool, Read::Bool),
+            Schema::Int => (Col::I32, Read::Int),
+            Schema::Long => (Col::I64, Read::Long),
+            Schema::Float => (Col::F32, Read::Float),
+            Schema::Double => (Col::F64, Read::Double),
+            Schema::Bytes => (Col::Bin, Read::Bytes),
+            Schema::String | Schema::Uuid => (Col::Str, Read::Str),
+            Schema::Enum(e) => (Col::Str, Read::Enum(e.symbols.clone().into())),
+            Schema::Fixed(f) => (Col::Fixed(i32::try_from(f.size)?), Read::Fixed(f.size)),
+            Schema::Date => (Col::Date, Read::Int),
+            Schema::TimestampMillis => (Col::TsMs, Read::Long),
+            Schema::TimestampMicros => (Col::TsUs, Read::Long),
+            Schema::TimeMillis => (Col::TimeMs, Read::Int),
+            Schema::TimeMicros => (Col::TimeUs, Read::Long),
             Schema::Array(array) => {
-                let (item, nullable) = self.column(&array.items, &format!("{path}[]"))?;
+                let (item, nullable, read) = self.column(&array.items, &format!("{path}[]"))?;
                 let field = Arc::new(Field::new("item", item.data_type(), nullable));
-                Col::List(field, Box::new(item))
+                (
+                    Col::List(field, Box::new(item)),
+                    Read::Array(Box::new(read)),
+                )
             }
             Schema::Record(record) => self.record(record, path)?,
             Schema::Ref { name } => {
@@ -241,178 +276,100 @@ impl Compiler<'_> {
                 apache_avro::schema::SchemaKind::from(other)
             ),
         };
-        Ok((col, false))
+        Ok((col, false, read))
     }
 
-    fn record(&mut self, record: &RecordSchema, path: &str) -> Result<Col> {
+    /// A union of null and at most one other type (nullable if null is a branch).
+    fn union(&mut self, variants: &[Schema], path: &str) -> Result<(Col, bool, Read)> {
+        let null = variants.iter().position(|s| *s == Schema::Null);
+        let others: Vec<(usize, &Schema)> = variants
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s != Schema::Null)
+            .collect();
+        let index = |i: Option<usize>| i.map_or(-1, |i| i as i64);
+        match others.as_slice() {
+            [] => Ok((Col::Null, true, Read::Null)),
+            [(value, one)] => {
+                let (col, _, inner) = self.column(one, path)?;
+                let read = Read::Optional {
+                    null: index(null),
+                    value: *value as i64,
+                    inner: Box::new(inner),
+                };
+                Ok((col, null.is_some(), read))
+            }
+            _ => Err(anyhow!(
+                "{path}: a union of several non-null types has no Parquet column type; use --format avro"
+            )),
+        }
+    }
+
+    fn record(&mut self, record: &RecordSchema, path: &str) -> Result<(Col, Read)> {
         let mut fields = Vec::new();
         let mut cols = Vec::new();
+        let mut reads = Vec::new();
         for field in &record.fields {
-            let (col, nullable) = self.column(&field.schema, &format!("{path}.{}", field.name))?;
+            let (col, nullable, read) =
+                self.column(&field.schema, &format!("{path}.{}", field.name))?;
             fields.push(Field::new(&field.name, col.data_type(), nullable));
             cols.push(col);
+            reads.push((read, true));
         }
-        Ok(Col::Struct(Fields::from(fields), cols))
+        Ok((Col::Struct(Fields::from(fields), cols), Read::Record(reads)))
     }
 }
 
-fn nulls(values: &[Option<&Value>]) -> Option<NullBuffer> {
-    let nulls = NullBuffer::from(values.iter().map(Option::is_some).collect::<Vec<_>>());
-    (nulls.null_count() > 0).then_some(nulls)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, StringArray};
 
-/// One column of values; a value that does not fit the column is an error.
-fn array(col: &Col, values: &[Option<&Value>]) -> Result<ArrayRef> {
-    let mismatch = |v: &Value| {
-        let shown = format!("{v:?}");
-        anyhow!(
-            "value {shown:.80} does not fit column type {}",
-            col.data_type()
+    fn meta(offset: i64) -> Meta {
+        Meta {
+            partition: 0,
+            offset,
+            timestamp: Some(1),
+            key: None,
+            headers: vec![],
+        }
+    }
+
+    /// A message whose second alert holds a string that is not UTF-8 adds
+    /// nothing: the first alert's columns are rolled back with it.
+    #[test]
+    fn a_message_lands_whole_or_not_at_all() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"a","fields":[
+                {"name":"id","type":"long"},
+                {"name":"tags","type":{"type":"array","items":"string"}},
+                {"name":"note","type":["null","string"],"default":null}]}"#,
         )
-    };
-    macro_rules! primitive {
-        ($array:ty, $($pattern:pat => $out:expr),+) => {{
-            let mut out = Vec::with_capacity(values.len());
-            for value in values {
-                out.push(match value {
-                    None => None,
-                    $(Some($pattern) => Some($out),)+
-                    Some(other) => return Err(mismatch(other)),
-                });
-            }
-            Arc::new(<$array>::from(out)) as ArrayRef
-        }};
+        .unwrap();
+        let layout = Layout::new(&schema, true).unwrap();
+        let mut rows = layout.rows().unwrap();
+        // id 1, tags ["x"], note "ok"
+        let good = vec![2, 2, 2, b'x', 0, 2, 4, b'o', b'k'];
+        // id 2, tags ["y"], note: bytes 0xff 0xfe
+        let bad = vec![4, 2, 2, b'y', 0, 2, 4, 0xff, 0xfe];
+        layout.append(&mut rows, &[good.clone()], &meta(0)).unwrap();
+        let error = layout
+            .append(&mut rows, &[good.clone(), bad], &meta(1))
+            .unwrap_err();
+        assert!(error.to_string().contains("UTF-8"), "{error}");
+        assert_eq!(rows.len(), 1);
+        layout.append(&mut rows, &[good], &meta(2)).unwrap();
+        let batch = layout.batch(&mut rows).unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let notes = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!((notes.value(0), notes.value(1)), ("ok", "ok"));
+        assert!(rows.is_empty());
+        // The emptied rows take the next row group.
+        let batch = layout.batch(&mut rows).unwrap();
+        assert_eq!(batch.num_rows(), 0);
     }
-    Ok(match col {
-        Col::Null => Arc::new(NullArray::new(values.len())),
-        Col::Bool => primitive!(BooleanArray, Value::Boolean(b) => *b),
-        Col::I32 => primitive!(Int32Array, Value::Int(i) => *i),
-        Col::I64 => primitive!(Int64Array, Value::Long(i) => *i, Value::Int(i) => i64::from(*i)),
-        Col::F32 => primitive!(Float32Array, Value::Float(f) => *f),
-        Col::F64 => {
-            primitive!(Float64Array, Value::Double(f) => *f, Value::Float(f) => f64::from(*f))
-        }
-        Col::Date => primitive!(Date32Array, Value::Date(d) => *d),
-        Col::TsMs => {
-            let times = primitive_vec(values, |v| match v {
-                Value::TimestampMillis(t) | Value::Long(t) => Some(*t),
-                _ => None,
-            })?;
-            Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC"))
-        }
-        Col::TsUs => {
-            let times = primitive_vec(values, |v| match v {
-                Value::TimestampMicros(t) | Value::Long(t) => Some(*t),
-                _ => None,
-            })?;
-            Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC"))
-        }
-        Col::TimeMs => primitive!(Time32MillisecondArray, Value::TimeMillis(t) => *t),
-        Col::TimeUs => primitive!(Time64MicrosecondArray, Value::TimeMicros(t) => *t),
-        Col::Bin => {
-            let mut builder = BinaryBuilder::new();
-            for value in values {
-                match value {
-                    None => builder.append_null(),
-                    Some(Value::Bytes(b)) => builder.append_value(b),
-                    Some(other) => return Err(mismatch(other)),
-                }
-            }
-            Arc::new(builder.finish())
-        }
-        Col::Str => {
-            let mut builder = StringBuilder::new();
-            for value in values {
-                match value {
-                    None => builder.append_null(),
-                    Some(Value::String(s)) | Some(Value::Enum(_, s)) => builder.append_value(s),
-                    Some(Value::Uuid(u)) => builder.append_value(u.to_string()),
-                    Some(other) => return Err(mismatch(other)),
-                }
-            }
-            Arc::new(builder.finish())
-        }
-        Col::Fixed(size) => {
-            let items = values.iter().map(|v| match v {
-                Some(Value::Fixed(_, b)) => Some(b.as_slice()),
-                _ => None,
-            });
-            Arc::new(FixedSizeBinaryArray::try_from_sparse_iter_with_size(
-                items, *size,
-            )?)
-        }
-        Col::List(field, item) => list(field, item, values)?,
-        Col::Struct(fields, cols) => {
-            let mut children = Vec::with_capacity(cols.len());
-            for (i, child) in cols.iter().enumerate() {
-                let name = fields[i].name();
-                let column: Vec<Option<&Value>> = values
-                    .iter()
-                    .map(|v| match v {
-                        Some(Value::Record(record)) => field_value(record, i, name, cols.len()),
-                        _ => None,
-                    })
-                    .collect();
-                children.push(array(child, &column)?);
-            }
-            Arc::new(StructArray::try_new(
-                fields.clone(),
-                children,
-                nulls(values),
-            )?)
-        }
-    })
-}
-
-/// A record's field by position: values follow the schema the layout was
-/// made from (decoded with it, or resolved to it), so fields are in its
-/// order; a record of another length is looked up by name.
-fn field_value<'v>(
-    record: &'v [(String, Value)],
-    index: usize,
-    name: &str,
-    width: usize,
-) -> Option<&'v Value> {
-    let found = if record.len() == width {
-        record.get(index).map(|(_, v)| v)
-    } else {
-        record.iter().find(|(n, _)| n == name).map(|(_, v)| v)
-    };
-    found.and_then(present)
-}
-
-fn list(field: &FieldRef, item: &Col, values: &[Option<&Value>]) -> Result<ArrayRef> {
-    let mut offsets = vec![0i32];
-    let mut items: Vec<Option<&Value>> = Vec::new();
-    for value in values {
-        if let Some(Value::Array(elements)) = value {
-            items.extend(elements.iter().map(present));
-        }
-        offsets.push(i32::try_from(items.len()).map_err(|_| anyhow!("list too long"))?);
-    }
-    let child = array(item, &items)?;
-    Ok(Arc::new(ListArray::try_new(
-        field.clone(),
-        OffsetBuffer::new(offsets.into()),
-        child,
-        nulls(values),
-    )?))
-}
-
-fn primitive_vec<T>(
-    values: &[Option<&Value>],
-    read: impl Fn(&Value) -> Option<T>,
-) -> Result<Vec<Option<T>>> {
-    values
-        .iter()
-        .map(|v| match v {
-            None => Ok(None),
-            Some(value) => read(value).map(Some).ok_or_else(|| {
-                anyhow!(
-                    "value {:.80} does not fit a timestamp column",
-                    format!("{value:?}")
-                )
-            }),
-        })
-        .collect()
 }

@@ -13,6 +13,7 @@ pub mod arrow;
 pub mod avro;
 pub mod files;
 pub mod parquet;
+pub mod shred;
 
 use apache_avro::types::Value;
 use rdkafka::message::{BorrowedMessage, Headers, Message};

@@ -4,17 +4,17 @@
 //! that memory stays bounded whatever the file's size.
 
 use std::fs::File;
+use std::io::BufWriter;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use apache_avro::types::Value;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::arrow::Layout;
+use super::arrow::{Layout, Rows};
 use super::files::{file_name, Pending};
 use super::Meta;
 use crate::avro::container::Codec;
@@ -25,9 +25,9 @@ pub const ROWS_PER_GROUP: usize = 256;
 /// A Parquet archive file being written.
 pub struct ParquetFile {
     file: Pending,
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<BufWriter<File>>,
     layout: Arc<Layout>,
-    rows: Vec<(Value, Meta)>,
+    rows: Rows,
     pub alerts: u64,
 }
 
@@ -60,20 +60,23 @@ impl ParquetFile {
                 .set_column_statistics_enabled(ColumnPath::new(path), EnabledStatistics::None);
         }
         let properties = properties.build();
-        let writer = ArrowWriter::try_new(file.create()?, layout.schema.clone(), Some(properties))
+        let out = BufWriter::with_capacity(1 << 20, file.create()?);
+        let writer = ArrowWriter::try_new(out, layout.schema.clone(), Some(properties))
             .with_context(|| format!("cannot start {}", file.temp.display()))?;
         Ok(Self {
             file,
             writer,
+            rows: layout.rows()?,
             layout,
-            rows: Vec::with_capacity(ROWS_PER_GROUP),
             alerts: 0,
         })
     }
 
-    pub fn append(&mut self, alert: Value, meta: Meta) -> Result<()> {
-        self.rows.push((alert, meta));
-        self.alerts += 1;
+    /// Appends a message's alerts (bare Avro of the layout's schema,
+    /// checked by the gate): all of them, or none on an error.
+    pub fn append(&mut self, alerts: &[Vec<u8>], meta: &Meta) -> Result<()> {
+        self.layout.append(&mut self.rows, alerts, meta)?;
+        self.alerts += alerts.len() as u64;
         if self.rows.len() >= ROWS_PER_GROUP {
             self.write_rows()?;
         }
@@ -89,12 +92,11 @@ impl ParquetFile {
         if self.rows.is_empty() {
             return Ok(());
         }
-        let batch = self.layout.batch(&self.rows)?;
+        let batch = self.layout.batch(&mut self.rows)?;
         self.writer
             .write(&batch)
             .and_then(|()| self.writer.flush())
             .with_context(|| format!("cannot write {}", self.file.temp.display()))?;
-        self.rows.clear();
         Ok(())
     }
 
@@ -103,6 +105,8 @@ impl ParquetFile {
         let file = self
             .writer
             .into_inner()
+            .map_err(anyhow::Error::from)
+            .and_then(|out| out.into_inner().map_err(|e| e.into_error().into()))
             .with_context(|| format!("cannot write {}", self.file.temp.display()))?;
         self.file.commit(file)
     }

@@ -126,20 +126,14 @@ pub struct Datums {
     pub alerts: Vec<Vec<u8>>,
 }
 
-/// A message's alerts decoded, and the schema the values follow.
-#[derive(Debug)]
-pub struct Decoded {
-    pub framing: Framing,
-    pub schema: Arc<Writer>,
-    pub alerts: Vec<Value>,
-}
-
 /// The reader schema as one writer's alerts are resolved to it.
 #[derive(Debug)]
 struct Resolution {
     schema: Schema,
     /// For archives that follow the values' schema (`None` if it cannot be checked).
     compiled: Option<Arc<Writer>>,
+    /// Values back to bare Avro of `schema` (`None` likewise).
+    encoder: Option<Encoder>,
 }
 
 /// Decodes messages with a reader schema (the built-in one or `--schema`).
@@ -364,13 +358,7 @@ impl Decoder {
                 let alerts = checked.alerts().map(<[u8]>::to_vec).collect();
                 return Ok((checked.writer.clone(), alerts));
             }
-            let bare = bare(framing, payload);
-            let reader = self.reader_compiled()?;
-            reader
-                .shape
-                .check(bare, self.budget)
-                .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))?;
-            Ok((reader, vec![bare.to_vec()]))
+            self.bare_datum(framing, payload)
         })?;
         Ok(Datums {
             framing,
@@ -379,28 +367,47 @@ impl Decoder {
         })
     }
 
-    /// A message's alerts decoded, with the schema the values follow: the
-    /// reader schema, or a container's own when not resolving.
-    pub fn decode_with_schema(&self, payload: &[u8]) -> Result<Decoded> {
-        let (framing, (schema, alerts)) =
-            self.either(payload, |framing| match self.written(framing, payload)? {
-                Some(checked) => {
-                    let schema = self
-                        .resolution(&checked.writer)
-                        .and_then(|r| r.compiled.clone())
-                        .unwrap_or_else(|| checked.writer.clone());
-                    Ok((schema, self.values(&checked)?))
-                }
-                None => Ok((
-                    self.reader_compiled()?,
-                    vec![self.decode_bare(bare(framing, payload))?],
-                )),
-            })?;
-        Ok(Decoded {
+    /// A message's alerts as bare Avro of the schema their values follow:
+    /// as written, or, when resolving to a reader schema, re-encoded in the
+    /// reader schema as adapted to their writer (for Parquet columns).
+    pub fn resolved_datums(&self, payload: &[u8]) -> Result<Datums> {
+        let (framing, (writer, alerts)) = self.either(payload, |framing| {
+            let Some(checked) = self.written(framing, payload)? else {
+                return self.bare_datum(framing, payload);
+            };
+            let Some(resolution) = self.resolution(&checked.writer) else {
+                let alerts = checked.alerts().map(<[u8]>::to_vec).collect();
+                return Ok((checked.writer.clone(), alerts));
+            };
+            let (Some(compiled), Some(encoder)) = (&resolution.compiled, &resolution.encoder)
+            else {
+                return Err(anyhow!(
+                    "the reader schema, resolved, cannot be checked (recursive or big-decimal)"
+                ));
+            };
+            let alerts = self
+                .values(&checked)?
+                .iter()
+                .map(|alert| encoder.encode(alert))
+                .collect::<Result<_>>()?;
+            Ok((compiled.clone(), alerts))
+        })?;
+        Ok(Datums {
             framing,
-            schema,
+            writer,
             alerts,
         })
+    }
+
+    /// A bare or Confluent alert of the reader schema, checked.
+    fn bare_datum(&self, framing: Framing, payload: &[u8]) -> Result<(Arc<Writer>, Vec<Vec<u8>>)> {
+        let bare = bare(framing, payload);
+        let reader = self.reader_compiled()?;
+        reader
+            .shape
+            .check(bare, self.budget)
+            .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))?;
+        Ok((reader, vec![bare.to_vec()]))
     }
 
     fn reader_compiled(&self) -> Result<Arc<Writer>> {
@@ -431,7 +438,12 @@ impl Decoder {
             base.clone()
         });
         let compiled = Writer::from_schema(schema.clone()).ok().map(Arc::new);
-        let resolution = Arc::new(Resolution { schema, compiled });
+        let encoder = Encoder::new(&schema);
+        let resolution = Arc::new(Resolution {
+            schema,
+            compiled,
+            encoder,
+        });
         if cache.len() >= 64 {
             cache.clear();
         }

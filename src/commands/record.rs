@@ -170,8 +170,8 @@ struct OpenFile {
 }
 
 enum FileKind {
-    Avro(AvroFile),
-    Parquet(ParquetFile),
+    Avro(Box<AvroFile>),
+    Parquet(Box<ParquetFile>),
 }
 
 impl OpenFile {
@@ -360,13 +360,9 @@ impl Recorder {
 
     fn store_datums(&mut self, payload: &[u8], meta: &Meta) -> Result<()> {
         let mut datums = self.decoder.datums(payload).map_err(skip)?;
-        if let Some(selector) = &self.selector {
-            let (_, values) = self.decoder.decode(payload).map_err(skip)?;
-            let mut keep = values.iter().map(|v| selector.selects(v));
-            datums.alerts.retain(|_| keep.next().unwrap_or(false));
-            if datums.alerts.is_empty() {
-                return Ok(());
-            }
+        self.select(payload, &mut datums.alerts)?;
+        if datums.alerts.is_empty() {
+            return Ok(());
         }
         let key = self.key(meta, &datums.writer, String::new());
         let codec = self.options.codec;
@@ -379,7 +375,7 @@ impl Recorder {
                 e.insert(OpenFile {
                     first_offset: meta.offset,
                     opened: Instant::now(),
-                    kind: FileKind::Avro(avro),
+                    kind: FileKind::Avro(Box::new(avro)),
                 })
             }
         };
@@ -395,16 +391,14 @@ impl Recorder {
     }
 
     fn store_values(&mut self, payload: &[u8], meta: &Meta) -> Result<()> {
-        let mut decoded = self.decoder.decode_with_schema(payload).map_err(skip)?;
-        if let Some(selector) = &self.selector {
-            decoded.alerts.retain(|a| selector.selects(a));
-            if decoded.alerts.is_empty() {
-                return Ok(());
-            }
+        let mut datums = self.decoder.resolved_datums(payload).map_err(skip)?;
+        self.select(payload, &mut datums.alerts)?;
+        if datums.alerts.is_empty() {
+            return Ok(());
         }
         let date = crate::time::utc_date(meta.timestamp.unwrap_or_else(crate::time::now_ms));
-        let key = self.key(meta, &decoded.schema, date.clone());
-        let layout = self.layout(&decoded.schema)?;
+        let key = self.key(meta, &datums.writer, date.clone());
+        let layout = self.layout(&datums.writer)?;
         let codec = self.options.codec;
         let dir = self.options.out.join(format!("date={date}"));
         let topic = self.options.topic.clone();
@@ -416,20 +410,32 @@ impl Recorder {
                 e.insert(OpenFile {
                     first_offset: meta.offset,
                     opened: Instant::now(),
-                    kind: FileKind::Parquet(parquet),
+                    kind: FileKind::Parquet(Box::new(parquet)),
                 })
             }
         };
         let FileKind::Parquet(parquet) = &mut file.kind else {
             unreachable!("Parquet archives hold Parquet files")
         };
-        let count = decoded.alerts.len() as u64;
-        for alert in decoded.alerts {
-            parquet.append(alert, meta.clone())?;
-        }
+        parquet.append(&datums.alerts, meta).map_err(skip)?;
+        let count = datums.alerts.len() as u64;
         self.counts.alerts += count;
         self.bar.inc(count);
         self.roll_if_full(&key)
+    }
+
+    /// Keeps the alerts of a message that `--where` selects.
+    fn select(&self, payload: &[u8], alerts: &mut Vec<Vec<u8>>) -> Result<()> {
+        let Some(selector) = &self.selector else {
+            return Ok(());
+        };
+        let picks = self
+            .decoder
+            .fields(payload, selector.variables())
+            .map_err(skip)?;
+        let mut keep = picks.iter().map(|v| selector.selects(v));
+        alerts.retain(|_| keep.next().unwrap_or(false));
+        Ok(())
     }
 
     fn key(&self, meta: &Meta, writer: &Arc<Writer>, date: String) -> FileKey {

@@ -66,6 +66,105 @@ struct Checker {
     used: Vec<String>,
 }
 
+/// The parts of an alert an expression reads: a field wholly, or only some
+/// of its fields (when it is only ever reached as `a.b.c`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    All,
+    Fields(HashMap<String, Need>),
+}
+
+impl Need {
+    fn add(&mut self, path: &[String]) {
+        let Some((first, rest)) = path.split_first() else {
+            *self = Need::All;
+            return;
+        };
+        if let Need::Fields(fields) = self {
+            fields
+                .entry(first.clone())
+                .or_insert_with(|| Need::Fields(HashMap::new()))
+                .add(rest);
+        }
+    }
+}
+
+/// What `expression` reads of each top-level field (only member chains
+/// such as `candidate.rb` narrow it; anything else takes the field whole).
+pub fn needs(expression: &IdedExpr, top: &[String]) -> Need {
+    let mut need = Need::Fields(HashMap::new());
+    collect(expression, top, &[], &mut need);
+    need
+}
+
+/// `a.b.c` as a path when `a` is a top-level field not shadowed by a
+/// comprehension variable.
+fn chain(e: &IdedExpr, top: &[String], bound: &[&str]) -> Option<Vec<String>> {
+    match &e.expr {
+        Expr::Ident(name) if top.contains(name) && !bound.contains(&name.as_str()) => {
+            Some(vec![name.clone()])
+        }
+        Expr::Select(select) if !select.test => {
+            let mut path = chain(&select.operand, top, bound)?;
+            path.push(select.field.clone());
+            Some(path)
+        }
+        _ => None,
+    }
+}
+
+fn collect(e: &IdedExpr, top: &[String], bound: &[&str], need: &mut Need) {
+    if let Some(path) = chain(e, top, bound) {
+        need.add(&path);
+        return;
+    }
+    match &e.expr {
+        Expr::Ident(name) if top.contains(name) && !bound.contains(&name.as_str()) => {
+            need.add(std::slice::from_ref(name))
+        }
+        Expr::Select(select) => {
+            // has(a.b): whether a has b, so b is kept when a is pruned.
+            match chain(&select.operand, top, bound) {
+                Some(mut path) => {
+                    path.push(select.field.clone());
+                    need.add(&path)
+                }
+                None => collect(&select.operand, top, bound, need),
+            }
+        }
+        Expr::Call(call) => {
+            for part in call.target.iter().map(|t| &**t).chain(&call.args) {
+                collect(part, top, bound, need);
+            }
+        }
+        Expr::Comprehension(c) => {
+            collect(&c.iter_range, top, bound, need);
+            let mut inner = bound.to_vec();
+            inner.push(&c.iter_var);
+            inner.push(&c.accu_var);
+            if let Some(second) = &c.iter_var2 {
+                inner.push(second);
+            }
+            for part in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+                collect(part, top, &inner, need);
+            }
+        }
+        Expr::List(list) => list
+            .elements
+            .iter()
+            .for_each(|x| collect(x, top, bound, need)),
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                if let EntryExpr::MapEntry(entry) = &entry.expr {
+                    collect(&entry.key, top, bound, need);
+                    collect(&entry.value, top, bound, need);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The top-level fields `expression` reads, or why a path is wrong.
 pub fn check(expression: &IdedExpr, schema: &Schema) -> Result<Vec<String>, String> {
     let resolved =

@@ -12,6 +12,8 @@
 mod fields;
 mod math;
 
+use fields::Need;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -29,6 +31,8 @@ pub struct Selector {
     program: Program,
     /// The top-level alert fields the expression reads: only those are converted.
     variables: Vec<String>,
+    /// What it reads of each: `candidate.rb` converts one field of 100.
+    needs: Vec<Need>,
     context: Context<'static, 'static>,
 }
 
@@ -49,12 +53,20 @@ impl Selector {
         })?;
         let variables = fields::check(program.expression(), schema)
             .map_err(|why| bad_input(format!("--where {text:?}: {why}")))?;
+        let needs = match fields::needs(program.expression(), &variables) {
+            Need::Fields(mut by_name) => variables
+                .iter()
+                .map(|v| by_name.remove(v).unwrap_or(Need::All))
+                .collect(),
+            Need::All => vec![Need::All; variables.len()],
+        };
         let mut context = Context::default();
         math::register(&mut context);
         Ok(Self {
             text: text.to_string(),
             program,
             variables,
+            needs,
             context,
         })
     }
@@ -70,14 +82,33 @@ impl Selector {
             return false;
         };
         let mut scope = self.context.new_inner_scope();
-        for name in &self.variables {
+        for (name, need) in self.variables.iter().zip(&self.needs) {
             let value = fields
                 .iter()
                 .find(|(k, _)| k == name)
-                .map_or(Value::Null, |(_, v)| to_cel(v));
+                .map_or(Value::Null, |(_, v)| pruned(v, need));
             scope.add_variable_from_value(name.as_str(), value);
         }
         matches!(self.program.execute(&scope), Ok(Value::Bool(true)))
+    }
+}
+
+/// The parts of a value an expression reads, as CEL sees them: a record
+/// with only the fields named in `need`.
+fn pruned(value: &Avro, need: &Need) -> Value {
+    match (value, need) {
+        (Avro::Union(_, inner), _) => pruned(inner, need),
+        (Avro::Record(fields), Need::Fields(wanted)) => {
+            let map: HashMap<Key, Value> = fields
+                .iter()
+                .filter_map(|(k, v)| {
+                    let need = wanted.get(k)?;
+                    Some((Key::String(Arc::new(k.clone())), pruned(v, need)))
+                })
+                .collect();
+            Value::Map(Map { map: Arc::new(map) })
+        }
+        _ => to_cel(value),
     }
 }
 
@@ -189,6 +220,36 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// Only member chains narrow what is converted; anything else takes the
+    /// field whole, and a comprehension variable never counts as a field.
+    #[test]
+    fn needs_follow_member_chains() {
+        let program = Program::compile(
+            "candidate.rb > 0.5 && has(candidate.fwhm) && size(prv_candidates) > 0 \
+             && [1].exists(candid, candid > 0)",
+        )
+        .unwrap();
+        let top = vec![
+            "candidate".to_string(),
+            "prv_candidates".to_string(),
+            "candid".to_string(),
+        ];
+        let Need::Fields(needs) = fields::needs(program.expression(), &top) else {
+            panic!()
+        };
+        let Some(Need::Fields(candidate)) = needs.get("candidate") else {
+            panic!("{needs:?}")
+        };
+        assert_eq!(candidate.get("rb"), Some(&Need::All));
+        assert_eq!(needs.get("prv_candidates"), Some(&Need::All));
+        assert_eq!(needs.get("candid"), None, "shadowed by the loop variable");
+        // The pruned selector still selects as the whole one does.
+        let schema = crate::avro::schema::built_in();
+        let cut = Selector::compile(PURITY, &schema).unwrap();
+        assert_eq!(cut.needs.len(), 1);
+        assert!(cut.selects(&alert(Some(0.9), 0, 2.0, -0.05)));
     }
 
     #[test]

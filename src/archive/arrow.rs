@@ -352,7 +352,9 @@ mod tests {
         let good = vec![2, 2, 2, b'x', 0, 2, 4, b'o', b'k'];
         // id 2, tags ["y"], note: bytes 0xff 0xfe
         let bad = vec![4, 2, 2, b'y', 0, 2, 4, 0xff, 0xfe];
-        layout.append(&mut rows, &[good.clone()], &meta(0)).unwrap();
+        layout
+            .append(&mut rows, std::slice::from_ref(&good), &meta(0))
+            .unwrap();
         let error = layout
             .append(&mut rows, &[good.clone(), bad], &meta(1))
             .unwrap_err();

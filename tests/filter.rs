@@ -156,8 +156,18 @@ fn a_filter_killed_and_restarted_routes_every_alert_exactly_once() {
     again.push("-e");
     let output = run(&again);
     assert!(output.status.success(), "{}", stderr(&output));
+    let (routed, duplicated) = routed_once(&out);
+    report(&format!(
+        "filter killed -9 and restarted: 2400 sent, {routed} routed (read_committed), {duplicated} duplicated"
+    ));
+    assert_eq!(routed, 2400, "nothing lost");
+    assert_eq!(duplicated, 0, "nothing twice");
+}
+
+/// Each alert once per (visit, index) in the read_committed output: (routed, duplicated).
+fn routed_once(out: &str) -> (usize, usize) {
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
-    for message in read_committed(&out) {
+    for message in read_committed(out) {
         let header = |k: &str| {
             let v = message
                 .headers
@@ -165,20 +175,95 @@ fn a_filter_killed_and_restarted_routes_every_alert_exactly_once() {
                 .find(|(key, _)| key == k)
                 .unwrap()
                 .1
-                .clone()
-                .unwrap();
-            String::from_utf8(v).unwrap()
+                .clone();
+            String::from_utf8(v.unwrap()).unwrap()
         };
         *seen
             .entry((header("alertstream-visit"), header("alertstream-index")))
             .or_insert(0) += 1;
     }
-    let duplicated: usize = seen.values().map(|n| n - 1).sum();
+    (seen.len(), seen.values().map(|n| n - 1).sum())
+}
+
+/// Two filters in one group (each with its own transactional.id): the
+/// second joining mid-stream and leaving at its end rebalances the first
+/// twice; each revocation aborts the open transaction and rewinds, and the
+/// output still holds every alert exactly once.
+#[test]
+fn rebalances_route_every_alert_exactly_once() {
+    let topic = topic("filter-rebalance");
+    let group = format!("{topic}-group");
+    create_topic(&topic, 4);
+    let out = format!("{topic}-out");
+    let send = spawn(&[
+        "send",
+        &topic,
+        "300",
+        "--no-stamps",
+        "--repeat",
+        "--interval",
+        "0.5",
+        "--max-repeats",
+        "8",
+    ]);
+    let instance = |id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "filter",
+            &topic,
+            "--group",
+            &group,
+            "--where",
+            "candid > 0",
+            "--to",
+            &out,
+            "--commit-interval",
+            "0.2",
+            "--transactional-id",
+        ];
+        args.push(id);
+        args.extend_from_slice(extra);
+        spawn(&args)
+    };
+    let first = instance("first", &[]);
+    let mut log = Vec::new();
+    send.wait_stderr("visit 3", |l| l.contains("visit 3/8: sending"), &mut log);
+    let second = instance("second", &["-e"]);
+    let mut second_log = Vec::new();
+    second.wait_stderr(
+        "an assignment",
+        |l| l.contains("partitions assigned"),
+        &mut second_log,
+    );
+    let (status, _, _) = send.wait();
+    assert!(status.success());
+    let (status, _, rest) = second.wait();
+    assert!(status.success(), "{}", rest.join("\n"));
+    let (status, _, first_log) = first.terminate();
+    assert!(status.success(), "{}", first_log.join("\n"));
+    assert!(
+        first_log.iter().any(|l| l.contains("partitions revoked")),
+        "the first filter saw a rebalance"
+    );
+    // Whatever is left after the first one stopped.
+    let output = run(&[
+        "filter",
+        &topic,
+        "--group",
+        &group,
+        "--where",
+        "candid > 0",
+        "--to",
+        &out,
+        "-e",
+        "--transactional-id",
+        "third",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (routed, duplicated) = routed_once(&out);
     report(&format!(
-        "filter killed -9 and restarted: 2400 sent, {} routed (read_committed), {duplicated} duplicated",
-        seen.len()
+        "filter rebalanced twice: 2400 sent, {routed} routed (read_committed), {duplicated} duplicated"
     ));
-    assert_eq!(seen.len(), 2400, "nothing lost");
+    assert_eq!(routed, 2400, "nothing lost");
     assert_eq!(duplicated, 0, "nothing twice");
 }
 

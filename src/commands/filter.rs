@@ -13,7 +13,7 @@ use anyhow::{anyhow, Context as _, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::avro::codec::Decoder;
@@ -151,7 +151,7 @@ pub async fn run(
     let result = consume::run(stream, &kafka, &options.consumer, &shutdown, &mut filter);
     filter.bar.finish();
     if result.is_err() {
-        let _ = filter.producer.abort_transaction(TRANSACTION_TIMEOUT);
+        let _ = abort(&filter.producer);
     }
     let c = &filter.counts;
     let routed: Vec<String> = filter
@@ -287,7 +287,7 @@ impl Handler for Filter {
     fn finish(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
         self.bar.finish();
         if self.pending.is_empty() {
-            let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
+            let _ = abort(&self.producer);
             return Ok(());
         }
         self.commit(consumer)
@@ -311,7 +311,7 @@ impl Filter {
             .send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)
             .and_then(|()| self.producer.commit_transaction(TRANSACTION_TIMEOUT));
         if let Err(e) = committed {
-            let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
+            let _ = abort(&self.producer);
             let why = self.producer.context().last_error().unwrap_or_default();
             return Err(anyhow!(
                 "cannot commit the transaction to {}: {e} {why}; it was aborted and the input \
@@ -333,9 +333,7 @@ impl Filter {
     /// Aborts the open transaction and rewinds what the consumer still owns
     /// to its committed offsets.
     fn restart_transaction(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
-        self.producer
-            .abort_transaction(TRANSACTION_TIMEOUT)
-            .context("cannot abort the open transaction")?;
+        abort(&self.producer).context("cannot abort the open transaction")?;
         self.pending.clear();
         let assignment = consumer.assignment()?;
         if assignment.count() > 0 {
@@ -357,6 +355,19 @@ impl Filter {
         self.producer.begin_transaction()?;
         Ok(())
     }
+}
+
+/// Aborts the open transaction. What it produced is purged first and the
+/// purge's delivery reports served here: librdkafka's abort waits for them,
+/// and this producer has no thread of its own that serves them (a rebalance
+/// aborted from inside the consumer's poll waited 30 s, then failed).
+fn abort(producer: &BaseProducer<ClientLog>) -> rdkafka::error::KafkaResult<()> {
+    producer.purge(PurgeConfig::default().queue().inflight());
+    let deadline = Instant::now() + TRANSACTION_TIMEOUT;
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        producer.poll(Duration::from_millis(10));
+    }
+    producer.abort_transaction(TRANSACTION_TIMEOUT)
 }
 
 /// Produces a message to `to` as it is: payload, key, headers, timestamp.

@@ -164,6 +164,9 @@ struct FileKey {
 }
 
 struct OpenFile {
+    /// Held so that the identity in its key is never reused by another
+    /// schema while the file is open (the caches drop old writers).
+    _writer: Arc<Writer>,
     first_offset: i64,
     opened: Instant,
     kind: FileKind,
@@ -219,7 +222,8 @@ struct Recorder {
     selector: Option<Selector>,
     files: HashMap<FileKey, OpenFile>,
     partitions: HashMap<i32, Progress>,
-    layouts: HashMap<usize, Arc<Layout>>,
+    /// By writer identity; the writer is held so the identity stays its own.
+    layouts: HashMap<usize, (Arc<Writer>, Arc<Layout>)>,
     counts: Counts,
     bar: ConsumeBar,
 }
@@ -373,6 +377,7 @@ impl Recorder {
                 let avro = AvroFile::create(&out, &topic, meta, &datums.writer.text, codec)?;
                 self.counts.files += 1;
                 e.insert(OpenFile {
+                    _writer: datums.writer.clone(),
                     first_offset: meta.offset,
                     opened: Instant::now(),
                     kind: FileKind::Avro(Box::new(avro)),
@@ -408,6 +413,7 @@ impl Recorder {
                 let parquet = ParquetFile::create(&dir, &topic, meta, layout, codec)?;
                 self.counts.files += 1;
                 e.insert(OpenFile {
+                    _writer: datums.writer.clone(),
                     first_offset: meta.offset,
                     opened: Instant::now(),
                     kind: FileKind::Parquet(Box::new(parquet)),
@@ -450,13 +456,16 @@ impl Recorder {
     /// the recorder (exit 2) before anything of it is written.
     fn layout(&mut self, schema: &Arc<Writer>) -> Result<Arc<Layout>> {
         let id = Arc::as_ptr(schema) as usize;
-        if let Some(layout) = self.layouts.get(&id) {
+        if let Some((_, layout)) = self.layouts.get(&id) {
             return Ok(layout.clone());
         }
         let layout = Layout::new(&schema.schema, self.options.stamps)
             .map_err(|e| bad_input(format!("cannot archive these alerts as Parquet: {e:#}")))?;
         let layout = Arc::new(layout);
-        self.layouts.insert(id, layout.clone());
+        if self.layouts.len() >= 64 {
+            self.layouts.clear();
+        }
+        self.layouts.insert(id, (schema.clone(), layout.clone()));
         Ok(layout)
     }
 

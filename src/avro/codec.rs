@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use super::gate::{self, Writer, WriterCache, DEFAULT_MAX_ALERT_BYTES};
 use super::ids::{RegistryUnavailable, SchemaIds, UnknownSchemaId};
 use super::json;
-use super::plan::{Budget, Plan};
+use super::plan::{Budget, Need, Plan};
 
 /// How a message carries its Avro data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,7 +320,7 @@ impl Decoder {
     /// Each alert of a message with only the top-level fields in `wanted`
     /// decoded (what an expression reads); every alert is still checked
     /// whole. Containers resolved to a reader schema are decoded in full.
-    pub fn fields(&self, payload: &[u8], wanted: &[String]) -> Result<Vec<Value>> {
+    pub fn fields(&self, payload: &[u8], wanted: &Need) -> Result<Vec<Value>> {
         let (_, alerts) = self.either(payload, |framing| {
             match self.written(framing, payload)? {
                 Some(checked) if self.resolve_to.is_some() => return self.values(&checked),
@@ -646,11 +646,14 @@ mod tests {
     #[test]
     fn partial_decode_equals_the_full_one_on_its_fields() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ztf");
-        let wanted = vec![
-            "candid".to_string(),
-            "candidate".to_string(),
-            "prv_candidates".to_string(),
-        ];
+        let names = ["candid", "candidate", "prv_candidates"].map(String::from);
+        let mut wanted = Need::none();
+        for name in &names {
+            wanted.add(std::slice::from_ref(name));
+        }
+        // And one field of a record: candidate.rb alone.
+        let mut rb = Need::none();
+        rb.add(&["candidate".to_string(), "rb".to_string()]);
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_none_or(|e| e != "avro") {
@@ -669,10 +672,29 @@ mod tests {
                 };
                 let expected: Vec<_> = all
                     .iter()
-                    .filter(|(k, _)| wanted.contains(k))
+                    .filter(|(k, _)| names.contains(k))
                     .cloned()
                     .collect();
                 assert_eq!(kept, &expected, "{}", path.display());
+                let Value::Record(only_rb) = decoder.fields(&payload, &rb).unwrap().remove(0)
+                else {
+                    panic!("a record")
+                };
+                let Some((_, Value::Record(candidate))) =
+                    all.iter().find(|(k, _)| k == "candidate")
+                else {
+                    panic!("candidate")
+                };
+                let full_rb = candidate.iter().find(|(k, _)| k == "rb").cloned();
+                assert_eq!(
+                    only_rb,
+                    vec![(
+                        "candidate".to_string(),
+                        Value::Record(full_rb.into_iter().collect())
+                    )],
+                    "{}",
+                    path.display()
+                );
             }
         }
     }

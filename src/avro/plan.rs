@@ -10,6 +10,7 @@
 //! schema, which is never recursive.
 
 use apache_avro::schema::{Schema, UnionSchema};
+use std::collections::BTreeMap;
 
 use super::json::{is_cutout_field, write_bytes, write_float, write_str};
 use super::varint::read_long;
@@ -523,30 +524,109 @@ fn skip(node: &Node, input: &mut Input<'_>) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// The parts of an alert to decode: a value whole, or only some fields of a
+/// record (what an expression reaches as `candidate.rb`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    All,
+    Fields(BTreeMap<String, Need>),
+}
+
+impl Need {
+    /// Nothing yet.
+    pub fn none() -> Self {
+        Need::Fields(BTreeMap::new())
+    }
+
+    /// Adds a field path: `["candidate", "rb"]`; an empty path is the whole value.
+    pub fn add(&mut self, path: &[String]) {
+        let Some((first, rest)) = path.split_first() else {
+            *self = Need::All;
+            return;
+        };
+        if let Need::Fields(fields) = self {
+            fields
+                .entry(first.clone())
+                .or_insert_with(Need::none)
+                .add(rest);
+        }
+    }
+
+    /// What either needs.
+    pub fn merge(&mut self, other: &Need) {
+        match (&mut *self, other) {
+            (Need::All, _) => {}
+            (_, Need::All) => *self = Need::All,
+            (Need::Fields(mine), Need::Fields(theirs)) => {
+                for (name, need) in theirs {
+                    mine.entry(name.clone())
+                        .or_insert_with(Need::none)
+                        .merge(need);
+                }
+            }
+        }
+    }
+
+    /// The needs of a record's field, if any.
+    pub fn field(&self, name: &str) -> Option<&Need> {
+        match self {
+            Need::All => Some(&Need::All),
+            Need::Fields(fields) => fields.get(name),
+        }
+    }
+}
+
 impl Plan {
-    /// Decodes only the top-level fields named in `wanted` of one bare Avro
-    /// alert, walking past the others (cutouts, histories) without building
-    /// them: what an expression reads. The alert is checked whole.
+    /// Decodes only what `need` names of one bare Avro alert, walking past
+    /// the rest (cutouts, histories, the other fields of a record) without
+    /// building it: what an expression reads. The alert is checked whole.
     pub fn fields(
         &self,
         payload: &[u8],
         budget: Budget,
-        wanted: &[String],
+        need: &Need,
     ) -> Result<apache_avro::types::Value, DecodeError> {
         let mut input = Input::alert(payload, budget)?;
-        let Node::Record(fields) = &self.root else {
+        if !matches!(self.root, Node::Record(_)) {
             return input.fail("the alert is not a record");
-        };
-        let mut out = Vec::with_capacity(wanted.len());
-        for field in fields {
-            if wanted.iter().any(|w| **w == *field.name) {
-                out.push((field.name.to_string(), value(&field.node, &mut input)?));
-            } else {
-                skip(&field.node, &mut input)?;
+        }
+        let alert = pruned(&self.root, &mut input, need)?;
+        input.at_end(LEFT_OVER)?;
+        Ok(alert)
+    }
+}
+
+/// A value with only the record fields `need` names (unions kept).
+fn pruned(
+    node: &Node,
+    input: &mut Input<'_>,
+    need: &Need,
+) -> Result<apache_avro::types::Value, DecodeError> {
+    use apache_avro::types::Value;
+    match (node, need) {
+        (Node::Union(branches), Need::Fields(_)) => {
+            let i = input.long()?;
+            match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
+                Some(branch) => Ok(Value::Union(
+                    i as u32,
+                    Box::new(pruned(branch, input, need)?),
+                )),
+                None => input.fail("union branch index out of range"),
             }
         }
-        input.at_end(LEFT_OVER)?;
-        Ok(apache_avro::types::Value::Record(out))
+        (Node::Record(fields), Need::Fields(_)) => {
+            let mut out = Vec::new();
+            for field in fields {
+                match need.field(&field.name) {
+                    Some(inner) => {
+                        out.push((field.name.to_string(), pruned(&field.node, input, inner)?))
+                    }
+                    None => skip(&field.node, input)?,
+                }
+            }
+            Ok(Value::Record(out))
+        }
+        _ => value(node, input),
     }
 }
 

@@ -17,6 +17,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::avro::codec::Decoder;
+use crate::avro::plan::Need;
 use crate::cli::FilterArgs;
 use crate::commands::DecodeOptions;
 use crate::exit::bad_input;
@@ -112,29 +113,38 @@ pub async fn run(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let producer = transactional_producer(&kafka, &options).await?;
-    let Some(stream) = consumer::open(
-        &kafka,
-        &options.consumer,
-        &options.topic,
-        Some(&options.group),
-        &[
-            ("client.id", "alertstream-filter"),
-            ("enable.auto.commit", "false"),
-            ("isolation.level", "read_committed"),
-        ],
-        &shutdown,
-    )?
-    else {
+    // The producer (output topics, transactions) is made while the consumer
+    // joins its group and starts fetching: each takes round trips to the
+    // cluster. Nothing is routed before the producer's transaction begins,
+    // and a read_committed consumer waits for the input offsets of a fenced
+    // transaction to settle, so the overlap changes nothing of exactly once.
+    let runtime = tokio::runtime::Handle::current();
+    let (producer, stream) = std::thread::scope(|scope| {
+        let making = scope.spawn(|| runtime.block_on(transactional_producer(&kafka, &options)));
+        let stream = consumer::open(
+            &kafka,
+            &options.consumer,
+            &options.topic,
+            Some(&options.group),
+            &[
+                ("client.id", "alertstream-filter"),
+                ("enable.auto.commit", "false"),
+                ("isolation.level", "read_committed"),
+            ],
+            &shutdown,
+        );
+        let producer = making
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the producer's set-up panicked")));
+        (producer, stream)
+    });
+    let producer = producer?;
+    let Some(stream) = stream? else {
         return Ok(());
     };
-    let mut wanted: Vec<String> = Vec::new();
+    let mut wanted = Need::none();
     for route in &routes {
-        for name in route.selector.variables() {
-            if !wanted.contains(name) {
-                wanted.push(name.clone());
-            }
-        }
+        wanted.merge(route.selector.need());
     }
     let mut filter = Filter {
         wanted,
@@ -224,7 +234,8 @@ struct Counts {
 
 struct Filter {
     /// The top-level fields the routes read: only those are decoded.
-    wanted: Vec<String>,
+    /// What every route's expression reads, together.
+    wanted: Need,
     topic: String,
     routes: Vec<Route>,
     decoder: Decoder,

@@ -195,7 +195,7 @@ impl Printer {
         if self.stamp_dir.is_none() {
             if let Some(selector) = &self.selector {
                 // Select on the fields the expression reads; print through the fast path.
-                let picks = decoder.fields(payload, selector.variables())?;
+                let picks = decoder.fields(payload, selector.need())?;
                 let selected = picks.iter().filter(|a| selector.selects(a)).count();
                 if selected == 0 {
                     self.counts.unselected += picks.len() as u64;

@@ -437,7 +437,7 @@ impl Recorder {
         };
         let picks = self
             .decoder
-            .fields(payload, selector.variables())
+            .fields(payload, selector.need())
             .map_err(skip)?;
         let mut keep = picks.iter().map(|v| selector.selects(v));
         alerts.retain(|_| keep.next().unwrap_or(false));

@@ -8,6 +8,8 @@ use apache_avro::schema::{Name, Schema};
 use cel::common::ast::{EntryExpr, Expr};
 use cel::IdedExpr;
 
+use crate::avro::plan::Need;
+
 /// What is known of a value's type.
 #[derive(Debug, Clone)]
 enum Shape {
@@ -66,33 +68,10 @@ struct Checker {
     used: Vec<String>,
 }
 
-/// The parts of an alert an expression reads: a field wholly, or only some
-/// of its fields (when it is only ever reached as `a.b.c`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Need {
-    All,
-    Fields(HashMap<String, Need>),
-}
-
-impl Need {
-    fn add(&mut self, path: &[String]) {
-        let Some((first, rest)) = path.split_first() else {
-            *self = Need::All;
-            return;
-        };
-        if let Need::Fields(fields) = self {
-            fields
-                .entry(first.clone())
-                .or_insert_with(|| Need::Fields(HashMap::new()))
-                .add(rest);
-        }
-    }
-}
-
 /// What `expression` reads of each top-level field (only member chains
 /// such as `candidate.rb` narrow it; anything else takes the field whole).
 pub fn needs(expression: &IdedExpr, top: &[String]) -> Need {
-    let mut need = Need::Fields(HashMap::new());
+    let mut need = Need::none();
     collect(expression, top, &[], &mut need);
     need
 }

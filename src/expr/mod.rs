@@ -12,7 +12,7 @@
 mod fields;
 mod math;
 
-use fields::Need;
+use crate::avro::plan::Need;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,10 +29,9 @@ use crate::exit::bad_input;
 pub struct Selector {
     text: String,
     program: Program,
-    /// The top-level alert fields the expression reads: only those are converted.
-    variables: Vec<String>,
-    /// What it reads of each: `candidate.rb` converts one field of 100.
-    needs: Vec<Need>,
+    /// What the expression reads of an alert: only that is decoded and
+    /// converted (`candidate.rb` is one field of 100).
+    need: Need,
     context: Context<'static, 'static>,
 }
 
@@ -53,27 +52,20 @@ impl Selector {
         })?;
         let variables = fields::check(program.expression(), schema)
             .map_err(|why| bad_input(format!("--where {text:?}: {why}")))?;
-        let needs = match fields::needs(program.expression(), &variables) {
-            Need::Fields(mut by_name) => variables
-                .iter()
-                .map(|v| by_name.remove(v).unwrap_or(Need::All))
-                .collect(),
-            Need::All => vec![Need::All; variables.len()],
-        };
+        let need = fields::needs(program.expression(), &variables);
         let mut context = Context::default();
         math::register(&mut context);
         Ok(Self {
             text: text.to_string(),
             program,
-            variables,
-            needs,
+            need,
             context,
         })
     }
 
-    /// The top-level fields the expression reads.
-    pub fn variables(&self) -> &[String] {
-        &self.variables
+    /// What the expression reads of an alert (give it to `Decoder::fields`).
+    pub fn need(&self) -> &Need {
+        &self.need
     }
 
     /// Whether an alert (a record value) is selected.
@@ -82,7 +74,10 @@ impl Selector {
             return false;
         };
         let mut scope = self.context.new_inner_scope();
-        for (name, need) in self.variables.iter().zip(&self.needs) {
+        let Need::Fields(top) = &self.need else {
+            return false;
+        };
+        for (name, need) in top {
             let value = fields
                 .iter()
                 .find(|(k, _)| k == name)
@@ -248,7 +243,7 @@ mod tests {
         // The pruned selector still selects as the whole one does.
         let schema = crate::avro::schema::built_in();
         let cut = Selector::compile(PURITY, &schema).unwrap();
-        assert_eq!(cut.needs.len(), 1);
+        assert!(matches!(&cut.need, Need::Fields(top) if top.len() == 1));
         assert!(cut.selects(&alert(Some(0.9), 0, 2.0, -0.05)));
     }
 

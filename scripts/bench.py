@@ -217,7 +217,7 @@ def record_vs_print(t, schema):
         outs.append(out)
         return [BIN, "record", t, "--group", f"rp-{name}-{i}", "-e", "--schema", schema,
                 "--out", out, "--format", name.split("-")[0]]
-    result = alternate({"print": [], "avro": [], "avro-tmpfs": [], "parquet": [], "parquet-tmpfs": []}, make)
+    result = alternate({"print": [], "avro": [], "avro-tmpfs": [], "parquet": [], "parquet-tmpfs": []}, make, rounds=5)
     for out in outs:
         shutil.rmtree(out, ignore_errors=True)
     return result
@@ -233,7 +233,7 @@ def alternate(runs, make, rounds=3):
         for name in runs:
             runs[name].append(timed(make(name, i)))
             print("bench", name, json.dumps({k: v for k, v in runs[name][-1].items() if k != "log"}), flush=True)
-    return {name: sorted(r, key=lambda x: x["seconds"])[1] for name, r in runs.items()}
+    return {name: sorted(r, key=lambda x: x["seconds"])[rounds // 2] for name, r in runs.items()}
 
 
 def filter_vs_print(t, schema):
@@ -243,7 +243,7 @@ def filter_vs_print(t, schema):
             return [BIN, "print", t, "--group", f"fp-{i}", "-e", "--schema", schema]
         return [BIN, "filter", t, "--group", f"ff-{i}", "-e", "--schema", schema,
                 "--where", PURITY, "--to", f"{t}-pure-{i}"]
-    return alternate({"print": [], "filter": []}, make)
+    return alternate({"print": [], "filter": []}, make, rounds=5)
 
 
 def metrics_overhead(t, schema, fixtures):
@@ -366,7 +366,7 @@ def write_docs(r):
             "",
             "`print` and `record` of the same topic (the four v3.1 fixtures cycled), `-e`, whole "
             "process including the group join and, for record, fsync and rename; each archive is "
-            "deleted before the next run starts; median of three alternating runs. Targets: Avro at least 0.8x print's alerts/s, Parquet at least 0.5x, "
+            "deleted before the next run starts; median of five alternating runs. Targets: Avro at least 0.8x print's alerts/s, Parquet at least 0.5x, "
             "peak RSS at most 200 MB.",
             "",
             "| | time | alerts/s vs print | peak RSS |",
@@ -389,7 +389,7 @@ def write_docs(r):
             "",
             "`filter --where` ZTF's purity cut (rb, nbad, fwhm, elong, magdiff) to another topic, "
             "in Kafka transactions, against `print` of the same topic; `-e`, whole process, median "
-            "of three alternating runs. Targets: at least 10,000 alerts/s evaluated per core, the "
+            "of five alternating runs. Targets: at least 10,000 alerts/s evaluated per core, the "
             "run at most 1.5x print's time, peak RSS at most 150 MB.",
             "",
             "| | time | vs print | alerts/s evaluated (whole process) | peak RSS |",

@@ -695,6 +695,12 @@ mod tests {
                     "{}",
                     path.display()
                 );
+                // Checked whole: a cut anywhere, even past candidate, is an error.
+                if payload[0] != b'O' {
+                    for cut in (1..payload.len()).step_by(997) {
+                        assert!(decoder.fields(&payload[..cut], &rb).is_err(), "cut {cut}");
+                    }
+                }
             }
         }
     }

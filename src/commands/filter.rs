@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -405,17 +404,7 @@ fn forward(
     if let Some(ms) = message.timestamp().to_millis() {
         record = record.timestamp(ms);
     }
-    loop {
-        match producer.send(record) {
-            Ok(()) => {
-                producer.poll(Duration::ZERO);
-                return Ok(());
-            }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                producer.poll(Duration::from_millis(10));
-            }
-            Err((e, _)) => return Err(anyhow!("cannot route to {to}: {e}")),
-        }
-    }
+    crate::kafka::queue::enqueue(producer, record, || false)
+        .map(|_| ())
+        .map_err(|e| anyhow!("cannot route to {to}: {e}"))
 }

@@ -234,10 +234,7 @@ impl Handler for Recorder {
         self.counts.messages += 1;
         self.start_partition(&meta)?;
         let payload = message.payload().unwrap_or_default();
-        let stored = match self.options.format {
-            ArchiveFormat::Avro => self.store_datums(payload, &meta),
-            ArchiveFormat::Parquet => self.store_values(payload, &meta),
-        };
+        let stored = self.store(payload, &meta);
         if let Err(e) = stored {
             let Skip(e) = e.downcast::<Skip>()?;
             super::undecodable(message, e, "skipped")?;
@@ -313,6 +310,33 @@ impl Handler for Recorder {
     }
 }
 
+/// A new archive file for alerts of `writer`: Avro, or Parquet in `layout`
+/// under its `date=` folder.
+fn create_file(
+    options: &RecordOptions,
+    meta: &Meta,
+    writer: &Writer,
+    layout: Option<Arc<Layout>>,
+    date: &str,
+) -> Result<FileKind> {
+    let (out, topic, codec) = (&options.out, &options.topic, options.codec);
+    Ok(match layout {
+        None => FileKind::Avro(Box::new(AvroFile::create(
+            out,
+            topic,
+            meta,
+            &writer.text,
+            codec,
+        )?)),
+        Some(layout) => {
+            let dir = out.join(format!("date={date}"));
+            FileKind::Parquet(Box::new(ParquetFile::create(
+                &dir, topic, meta, layout, codec,
+            )?))
+        }
+    })
+}
+
 /// A message that could not be decoded, as opposed to an archive that
 /// could not be written: the first is reported and skipped.
 #[derive(Debug)]
@@ -362,68 +386,50 @@ impl Recorder {
         Ok(())
     }
 
-    fn store_datums(&mut self, payload: &[u8], meta: &Meta) -> Result<()> {
-        let mut datums = self.decoder.datums(payload).map_err(skip)?;
+    /// Archives a message's alerts: as written for Avro files, in the
+    /// layout of the reader schema (when resolving) for Parquet.
+    fn store(&mut self, payload: &[u8], meta: &Meta) -> Result<()> {
+        let parquet = self.options.format == ArchiveFormat::Parquet;
+        let mut datums = if parquet {
+            self.decoder.resolved_datums(payload)
+        } else {
+            self.decoder.datums(payload)
+        }
+        .map_err(skip)?;
         self.select(payload, &mut datums.alerts)?;
         if datums.alerts.is_empty() {
             return Ok(());
         }
-        let key = self.key(meta, &datums.writer, String::new());
-        let codec = self.options.codec;
-        let (out, topic) = (self.options.out.clone(), self.options.topic.clone());
-        let file = match self.files.entry(key.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let avro = AvroFile::create(&out, &topic, meta, &datums.writer.text, codec)?;
-                self.counts.files += 1;
-                e.insert(OpenFile {
-                    _writer: datums.writer.clone(),
-                    first_offset: meta.offset,
-                    opened: Instant::now(),
-                    kind: FileKind::Avro(Box::new(avro)),
-                })
-            }
+        let date = match parquet {
+            true => crate::time::utc_date(meta.timestamp.unwrap_or_else(crate::time::now_ms)),
+            false => String::new(),
         };
-        let FileKind::Avro(avro) = &mut file.kind else {
-            unreachable!("Avro archives hold Avro files")
-        };
-        for datum in &datums.alerts {
-            avro.append(datum, meta)?;
-        }
-        self.counts.alerts += datums.alerts.len() as u64;
-        self.bar.inc(datums.alerts.len() as u64);
-        self.roll_if_full(&key)
-    }
-
-    fn store_values(&mut self, payload: &[u8], meta: &Meta) -> Result<()> {
-        let mut datums = self.decoder.resolved_datums(payload).map_err(skip)?;
-        self.select(payload, &mut datums.alerts)?;
-        if datums.alerts.is_empty() {
-            return Ok(());
-        }
-        let date = crate::time::utc_date(meta.timestamp.unwrap_or_else(crate::time::now_ms));
         let key = self.key(meta, &datums.writer, date.clone());
-        let layout = self.layout(&datums.writer)?;
-        let codec = self.options.codec;
-        let dir = self.options.out.join(format!("date={date}"));
-        let topic = self.options.topic.clone();
+        let layout = match parquet {
+            true => Some(self.layout(&datums.writer)?),
+            false => None,
+        };
         let file = match self.files.entry(key.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                let parquet = ParquetFile::create(&dir, &topic, meta, layout, codec)?;
+                let kind = create_file(&self.options, meta, &datums.writer, layout, &date)?;
                 self.counts.files += 1;
                 e.insert(OpenFile {
                     _writer: datums.writer.clone(),
                     first_offset: meta.offset,
                     opened: Instant::now(),
-                    kind: FileKind::Parquet(Box::new(parquet)),
+                    kind,
                 })
             }
         };
-        let FileKind::Parquet(parquet) = &mut file.kind else {
-            unreachable!("Parquet archives hold Parquet files")
-        };
-        parquet.append(&datums.alerts, meta).map_err(skip)?;
+        match &mut file.kind {
+            FileKind::Avro(avro) => {
+                for datum in &datums.alerts {
+                    avro.append(datum, meta)?;
+                }
+            }
+            FileKind::Parquet(parquet) => parquet.append(&datums.alerts, meta).map_err(skip)?,
+        }
         let count = datums.alerts.len() as u64;
         self.counts.alerts += count;
         self.bar.inc(count);

@@ -572,26 +572,15 @@ pub enum Produced {
 /// is full, until it is queued, refused, or a stop is requested.
 pub fn produce(
     producer: &BaseProducer<Delivery>,
-    mut record: BaseRecord<'_, [u8], [u8]>,
+    record: BaseRecord<'_, [u8], [u8]>,
     shutdown: &Shutdown,
 ) -> Produced {
-    loop {
-        if shutdown.requested() {
-            return Produced::Stopped;
-        }
-        match producer.send(record) {
-            Ok(()) => {
-                producer.poll(Duration::ZERO);
-                return Produced::Queued;
-            }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                producer.poll(Duration::from_millis(10));
-            }
-            Err((error, _)) => {
-                producer.context().settle(Fate::Failed, &error.to_string());
-                return Produced::Refused;
-            }
+    match crate::kafka::queue::enqueue(producer, record, || shutdown.requested()) {
+        Ok(true) => Produced::Queued,
+        Ok(false) => Produced::Stopped,
+        Err(error) => {
+            producer.context().settle(Fate::Failed, &error.to_string());
+            Produced::Refused
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod consume;
 pub mod consumer;
 pub mod context;
 pub mod groups;
+pub mod queue;
 
 pub use config::KafkaSettings;
 pub use context::ClientLog;

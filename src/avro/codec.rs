@@ -256,7 +256,8 @@ impl Decoder {
         match (framing, &self.ids) {
             (Framing::Container, _) => self.open(payload).map(Some),
             (Framing::Confluent { schema_id }, Some(ids)) => {
-                gate::check_bare(ids.writer(schema_id)?, &payload[5..], self.budget).map(Some)
+                gate::check_bare(ids.writer(schema_id)?, bare(framing, payload), self.budget)
+                    .map(Some)
             }
             _ => Ok(None),
         }
@@ -317,9 +318,9 @@ impl Decoder {
         })
     }
 
-    /// Each alert of a message with only the top-level fields in `wanted`
-    /// decoded (what an expression reads); every alert is still checked
-    /// whole. Containers resolved to a reader schema are decoded in full.
+    /// Each alert of a message with only what `wanted` names decoded (what
+    /// an expression reads); every alert is still checked whole. Alerts
+    /// resolved to a reader schema are decoded in full.
     pub fn fields(&self, payload: &[u8], wanted: &Need) -> Result<Vec<Value>> {
         let (_, alerts) = self.either(payload, |framing| {
             match self.written(framing, payload)? {

@@ -24,6 +24,7 @@ use crate::expr::Selector;
 use crate::kafka::config::creation_error;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
+use crate::kafka::queue::{drain, enqueue};
 use crate::kafka::{admin, ClientLog, KafkaSettings};
 use crate::progress::ConsumeBar;
 use crate::shutdown::Shutdown;
@@ -316,6 +317,9 @@ impl Filter {
         let metadata = consumer
             .group_metadata()
             .ok_or_else(|| anyhow!("the consumer has no group metadata"))?;
+        // The routed alerts are acknowledged here first: commit_transaction
+        // would wait for them in 100 ms steps (see queue::SERVE_SLICE).
+        drain(&self.producer, TRANSACTION_TIMEOUT, || false);
         let committed = self
             .producer
             .send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)
@@ -373,10 +377,7 @@ impl Filter {
 /// aborted from inside the consumer's poll waited 30 s, then failed).
 fn abort(producer: &BaseProducer<ClientLog>) -> rdkafka::error::KafkaResult<()> {
     producer.purge(PurgeConfig::default().queue().inflight());
-    let deadline = Instant::now() + TRANSACTION_TIMEOUT;
-    while producer.in_flight_count() > 0 && Instant::now() < deadline {
-        producer.poll(Duration::from_millis(10));
-    }
+    drain(producer, TRANSACTION_TIMEOUT, || false);
     producer.abort_transaction(TRANSACTION_TIMEOUT)
 }
 
@@ -404,7 +405,7 @@ fn forward(
     if let Some(ms) = message.timestamp().to_millis() {
         record = record.timestamp(ms);
     }
-    crate::kafka::queue::enqueue(producer, record, || false)
+    enqueue(producer, record, || false)
         .map(|_| ())
         .map_err(|e| anyhow!("cannot route to {to}: {e}"))
 }

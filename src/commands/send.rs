@@ -589,23 +589,19 @@ pub fn produce(
 /// message.timeout.ms; after a stop request, at most `flush_timeout` more,
 /// then what is left is purged (and counted unknown or not sent).
 pub fn settle(producer: &BaseProducer<Delivery>, flush_timeout: Duration, shutdown: &Shutdown) {
-    let mut stop_deadline = None;
-    while producer.in_flight_count() > 0 {
-        if shutdown.requested() {
-            let deadline = *stop_deadline.get_or_insert_with(|| Instant::now() + flush_timeout);
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    "{} alert(s) still unacknowledged after --flush-timeout; giving up on them",
-                    producer.in_flight_count()
-                );
-                producer.purge(PurgeConfig::default().queue().inflight());
-                // Purged messages are reported through the delivery callback at once.
-                producer.poll(Duration::from_millis(100));
-                return;
-            }
-        }
-        producer.poll(Duration::from_millis(50));
+    use crate::kafka::queue::drain;
+    if drain(producer, Duration::MAX, || shutdown.requested())
+        || drain(producer, flush_timeout, || false)
+    {
+        return;
     }
+    tracing::warn!(
+        "{} alert(s) still unacknowledged after --flush-timeout; giving up on them",
+        producer.in_flight_count()
+    );
+    producer.purge(PurgeConfig::default().queue().inflight());
+    // Purged messages are reported through the delivery callback at once.
+    drain(producer, Duration::from_millis(100), || false);
 }
 
 /// What became of one message.

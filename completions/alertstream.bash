@@ -147,7 +147,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__filter)
-            opts="-g -e -b -X -v -q -h --where --to --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --transactional-id --commit-interval --wire --schema --max-alert-bytes --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --where --to --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --transactional-id --limit-per-visit --visit-key --dedupe-key --dedupe-window --commit-interval --wire --schema --max-alert-bytes --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -186,6 +186,22 @@ _alertstream() {
                     return 0
                     ;;
                 --transactional-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit-per-visit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --visit-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dedupe-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dedupe-window)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

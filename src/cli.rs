@@ -136,6 +136,10 @@ const FILTER_EXAMPLES: &str = "Examples:
   Two routes in one pass (an alert may go to both):
     alertstream filter lsst --where 'diaSource.snr > 5.0' --to bright \\
       --where 'size(prevDiaSources) == 0' --to new
+  At most 20 alerts per visit, each object once a night:
+    alertstream filter lsst --where 'diaSource.reliability > 0.9' --to best \\
+      --limit-per-visit 20 --visit-key diaSource.visit \\
+      --dedupe-key diaObject.diaObjectId --dedupe-window 12h
   Only look:
     alertstream print ztf --where 'candidate.magpsf < 17.0' -e";
 
@@ -433,6 +437,36 @@ pub struct FilterArgs {
     /// A restart with the same id fences the old instance's open transaction.
     #[arg(long = "transactional-id", value_name = "ID")]
     pub transactional_id: Option<String>,
+
+    /// Each route forwards at most N messages per visit, the first N it
+    /// reads. The visit is what --visit-key names, or else the
+    /// alertstream-visit header send writes; messages with neither are not
+    /// capped (said once). Counts live in this process: a restart mid-visit
+    /// counts that visit afresh.
+    #[arg(long = "limit-per-visit", value_name = "N")]
+    pub limit_per_visit: Option<u64>,
+
+    /// What names an alert's visit for --limit-per-visit, e.g.
+    /// 'diaSource.visit' (Rubin) or 'candidate.jd' (ZTF: one exposure)
+    /// [default: the alertstream-visit header].
+    #[arg(long = "visit-key", value_name = "EXPR", requires = "limit_per_visit")]
+    pub visit_key: Option<String>,
+
+    /// Each route forwards an object once per --dedupe-window; EXPR names
+    /// the object, e.g. 'objectId' (ZTF) or 'diaObject.diaObjectId' (Rubin).
+    /// An alert whose key is null is never a duplicate. What was routed is
+    /// remembered in this process: after a restart an object may go once more.
+    #[arg(long = "dedupe-key", value_name = "EXPR", requires = "dedupe_window")]
+    pub dedupe_key: Option<String>,
+
+    /// How long after an object is routed it is not routed again, in the
+    /// messages' own time (their timestamps): 90s, 30m, 12h, 2d.
+    #[arg(
+        long = "dedupe-window",
+        value_name = "DURATION",
+        requires = "dedupe_key"
+    )]
+    pub dedupe_window: Option<String>,
 
     /// Seconds between transaction commits: what a read_committed reader
     /// waits for at most, besides the transport.

@@ -38,6 +38,7 @@ pub struct Metrics {
     pub failed: Family<Labels, Counter>,
     pub consumed: Family<Labels, Counter>,
     pub routed: Family<Labels, Counter>,
+    pub withheld: Family<Labels, Counter>,
     pub bytes: Family<Labels, Counter>,
     pub decode_errors: Family<Labels, Counter>,
     pub lag: Family<Labels, Gauge>,
@@ -63,6 +64,7 @@ impl Metrics {
             failed: Family::default(),
             consumed: Family::default(),
             routed: Family::default(),
+            withheld: Family::default(),
             bytes: Family::default(),
             decode_errors: Family::default(),
             lag: Family::default(),
@@ -92,6 +94,11 @@ impl Metrics {
             "alerts_routed",
             "Alerts filter routed to a topic",
             m.routed.clone(),
+        );
+        r.register(
+            "alerts_withheld",
+            "Messages a filter route selected but held back: reason=visit_limit or duplicate",
+            m.withheld.clone(),
         );
         r.register(
             "bytes",

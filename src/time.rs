@@ -30,6 +30,15 @@ pub fn parse(flag: &str, text: &str) -> Result<i64> {
     parsed.ok_or_else(|| bad_input(format!("{flag} {text:?}: give {ACCEPTED}")))
 }
 
+/// Parses a DURATION (`90s`, `30m`, `1h`, `2d`, `1w`) into milliseconds.
+pub fn parse_duration(flag: &str, text: &str) -> Result<i64> {
+    relative(text.trim()).ok_or_else(|| {
+        bad_input(format!(
+            "{flag} {text:?}: give a number and a unit: 90s, 30m, 1h, 2d or 1w"
+        ))
+    })
+}
+
 /// `90s`, `30m`, `1h`, `2d`, `1w` as milliseconds.
 fn relative(text: &str) -> Option<i64> {
     let unit = text.chars().last()?;

@@ -1,7 +1,8 @@
 //! filter on the real broker: ZTF's purity cut over every fixture version
 //! against a Python evaluation, alerts forwarded byte for byte, several
-//! routes, print --where, kill -9 and restart exactly once, bad expressions
-//! and an output that cannot be written.
+//! routes, print --where, kill -9 and restart exactly once, bad expressions,
+//! an output that cannot be written, and what --limit-per-visit and
+//! --dedupe-key hold back.
 
 mod common;
 
@@ -267,6 +268,150 @@ fn rebalances_route_every_alert_exactly_once() {
     assert_eq!(duplicated, 0, "nothing twice");
 }
 
+/// A message's header as text.
+fn header(message: &RawMessage, key: &str) -> String {
+    let value = message.headers.iter().find(|(k, _)| k == key).unwrap();
+    String::from_utf8(value.1.clone().unwrap()).unwrap()
+}
+
+/// The decoded alert of a schemaless sample message.
+fn sample_json(message: &RawMessage) -> serde_json::Value {
+    let decoder =
+        alertstream::avro::codec::Decoder::new(alertstream::avro::schema::built_in(), false);
+    let (_, alerts) = decoder.decode(&message.payload).unwrap();
+    expected_json(&alerts[0])
+}
+
+/// Routes filtering `topic` with the `holds` options: (stderr, what reached `out`).
+fn filter_with(topic: &str, out: &str, holds: &[&str]) -> (String, Vec<RawMessage>) {
+    let group = format!("{out}-group");
+    let mut args = vec![
+        "filter",
+        topic,
+        "--group",
+        &group,
+        "-e",
+        "--where",
+        "candid > 0",
+        "--to",
+        out,
+    ];
+    args.extend_from_slice(holds);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    (stderr(&output), read_committed(out))
+}
+
+/// --limit-per-visit keeps the first N of each visit (by the send header,
+/// or by --visit-key); --dedupe-key keeps an object once per window of
+/// message time, checked against the input's own timestamps.
+#[test]
+fn visit_limits_and_dedupe_hold_back_exactly_what_they_should() {
+    let topic = topic("filter-holds");
+    // Four visits of the same 12 alerts (12 objects, 3 exposures of 4).
+    ok(&[
+        "send",
+        &topic,
+        "--no-stamps",
+        "--repeat",
+        "--interval",
+        "0.5",
+        "--max-repeats",
+        "4",
+    ]);
+    let input = read_committed(&topic);
+    assert_eq!(input.len(), 48);
+
+    let (log, capped) = filter_with(
+        &topic,
+        &format!("{topic}-five"),
+        &["--limit-per-visit", "5"],
+    );
+    let mut per_visit: HashMap<String, Vec<u64>> = HashMap::new();
+    for m in &capped {
+        let index = header(m, "alertstream-index").parse().unwrap();
+        per_visit
+            .entry(header(m, "alertstream-visit"))
+            .or_default()
+            .push(index);
+    }
+    assert_eq!(per_visit.len(), 4, "{per_visit:?}");
+    for indices in per_visit.values() {
+        assert_eq!(indices, &[0, 1, 2, 3, 4], "the first five of each visit");
+    }
+    assert!(log.contains("(28 over --limit-per-visit)"), "{log}");
+
+    let (_, by_exposure) = filter_with(
+        &topic,
+        &format!("{topic}-jd"),
+        &["--limit-per-visit", "2", "--visit-key", "candidate.jd"],
+    );
+    let mut per_jd: HashMap<String, usize> = HashMap::new();
+    for m in &by_exposure {
+        assert_eq!(
+            header(m, "alertstream-visit"),
+            header(&input[0], "alertstream-visit")
+        );
+        *per_jd
+            .entry(sample_json(m)["candidate"]["jd"].to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(per_jd.len(), 3);
+    assert!(per_jd.values().all(|n| *n == 2), "{per_jd:?}");
+
+    let (log, once) = filter_with(
+        &topic,
+        &format!("{topic}-once"),
+        &["--dedupe-key", "objectId", "--dedupe-window", "1h"],
+    );
+    let objects: HashSet<String> = once
+        .iter()
+        .map(|m| sample_json(m)["objectId"].to_string())
+        .collect();
+    assert_eq!((once.len(), objects.len()), (12, 12), "each object once");
+    assert!(once
+        .iter()
+        .all(|m| header(m, "alertstream-visit") == header(&input[0], "alertstream-visit")));
+    assert!(log.contains("(36 duplicate(s))"), "{log}");
+
+    // Visits 0.5 s apart and a window of 0.6 s: some visits go again and
+    // some are held, by the messages' own timestamps.
+    let window = 600;
+    let mut last: HashMap<String, i64> = HashMap::new();
+    let mut expected = Vec::new();
+    for m in &input {
+        let (object, at) = (sample_json(m)["objectId"].to_string(), m.timestamp.unwrap());
+        if last
+            .get(&object)
+            .is_none_or(|routed| (at - routed).abs() >= window)
+        {
+            last.insert(object, at);
+            expected.push(m.payload.clone());
+        }
+    }
+    let (_, windowed) = filter_with(
+        &topic,
+        &format!("{topic}-window"),
+        &["--dedupe-key", "objectId", "--dedupe-window", "0.6s"],
+    );
+    let windowed: Vec<Vec<u8>> = windowed.into_iter().map(|m| m.payload).collect();
+    assert_eq!(windowed, expected);
+    // Nominally 24; a visit sent late may shift which go, never all or none.
+    assert!(
+        12 < windowed.len() && windowed.len() < 48,
+        "{}",
+        windowed.len()
+    );
+    report(&format!(
+        "filter holds: 48 sent in 4 visits; --limit-per-visit 5 kept {}, by exposure 2 kept {}, \
+         --dedupe-key objectId kept {} (1h) and {} (0.6 s window)",
+        capped.len(),
+        by_exposure.len(),
+        once.len(),
+        windowed.len()
+    ));
+}
+
 #[test]
 fn bad_expressions_fail_before_anything_is_consumed() {
     let topic = topic("filter-bad");
@@ -285,6 +430,34 @@ fn bad_expressions_fail_before_anything_is_consumed() {
         assert!(
             stderr(&output).contains(expected),
             "{expr}: {}",
+            stderr(&output)
+        );
+    }
+    for (holds, expected) in [
+        (&["--limit-per-visit", "0"][..], "--limit-per-visit 0"),
+        (
+            &["--limit-per-visit", "2", "--visit-key", "candidate.jdd"],
+            "closest: candidate.jd",
+        ),
+        (
+            &["--dedupe-key", "objectid", "--dedupe-window", "1h"],
+            "closest: objectId",
+        ),
+        (
+            &["--dedupe-key", "objectId", "--dedupe-window", "1 hour"],
+            "--dedupe-window",
+        ),
+        (&["--dedupe-key", "objectId"], "--dedupe-window"),
+    ] {
+        let mut args = vec![
+            "filter", &topic, "--group", &group, "-e", "--where", "true", "--to", &out,
+        ];
+        args.extend_from_slice(holds);
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(2), "{holds:?}");
+        assert!(
+            stderr(&output).contains(expected),
+            "{holds:?}: {}",
             stderr(&output)
         );
     }

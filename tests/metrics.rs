@@ -1,8 +1,9 @@
 //! Prometheus metrics on the real broker and a real Prometheus server
 //! (scripts/prometheus): counters equal to what was sent and printed,
 //! promtool accepts the exposition, Prometheus's query answers the same
-//! numbers, monitor exports a group's lag, a late visit is counted, a port
-//! in use fails at start, a scrape never holds up shutdown.
+//! numbers, filter counts what it routed and held back, monitor exports a
+//! group's lag, a late visit is counted, a port in use fails at start, a
+//! scrape never holds up shutdown.
 
 mod common;
 
@@ -176,6 +177,85 @@ fn print_counts_what_it_printed_and_prometheus_sees_the_same() {
     // A scrape hanging open while the command stops does not hold it up.
     let _idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let (status, _, _) = print.terminate();
+    assert!(status.success());
+}
+
+/// Scrapes until `series` reads `value`: the command counts as it works.
+fn scrape_until(port: u16, series: &str, value: f64) -> String {
+    let deadline = Instant::now() + RUN_LIMIT;
+    loop {
+        let text = scrape(port);
+        if sample(&text, series) == Some(value) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{series} never {value}: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn filter_counts_what_it_routed_and_held_back() {
+    let topic = topic("metrics-filter");
+    let out = format!("{topic}-once");
+    // Two visits of the same 12 objects: the second visit is all duplicates.
+    ok(&[
+        "send",
+        &topic,
+        "--no-stamps",
+        "--repeat",
+        "--interval",
+        "0.2",
+        "--max-repeats",
+        "2",
+    ]);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let filter = spawn(&[
+        "--metrics",
+        &addr,
+        "filter",
+        &topic,
+        "--group",
+        "g",
+        "--where",
+        "candid > 0",
+        "--to",
+        &out,
+        "--dedupe-key",
+        "objectId",
+        "--dedupe-window",
+        "1d",
+    ]);
+    let mut log = Vec::new();
+    filter.wait_stderr(
+        "an assignment",
+        |l| l.contains("partitions assigned"),
+        &mut log,
+    );
+    let labels = format!("topic=\"{topic}\",to=\"{out}\"");
+    let text = scrape_until(
+        port,
+        &format!("alertstream_alerts_withheld_total{{{labels},reason=\"duplicate\"}}"),
+        12.0,
+    );
+    promtool_accepts(&text);
+    assert_eq!(
+        sample(
+            &text,
+            &format!("alertstream_alerts_routed_total{{{labels}}}")
+        ),
+        Some(12.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("alertstream_alerts_withheld_total{{{labels},reason=\"visit_limit\"}}")
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    let (status, _, _) = filter.terminate();
     assert!(status.success());
 }
 

@@ -25,8 +25,8 @@ use cel::{Context, Program, Value};
 
 use crate::exit::bad_input;
 
-/// A compiled `--where` expression.
-pub struct Selector {
+/// An expression compiled and checked against the reader schema.
+struct Compiled {
     text: String,
     program: Program,
     /// What the expression reads of an alert: only that is decoded and
@@ -35,23 +35,17 @@ pub struct Selector {
     context: Context<'static, 'static>,
 }
 
-impl std::fmt::Debug for Selector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Selector({:?})", self.text)
-    }
-}
-
-impl Selector {
-    /// Compiles `text` and checks its field paths against `schema`.
-    pub fn compile(text: &str, schema: &Schema) -> Result<Self> {
+impl Compiled {
+    /// Compiles `text`, given as `flag`, and checks its field paths against `schema`.
+    fn new(flag: &str, text: &str, schema: &Schema) -> Result<Self> {
         let program = Program::compile(text).map_err(|e| {
             let first = e.errors.first();
             let at = first.map_or(String::new(), |e| format!(" at column {}", e.pos.1 + 1));
             let why = first.map_or(e.to_string(), |e| e.msg.clone());
-            bad_input(format!("--where {text:?}: syntax error{at}: {why}"))
+            bad_input(format!("{flag} {text:?}: syntax error{at}: {why}"))
         })?;
         let variables = fields::check(program.expression(), schema)
-            .map_err(|why| bad_input(format!("--where {text:?}: {why}")))?;
+            .map_err(|why| bad_input(format!("{flag} {text:?}: {why}")))?;
         let need = fields::needs(program.expression(), &variables);
         let mut context = Context::default();
         math::register(&mut context);
@@ -63,20 +57,14 @@ impl Selector {
         })
     }
 
-    /// What the expression reads of an alert (give it to `Decoder::fields`).
-    pub fn need(&self) -> &Need {
-        &self.need
-    }
-
-    /// Whether an alert (a record value) is selected.
-    pub fn selects(&self, alert: &Avro) -> bool {
-        let Avro::Record(fields) = alert else {
-            return false;
+    /// The expression's value for an alert (a record value); `None` when
+    /// it ends in an error (a null or absent field).
+    fn evaluate(&self, alert: &Avro) -> Option<Value> {
+        let (Avro::Record(fields), Need::Fields(top)) = (alert, &self.need) else {
+            // An expression that reads no field (`true`) needs no scope.
+            return self.program.execute(&self.context).ok();
         };
         let mut scope = self.context.new_inner_scope();
-        let Need::Fields(top) = &self.need else {
-            return false;
-        };
         for (name, need) in top {
             let value = fields
                 .iter()
@@ -84,7 +72,86 @@ impl Selector {
                 .map_or(Value::Null, |(_, v)| pruned(v, need));
             scope.add_variable_from_value(name.as_str(), value);
         }
-        matches!(self.program.execute(&scope), Ok(Value::Bool(true)))
+        self.program.execute(&scope).ok()
+    }
+}
+
+/// A compiled `--where` expression.
+pub struct Selector(Compiled);
+
+impl std::fmt::Debug for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Selector({:?})", self.0.text)
+    }
+}
+
+impl Selector {
+    /// Compiles `text` and checks its field paths against `schema`.
+    pub fn compile(text: &str, schema: &Schema) -> Result<Self> {
+        Compiled::new("--where", text, schema).map(Self)
+    }
+
+    /// What the expression reads of an alert (give it to `Decoder::fields`).
+    pub fn need(&self) -> &Need {
+        &self.0.need
+    }
+
+    /// Whether an alert (a record value) is selected.
+    pub fn selects(&self, alert: &Avro) -> bool {
+        matches!(self.0.evaluate(alert), Some(Value::Bool(true)))
+    }
+}
+
+/// What an expression names an alert by (its visit, its object), as a key
+/// to count or remember it by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AlertKey {
+    Int(i64),
+    /// A double's bits: equal doubles, equal keys.
+    Float(u64),
+    Text(Box<str>),
+    Bytes(Box<[u8]>),
+    Bool(bool),
+}
+
+/// A compiled key expression (`--visit-key diaSource.visit`, `--dedupe-key objectId`).
+pub struct KeyOf(Compiled);
+
+impl std::fmt::Debug for KeyOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyOf({:?})", self.0.text)
+    }
+}
+
+impl KeyOf {
+    /// Compiles `text`, given as `flag`, and checks its field paths against `schema`.
+    pub fn compile(flag: &str, text: &str, schema: &Schema) -> Result<Self> {
+        Compiled::new(flag, text, schema).map(Self)
+    }
+
+    /// What the expression reads of an alert.
+    pub fn need(&self) -> &Need {
+        &self.0.need
+    }
+
+    /// The alert's key; `None` when the expression is null or fails on it,
+    /// or its value is a list or map.
+    pub fn of(&self, alert: &Avro) -> Option<AlertKey> {
+        match self.0.evaluate(alert)? {
+            Value::Int(i) => Some(AlertKey::Int(i)),
+            Value::UInt(u) => {
+                Some(i64::try_from(u).map_or(AlertKey::Float((u as f64).to_bits()), AlertKey::Int))
+            }
+            // Whole doubles (exact below 2^53) key as the integer they equal.
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < (1u64 << 53) as f64 => {
+                Some(AlertKey::Int(f as i64))
+            }
+            Value::Float(f) => Some(AlertKey::Float(f.to_bits())),
+            Value::String(s) => Some(AlertKey::Text(s.as_str().into())),
+            Value::Bytes(b) => Some(AlertKey::Bytes(b.as_slice().into())),
+            Value::Bool(b) => Some(AlertKey::Bool(b)),
+            _ => None,
+        }
     }
 }
 
@@ -243,8 +310,42 @@ mod tests {
         // The pruned selector still selects as the whole one does.
         let schema = crate::avro::schema::built_in();
         let cut = Selector::compile(PURITY, &schema).unwrap();
-        assert!(matches!(&cut.need, Need::Fields(top) if top.len() == 1));
+        assert!(matches!(cut.need(), Need::Fields(top) if top.len() == 1));
         assert!(cut.selects(&alert(Some(0.9), 0, 2.0, -0.05)));
+    }
+
+    /// Keys name visits and objects: numbers that are equal are one key,
+    /// a null field is no key, and unknown names fail at start.
+    #[test]
+    fn keys_of_alerts() {
+        let schema = crate::avro::schema::built_in();
+        let key = |text: &str| KeyOf::compile("--dedupe-key", text, &schema).unwrap();
+        let a = alert(Some(0.9), 0, 4.0, 0.0);
+        assert_eq!(key("candid").of(&a), Some(AlertKey::Int(7)));
+        assert_eq!(
+            key("candidate.fwhm").of(&a),
+            Some(AlertKey::Int(4)),
+            "4.0 is 4"
+        );
+        assert_eq!(
+            key("candidate.fwhm / 8.0").of(&a),
+            Some(AlertKey::Float(0.5f64.to_bits()))
+        );
+        assert_eq!(
+            key("string(candid) + 'x'").of(&a),
+            Some(AlertKey::Text("7x".into()))
+        );
+        assert_eq!(
+            key("candidate.rb").of(&alert(None, 0, 4.0, 0.0)),
+            None,
+            "null"
+        );
+        assert_eq!(key("prv_candidates").of(&a), None, "a list is no key");
+        let error = KeyOf::compile("--visit-key", "candidate.jdd", &schema).unwrap_err();
+        assert!(
+            error.to_string().contains("--visit-key") && error.to_string().contains("jd"),
+            "{error}"
+        );
     }
 
     #[test]

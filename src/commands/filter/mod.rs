@@ -5,6 +5,15 @@
 //! that a `read_committed` reader never sees; restarted in its group, it
 //! fences that transaction (same transactional.id) and resumes from the last
 //! committed input offsets.
+//!
+//! A route may also hold back what it selected: past `--limit-per-visit`
+//! in a visit, or an object routed within `--dedupe-window`. That state
+//! follows the transaction (an abort forgets what it counted) and lives in
+//! the process.
+
+mod dedupe;
+mod route;
+mod visits;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,7 +29,6 @@ use crate::avro::plan::Need;
 use crate::cli::FilterArgs;
 use crate::commands::DecodeOptions;
 use crate::exit::bad_input;
-use crate::expr::Selector;
 use crate::kafka::config::creation_error;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
@@ -28,6 +36,7 @@ use crate::kafka::queue::{drain, enqueue};
 use crate::kafka::{admin, ClientLog, KafkaSettings};
 use crate::progress::ConsumeBar;
 use crate::shutdown::Shutdown;
+use route::Route;
 
 /// How long a transaction call may wait on the brokers.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,6 +52,10 @@ pub struct FilterOptions {
     pub decode: DecodeOptions,
     pub transactional_id: String,
     pub commit_interval: Duration,
+    /// --limit-per-visit and --visit-key.
+    pub limit_per_visit: Option<(u64, Option<String>)>,
+    /// --dedupe-key and --dedupe-window (ms).
+    pub dedupe: Option<(String, i64)>,
 }
 
 impl FilterOptions {
@@ -66,6 +79,18 @@ impl FilterOptions {
                 "--commit-interval must be a positive number of seconds",
             ));
         }
+        if args.limit_per_visit == Some(0) {
+            return Err(bad_input(
+                "--limit-per-visit 0 would route nothing: give 1 or more",
+            ));
+        }
+        let dedupe = match (args.dedupe_key, args.dedupe_window) {
+            (Some(key), Some(window)) => {
+                let ms = crate::time::parse_duration("--dedupe-window", &window)?;
+                Some((key, ms))
+            }
+            _ => None,
+        };
         let group = consumer::group_or_default(args.group)?;
         let transactional_id = args.transactional_id.unwrap_or_else(|| {
             let host = consumer::group_or_default(None).unwrap_or_default();
@@ -79,17 +104,10 @@ impl FilterOptions {
             decode: DecodeOptions::from_args(args.decode)?,
             transactional_id,
             commit_interval: Duration::from_secs_f64(args.commit_interval),
+            limit_per_visit: args.limit_per_visit.map(|n| (n, args.visit_key)),
+            dedupe,
         })
     }
-}
-
-/// One `--where` and its `--to`.
-struct Route {
-    selector: Selector,
-    to: String,
-    routed: u64,
-    /// alertstream_alerts_routed_total{topic,to}.
-    meter: prometheus_client::metrics::counter::Counter,
 }
 
 pub async fn run(
@@ -103,15 +121,7 @@ pub async fn run(
     let routes = options
         .routes
         .iter()
-        .map(|(text, to)| {
-            let labels = crate::metrics::labels(&[("topic", &options.topic), ("to", to)]);
-            Ok(Route {
-                selector: Selector::compile(text, &reader)?,
-                to: to.clone(),
-                routed: 0,
-                meter: crate::metrics::get().routed.get_or_create(&labels).clone(),
-            })
-        })
+        .map(|(text, to)| Route::new(text, to, &options, &reader))
         .collect::<Result<Vec<_>>>()?;
     // The producer (output topics, transactions) is made while the consumer
     // joins its group and starts fetching: each takes round trips to the
@@ -144,7 +154,7 @@ pub async fn run(
     };
     let mut wanted = Need::none();
     for route in &routes {
-        wanted.merge(route.selector.need());
+        wanted.merge(&route.need());
     }
     let mut filter = Filter {
         wanted,
@@ -164,11 +174,7 @@ pub async fn run(
         let _ = abort(&filter.producer);
     }
     let c = &filter.counts;
-    let routed: Vec<String> = filter
-        .routes
-        .iter()
-        .map(|r| format!("{} to {}", r.routed, r.to))
-        .collect();
+    let routed: Vec<String> = filter.routes.iter().map(Route::summary).collect();
     tracing::info!(
         "filtered {} alert(s) from {} message(s): routed {}; {} skipped; {} transaction(s) committed",
         c.alerts,
@@ -265,11 +271,9 @@ impl Handler for Filter {
         self.counts.alerts += alerts.len() as u64;
         self.bar.inc(alerts.len() as u64);
         for route in &mut self.routes {
-            // A message goes to a route once if any of its alerts is selected.
-            if alerts.iter().any(|a| route.selector.selects(a)) {
+            // A message goes to a route once if any of its alerts is taken.
+            if route.takes(message, &alerts) {
                 forward(&self.producer, &route.to, message)?;
-                route.routed += 1;
-                route.meter.inc();
             }
         }
         Ok(())
@@ -326,6 +330,7 @@ impl Filter {
             .and_then(|()| self.producer.commit_transaction(TRANSACTION_TIMEOUT));
         if let Err(e) = committed {
             let _ = abort(&self.producer);
+            self.routes.iter_mut().for_each(Route::abort);
             let why = self.producer.context().last_error().unwrap_or_default();
             return Err(anyhow!(
                 "cannot commit the transaction to {}: {e} {why}; it was aborted and the input \
@@ -338,6 +343,7 @@ impl Filter {
             ));
         }
         self.counts.transactions += 1;
+        self.routes.iter_mut().for_each(Route::commit);
         self.pending.clear();
         self.started = Instant::now();
         self.producer.begin_transaction()?;
@@ -348,6 +354,7 @@ impl Filter {
     /// to its committed offsets.
     fn restart_transaction(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
         abort(&self.producer).context("cannot abort the open transaction")?;
+        self.routes.iter_mut().for_each(Route::abort);
         self.pending.clear();
         let assignment = consumer.assignment()?;
         if assignment.count() > 0 {

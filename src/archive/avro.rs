@@ -3,13 +3,12 @@
 //! and beside each, `NAME.kafka.jsonl`: one line per alert, in order, with
 //! its partition, offset, broker timestamp, key and headers.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::files::{file_name, Pending};
+use super::files::{file_name, Pending, Written};
 use super::Meta;
 use crate::avro::container::{write_header, Codec};
 use crate::avro::varint::write_long;
@@ -25,9 +24,9 @@ pub fn sidecar_name(name: &str) -> String {
 /// An Avro archive file being written.
 pub struct AvroFile {
     file: Pending,
-    out: BufWriter<File>,
+    out: BufWriter<Written>,
     side: Pending,
-    side_out: BufWriter<File>,
+    side_out: BufWriter<Written>,
     codec: Codec,
     sync: [u8; 16],
     block: Vec<u8>,

@@ -3,7 +3,6 @@
 //! offset, broker timestamp), written in row groups of [`ROWS_PER_GROUP`] so
 //! that memory stays bounded whatever the file's size.
 
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::arrow::{Layout, Rows};
-use super::files::{file_name, Pending};
+use super::files::{file_name, Pending, Written};
 use super::Meta;
 use crate::avro::container::Codec;
 
@@ -25,7 +24,7 @@ pub const ROWS_PER_GROUP: usize = 256;
 /// A Parquet archive file being written.
 pub struct ParquetFile {
     file: Pending,
-    writer: ArrowWriter<BufWriter<File>>,
+    writer: ArrowWriter<BufWriter<Written>>,
     layout: Arc<Layout>,
     rows: Rows,
     pub alerts: u64,

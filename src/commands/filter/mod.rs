@@ -239,8 +239,7 @@ struct Counts {
 }
 
 struct Filter {
-    /// The top-level fields the routes read: only those are decoded.
-    /// What every route's expression reads, together.
+    /// What the routes' expressions and keys read, together: only that is decoded.
     wanted: Need,
     topic: String,
     routes: Vec<Route>,

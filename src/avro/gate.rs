@@ -43,8 +43,11 @@ impl Writer {
     /// A writer schema from untrusted text; errors start with `what`.
     pub fn parse_as(text: &[u8], what: &str) -> Result<Self> {
         let text = std::str::from_utf8(text).map_err(|_| anyhow!("{what} is not UTF-8"))?;
-        let schema =
-            Schema::parse_str(text).map_err(|e| anyhow!("{what} is not valid Avro: {e}"))?;
+        let json: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| anyhow!("{what} is not valid JSON: {e}"))?;
+        super::schema::check_names(&json)
+            .map_err(|why| anyhow!("{what} is not valid Avro: {why}"))?;
+        let schema = Schema::parse(&json).map_err(|e| anyhow!("{what} is not valid Avro: {e}"))?;
         Self::new(schema, text.to_string()).map_err(|e| anyhow!("{what} {e}; refused"))
     }
 
@@ -228,6 +231,58 @@ mod tests {
 
     const LONG_RECORD: &str =
         r#"{"type":"record","name":"r","fields":[{"name":"a","type":"long"}]}"#;
+
+    /// apache-avro unwraps names it has not validated: a mutated container
+    /// header naming a record `candidat:` aborted the process (found by
+    /// tests/fuzz.rs). Such schemas are refused with the reason.
+    #[test]
+    fn invalid_names_are_refused_not_panicked_on() {
+        for (schema, reason) in [
+            (
+                r#"{"type":"record","name":"candidat:","fields":[]}"#,
+                "candidat:",
+            ),
+            (
+                r#"{"type":"record","name":"a","namespace":"b:c","fields":[]}"#,
+                "b:c",
+            ),
+            (
+                r#"{"type":"record","name":"a","aliases":["x y"],"fields":[]}"#,
+                "aliases",
+            ),
+            (
+                r#"{"type":"record","name":"a","fields":[{"name":"f","type":"in:t"}]}"#,
+                "in:t",
+            ),
+            (
+                r#"{"type":"record","name":"a","fields":[{"name":"f","aliases":[1],"type":"int"}]}"#,
+                "aliases",
+            ),
+            (
+                r#"{"type":"record","name":"a","fields":[{"name":"f","type":{"type":"fixed","name":"9x","size":2}}]}"#,
+                "9x",
+            ),
+            (
+                r#"{"type":"array","items":{"type":"fixed","name":"x","size":2.5}}"#,
+                "size",
+            ),
+            (
+                r#"["null",{"type":"enum","name":"e-1","symbols":["A"]}]"#,
+                "e-1",
+            ),
+        ] {
+            let error = Writer::parse_as(schema.as_bytes(), "the schema")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(reason), "{schema}: {error}");
+        }
+        // Valid names, dotted and with an empty namespace, and defaults that
+        // look like schemas, pass.
+        let fine = r#"{"type":"record","name":"ztf.alert","fields":[
+            {"name":"c","type":{"type":"record","name":".cand","aliases":["a.b"],"fields":[]},
+             "default":{"name":"not:a:name"}}]}"#;
+        Writer::parse_as(fine.as_bytes(), "the schema").unwrap();
+    }
 
     /// Issue 9: apache-avro panicked on an empty compression level.
     #[test]

@@ -76,6 +76,7 @@ pub fn combine(files: &[(String, String)]) -> Result<Schema> {
     for (name, text) in files {
         let json: Json = serde_json::from_str(text)
             .map_err(|e| bad_input(format!("schema {name} is not valid JSON: {e}")))?;
+        check_names(&json).map_err(|why| bad_input(format!("schema {name}: {why}")))?;
         docs.push((name, json));
     }
     let mut definitions = HashMap::new();
@@ -111,6 +112,92 @@ const BUILT_IN_TYPES: [&str; 14] = [
     "null", "boolean", "int", "long", "float", "double", "bytes", "string", "record", "error",
     "enum", "fixed", "array", "map",
 ];
+
+/// Refuses what apache-avro would panic on rather than report: it unwraps
+/// names it has not validated (a record named `candidat:` in a mutated
+/// container header aborted the process). Every name, namespace, alias and
+/// reference in a schema position must be a valid Avro name, and sizes
+/// integers. Defaults and other attributes are data, and not looked at.
+pub fn check_names(schema: &Json) -> std::result::Result<(), String> {
+    match schema {
+        Json::String(reference) => check_type_name(reference),
+        Json::Array(branches) => branches.iter().try_for_each(check_names),
+        Json::Object(object) => {
+            check_declared(object)?;
+            if let Some(Json::Array(fields)) = object.get("fields") {
+                for field in fields {
+                    let Json::Object(field) = field else {
+                        return Err("a record field is not an object".into());
+                    };
+                    check_declared(field)?;
+                    field.get("type").map_or(Ok(()), check_names)?;
+                }
+            }
+            ["type", "items", "values"]
+                .iter()
+                .filter_map(|key| object.get(*key))
+                .try_for_each(check_names)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The name, namespace, aliases and size an object declares.
+fn check_declared(object: &Map<String, Json>) -> std::result::Result<(), String> {
+    if let Some(Json::String(name)) = object.get("name") {
+        if !is_full_name(name) {
+            return Err(format!("{name:?} is not a valid Avro name"));
+        }
+    }
+    if let Some(Json::String(namespace)) = object.get("namespace") {
+        if !namespace.is_empty() && !is_full_name(namespace) {
+            return Err(format!("{namespace:?} is not a valid Avro namespace"));
+        }
+    }
+    if let Some(aliases) = object.get("aliases") {
+        let valid = aliases
+            .as_array()
+            .is_some_and(|a| a.iter().all(|a| a.as_str().is_some_and(is_full_name)));
+        if !valid {
+            return Err(format!(
+                "aliases {aliases} are not a list of valid Avro names"
+            ));
+        }
+    }
+    for key in ["size", "precision", "scale"] {
+        if let Some(value) = object.get(key) {
+            let integer = value.is_i64()
+                || value.is_u64()
+                || value.as_str().is_some_and(|s| s.parse::<i64>().is_ok());
+            if !integer {
+                return Err(format!("{key} {value} is not an integer"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_type_name(name: &str) -> std::result::Result<(), String> {
+    if BUILT_IN_TYPES.contains(&name) || is_full_name(name) {
+        Ok(())
+    } else {
+        Err(format!("type {name:?} is not a valid Avro name"))
+    }
+}
+
+/// `[namespace.]name` as the Avro specification has it (apache-avro also
+/// takes an empty namespace before the dot).
+fn is_full_name(text: &str) -> bool {
+    let identifier = |part: &str| {
+        let mut chars = part.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let (namespace, name) = text.rsplit_once('.').unwrap_or(("", text));
+    identifier(name) && (namespace.is_empty() || namespace.split('.').all(identifier))
+}
 
 fn full_name(name: &str, namespace: &str) -> String {
     if name.contains('.') || namespace.is_empty() {

@@ -43,8 +43,8 @@ impl Writer {
     /// A writer schema from untrusted text; errors start with `what`.
     pub fn parse_as(text: &[u8], what: &str) -> Result<Self> {
         let text = std::str::from_utf8(text).map_err(|_| anyhow!("{what} is not UTF-8"))?;
-        let json: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| anyhow!("{what} is not valid JSON: {e}"))?;
+        let json: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| anyhow!("{what} is not valid Avro (not JSON: {e})"))?;
         super::schema::check_names(&json)
             .map_err(|why| anyhow!("{what} is not valid Avro: {why}"))?;
         let schema = Schema::parse(&json).map_err(|e| anyhow!("{what} is not valid Avro: {e}"))?;

@@ -119,19 +119,24 @@ impl Route {
                 .timestamp()
                 .to_millis()
                 .unwrap_or_else(crate::time::now_ms);
-            let keys: Vec<_> = selected.iter().map(|a| dedupe.key.of(a)).collect();
-            let fresh = keys
-                .iter()
-                .any(|k| k.as_ref().is_none_or(|k| dedupe.allows(k, at)));
-            if !fresh {
+            // New: not routed within the window. An alert with no key is
+            // never a duplicate, so it makes the message go too.
+            let mut keyless = false;
+            let mut new_keys = Vec::new();
+            for alert in &selected {
+                match dedupe.key.of(alert) {
+                    None => keyless = true,
+                    Some(key) if dedupe.allows(&key, at) => new_keys.push(key),
+                    Some(_) => {}
+                }
+            }
+            if new_keys.is_empty() && !keyless {
                 self.counts.duplicates += 1;
                 self.duplicate_meter.inc();
                 return false;
             }
-            for key in keys.into_iter().flatten() {
-                if dedupe.allows(&key, at) {
-                    dedupe.record(key, at);
-                }
+            for key in new_keys {
+                dedupe.record(key, at);
             }
         }
         if let (Some(limit), Some(visit)) = (&mut self.limit, visit) {

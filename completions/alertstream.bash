@@ -40,6 +40,9 @@ _alertstream() {
             alertstream,send)
                 cmd="alertstream__subcmd__send"
                 ;;
+            alertstream,simulate)
+                cmd="alertstream__subcmd__simulate"
+                ;;
             alertstream__subcmd__help,completions)
                 cmd="alertstream__subcmd__help__subcmd__completions"
                 ;;
@@ -64,6 +67,9 @@ _alertstream() {
             alertstream__subcmd__help,send)
                 cmd="alertstream__subcmd__help__subcmd__send"
                 ;;
+            alertstream__subcmd__help,simulate)
+                cmd="alertstream__subcmd__help__subcmd__simulate"
+                ;;
             *)
                 ;;
         esac
@@ -71,7 +77,7 @@ _alertstream() {
 
     case "${cmd}" in
         alertstream)
-            opts="-b -X -v -q -h -V --brokers --kafka --kafka-config --metrics --verbose --quiet --help --version send print monitor record filter completions man help"
+            opts="-b -X -v -q -h -V --brokers --kafka --kafka-config --metrics --verbose --quiet --help --version send print monitor record filter simulate completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -273,7 +279,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__help)
-            opts="send print monitor record filter completions man help"
+            opts="send print monitor record filter simulate completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -385,6 +391,20 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__help__subcmd__send)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        alertstream__subcmd__help__subcmd__simulate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -731,7 +751,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__send)
-            opts="-b -X -v -q -h --alerts --no-stamps --encode-off --format --schema-id --schema-registry --registry-auth-file --registry-ca --subject --pace --speed --repeat --interval --max-repeats --partitions --replication-factor --flush-timeout --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-b -X -v -q -h --alerts --no-stamps --encode-off --format --schema-id --schema-registry --registry-auth-file --registry-ca --subject --pace --speed --repeat --interval --max-repeats --partitions --replication-factor --flush-timeout --simulate --schema --seed --start --fields --objects --mix --bursts --spread --shard --shard-slot --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -790,6 +810,140 @@ _alertstream() {
                     return 0
                     ;;
                 --flush-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --simulate)
+                    COMPREPLY=($(compgen -W "ztf rubin" -- "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fields)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --objects)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bursts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --spread)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shard-slot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --brokers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -X)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        alertstream__subcmd__simulate)
+            opts="-b -X -v -q -h --out --visits --interval --no-stamps --schema --seed --start --fields --objects --mix --bursts --spread --shard --shard-slot --brokers --kafka --kafka-config --metrics --verbose --quiet --help ztf rubin"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --visits)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fields)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --objects)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bursts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --spread)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shard-slot)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -28,7 +28,7 @@ complete -c alertstream -n "__fish_alertstream_needs_command" -s b -l brokers -d
 complete -c alertstream -n "__fish_alertstream_needs_command" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_needs_command" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_needs_command" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
-complete -c alertstream -n "__fish_alertstream_needs_command" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_needs_command" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_needs_command" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_needs_command" -s V -l version -d 'Print version'
@@ -37,8 +37,9 @@ complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "print" -d '
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "filter" -d 'Route the alerts an expression selects to other topics, unchanged, exactly once'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "simulate" -d 'Write simulated alerts to Avro files, one per visit, instead of Kafka'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "man" -d 'Print the manual page (roff) to stdout'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "man" -d 'Print a manual page (roff) to stdout: alertstream(1), or a subcommand\'s'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l alerts -d 'Avro object container file, or folder of them, to take alerts from (repeatable)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l format -d 'How each message frames its Avro data' -r -f -a "schemaless\t''
@@ -53,9 +54,21 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l pace -d
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l speed -d 'With --pace: play this many times faster (0.5 is half as fast)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l interval -d 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l max-repeats -d 'Number of visits with --repeat (2215 visits of 39 s is about 24 hours)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l partitions -d 'Partitions of the topic when it has to be created' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l partitions -d 'Partitions of the topic when it has to be created [default: 1]; an existing topic keeps its own (a warning says so when they differ)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l replication-factor -d 'Replication factor of the topic when it has to be created [default: the cluster\'s default.replication.factor]' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l flush-timeout -d 'Seconds Ctrl-C or SIGTERM waits for deliveries in flight before giving up on them (8 fits Docker\'s 10 s stop grace period)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l simulate -d 'Make the alerts instead of reading them: unique, evolving alerts of a simulated survey (recurring objects with growing histories, moving asteroids, bogus detections, real FITS cutouts). COUNT defaults to 10,000' -r -f -a "ztf\t'ZTF: the built-in ZTF 4.02 schema, or --schema for another version'
+rubin\t'Rubin (LSST): needs Rubin\'s published schema with --schema'"
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema -d 'Schema to fill (.avsc file or folder): another ZTF version, or Rubin\'s published schema, e.g. lsst-alert-packet\'s schema/11/1 [ztf default: built-in 4.02]' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l seed -d 'Seed of the simulated sky: the same seed, --start and options give the same bytes [default: 1]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l start -d 'Time of the first visit (RFC 3339, -1h, @epoch-ms), on the grid of --interval [default: now; visits then follow the wall clock, so sharded senders on several hosts agree]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l fields -d 'Fields the visits cycle over: fewer fields, more recurrences [default: 4]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l objects -d 'Objects in the simulated sky [default: 20 x COUNT]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l mix -d 'Shares of the classes, e.g. periodic=0.4,transient=0.2,agn=0.2,solar-system=0.1,bogus=0.1; classes left out share the rest' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l bursts -d 'Send each visit in N bursts, detector by detector (Rubin\'s alert production emits a visit per detector) [default: 1]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l spread -d 'Seconds the bursts of a visit are spread over [default: 0]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l shard -d 'Make only detectors d with d mod N == I (ZTF: readout quadrants), with the ids an unsharded run gives them: N hosts with I = 0..N-1 make one stream' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l shard-slot -d '--shard counted from 1, as Docker Swarm numbers a service\'s replicas: ALERTSTREAM_SHARD_SLOT="{{.Task.Slot}}/3" in a stack file\'s environment' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
@@ -63,7 +76,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l metrics
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l no-stamps -d 'Send the cutout fields empty (null), without postage stamps'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l encode-off -d 'Send alerts as JSON text instead of Avro binary'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l repeat -d 'Keep sending: one visit at every wall-clock multiple of --interval; with --pace, the whole archive again after its last alert'
-complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream; offsets are committed only after an alert is written out' -r
@@ -92,7 +105,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s e -l e
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l decode-off -d 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l meta -d 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), the visit and index send gave it, and the schema id of a Confluent-framed message (else null)'
-complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s g -l group -d 'A consumer group to watch (repeatable): its lag per partition, from its committed offsets. Monitor never joins or commits for it' -r
@@ -107,7 +120,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l kafk
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
-complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l out -d 'Folder to write the archive into (created if missing). Nothing is written outside it' -r -F
@@ -144,7 +157,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l metri
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l no-stamps -d 'Leave the cutouts out (Parquet only: Avro archives keep alerts whole)'
-complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l where -d 'A CEL expression over the alert as print shows it, e.g. \'candidate.rb >= 0.65 && abs(candidate.magdiff) <= 0.1\'. Each --where pairs with the --to that follows it (repeatable: several routes)' -r
@@ -177,28 +190,50 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l kafka
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
-complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l out -d 'Folder to write the visits to, one Avro object container file each (visit-N.avro)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l visits -d 'Number of visits' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l interval -d 'Seconds between visits (the simulated survey\'s cadence)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l schema -d 'Schema to fill (.avsc file or folder): another ZTF version, or Rubin\'s published schema, e.g. lsst-alert-packet\'s schema/11/1 [ztf default: built-in 4.02]' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l seed -d 'Seed of the simulated sky: the same seed, --start and options give the same bytes [default: 1]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l start -d 'Time of the first visit (RFC 3339, -1h, @epoch-ms), on the grid of --interval [default: now; visits then follow the wall clock, so sharded senders on several hosts agree]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l fields -d 'Fields the visits cycle over: fewer fields, more recurrences [default: 4]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l objects -d 'Objects in the simulated sky [default: 20 x COUNT]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l mix -d 'Shares of the classes, e.g. periodic=0.4,transient=0.2,agn=0.2,solar-system=0.1,bogus=0.1; classes left out share the rest' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l bursts -d 'Send each visit in N bursts, detector by detector (Rubin\'s alert production emits a visit per detector) [default: 1]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l spread -d 'Seconds the bursts of a visit are spread over [default: 0]' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l shard -d 'Make only detectors d with d mod N == I (ZTF: readout quadrants), with the ids an unsharded run gives them: N hosts with I = 0..N-1 make one stream' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l shard-slot -d '--shard counted from 1, as Docker Swarm numbers a service\'s replicas: ALERTSTREAM_SHARD_SLOT="{{.Task.Slot}}/3" in a stack file\'s environment' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l no-stamps -d 'Leave the cutout fields empty (null), without postage stamps'
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s v -l verbose -d 'Log more (repeat for more detail: -v info, -vv debug, -vvv trace)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "filter" -d 'Route the alerts an expression selects to other topics, unchanged, exactly once'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "man" -d 'Print the manual page (roff) to stdout'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "filter" -d 'Route the alerts an expression selects to other topics, unchanged, exactly once'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "simulate" -d 'Write simulated alerts to Avro files, one per visit, instead of Kafka'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "man" -d 'Print a manual page (roff) to stdout: alertstream(1), or a subcommand\'s'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -24,6 +24,8 @@ TRANSPORT = ROOT / "target/release/examples/transport"
 PY = sys.executable
 BROKERS = os.environ.get("ALERTSTREAM_BROKERS", "127.0.0.1:9092")
 QUICK = "--quick" in sys.argv
+# --only simulate: just the simulator's rows (docs/performance.md keeps the rest)
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 VISIT = 2000 if QUICK else 10000
 SCALE = [1000, 5000] if QUICK else [1000, 10000, 100000]
 RUN_ID = time.strftime("%H%M%S")
@@ -104,6 +106,11 @@ def criterion(name):
 
 
 def main():
+    if ONLY == "simulate":
+        r = json.loads((ROOT / "docs/performance.json").read_text())
+        r["simulate"] = simulate_vs_samples()
+        write_docs(r)
+        return
     fixtures = sorted(glob.glob(str(FIXTURES / "*.avro")))
     v31 = sorted(glob.glob(str(FIXTURES / "v3.1_*.avro")))
     results = {"visit": VISIT, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -169,6 +176,7 @@ def main():
     results["kcat"] = kcat_vs_print(t, schema)
     drop(t)
     results["replay"] = replay_gaps()
+    results["simulate"] = simulate_vs_samples()
 
     # Scale: one visit of growing size.
     scale = []
@@ -293,6 +301,55 @@ def replay_gaps():
               "span_ms": recorded[-1] - recorded[0]}
     print("replay", json.dumps(result), flush=True)
     return result
+
+
+def rubin_schema():
+    out = subprocess.run([PY, ROOT / "tests/peer/registry_peer.py", "schema-root"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return Path(out) / "11" / "1"
+
+
+def simulate_vs_samples():
+    """send --simulate against sending pre-encoded alerts of the same survey
+    (ZTF: the built-in samples; Rubin: 12 simulated alerts written to a file
+    first), with and without cutouts; same COUNT, same fresh topic settings,
+    whole process, median of three alternating runs. Then a 100,000-alert
+    visit without cutouts, and the peak RSS of 20 visits with 20,000 and with
+    1,000,000 objects (nothing is kept per object)."""
+    rubin = rubin_schema()
+    made = ROOT / "target/bench-rubin-samples"
+    subprocess.run(["rm", "-rf", made], check=True)
+    subprocess.run([BIN, "simulate", "rubin", "12", "--out", made, "--schema", rubin], check=True,
+                   capture_output=True)
+    out = {}
+    for survey, samples, extra in (("ztf", [], []), ("rubin", ["--alerts", made], ["--schema", rubin])):
+        for stamps in ([], ["--no-stamps"]):
+            runs = {"samples": [], "simulated": []}
+            for i in range(3):
+                for name in runs:
+                    t = topic(f"sim-{survey}-{name}-{i}")
+                    args = [BIN, "send", t, VISIT] + stamps
+                    args += samples if name == "samples" else ["--simulate", survey] + extra
+                    runs[name].append(timed(args))
+                    drop(t)
+            key = f"{survey}{'-no-stamps' if stamps else ''}"
+            out[key] = {name: sorted(r, key=lambda x: x["seconds"])[1] for name, r in runs.items()}
+            print("simulate", key, json.dumps({k: (v["seconds"], v["rss"]) for k, v in out[key].items()}),
+                  flush=True)
+    big = 20000 if QUICK else 100000
+    for survey, extra in (("ztf", []), ("rubin", ["--schema", rubin])):
+        t = topic(f"sim-big-{survey}")
+        out[f"{survey}-big"] = dict(timed([BIN, "send", t, big, "--simulate", survey, "--no-stamps"] + extra),
+                                    alerts=big)
+        drop(t)
+        print("simulate big", survey, out[f"{survey}-big"]["seconds"], flush=True)
+    for objects in (20000, 1000000):
+        dest = ROOT / "target/bench-sim-objects"
+        subprocess.run(["rm", "-rf", dest], check=True)
+        out[f"objects-{objects}"] = timed([BIN, "simulate", "ztf", "1000", "--objects", objects, "--visits", 20,
+                                           "--no-stamps", "--out", dest])
+        subprocess.run(["rm", "-rf", dest], check=True)
+    return out
 
 
 def rate(r):
@@ -432,6 +489,37 @@ def write_docs(r):
             f"at `--speed 1`: each replayed alert's broker time since the first, against its recorded "
             f"one, over {rp['span_ms'] / 1000:.1f} s: largest difference **{rp['max_error_ms']} ms** "
             f"(target 20 ms), mean {rp['mean_error_ms']:.1f} ms.",
+        ]
+    sim = r.get("simulate")
+    if sim:
+        lines += [
+            "",
+            f"## Simulating a visit of {r['visit']:,} alerts",
+            "",
+            "`send --simulate` against sending pre-encoded alerts of the same survey (ZTF: the built-in "
+            "samples; Rubin: 12 simulated alerts written to a file first, cycled), whole process, median "
+            "of three alternating runs. Targets: at most 2x with cutouts, 1.3x without.",
+            "",
+            "| | pre-encoded | simulated | ratio | peak RSS simulated |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for key in ("ztf", "ztf-no-stamps", "rubin", "rubin-no-stamps"):
+            a, b = sim[key]["samples"], sim[key]["simulated"]
+            lines.append(f"| {key} | {a['seconds']:.2f} s | {b['seconds']:.2f} s | **{b['seconds'] / a['seconds']:.2f}x** | "
+                         f"{b['rss']:.0f} MB |")
+        small, large = sim["objects-20000"], sim["objects-1000000"]
+        per_object = max(0.0, large["rss"] - small["rss"]) * 1e6 / 980000
+        lines += [
+            "",
+            "| one visit without cutouts | alerts | time (whole process) | fits in 39 s |",
+            "| --- | --- | --- | --- |",
+        ] + [
+            f"| {s_} | {sim[s_ + '-big']['alerts']:,} | {sim[s_ + '-big']['seconds']:.1f} s | "
+            f"{'yes' if sim[s_ + '-big']['seconds'] < 39 else 'no'} |" for s_ in ("ztf", "rubin")
+        ] + [
+            "",
+            f"Memory: 20 visits of 1,000 alerts, peak RSS {small['rss']:.0f} MB with 20,000 objects and "
+            f"{large['rss']:.0f} MB with 1,000,000: **{per_object:.0f} bytes per object** (target 200).",
         ]
     lines += ["", "![alerts per second, side by side](performance.svg)", ""]
     docs = ROOT / "docs"

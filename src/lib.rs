@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod archive;
 pub mod avro;
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod exit;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod progress;
 pub mod schedule;
 pub mod shutdown;
+pub mod simulate;
 pub mod time;
 
 use std::process::ExitCode;

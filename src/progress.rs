@@ -39,6 +39,19 @@ pub fn rate(count: u64, seconds: f64, unit: &str) -> String {
     format!("{:.0} {unit}", count as f64 / seconds)
 }
 
+/// Alerts and megabytes per second, e.g. "12345 alerts/s, 184.7 MB/s", or
+/// "too short a span for a rate".
+pub fn rates(alerts: u64, bytes: u64, seconds: f64) -> String {
+    if alerts < 2 || seconds < MIN_RATE_SPAN {
+        return "too short a span for a rate".to_string();
+    }
+    format!(
+        "{:.0} alerts/s, {:.1} MB/s",
+        alerts as f64 / seconds,
+        bytes as f64 / 1e6 / seconds
+    )
+}
+
 /// A bar for commands that consume (record, filter): alerts handled, their
 /// rate, and how many messages are left before the end of the assigned
 /// partitions (refreshed every second).
@@ -53,10 +66,16 @@ impl ConsumeBar {
             ProgressBar::hidden()
         } else {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            let template = format!("{{spinner}} {{pos}} alerts {verb} ({{per_sec}}) {{msg}}");
+            let template = format!("{{spinner}} {{pos}} alerts {verb} ({{rate}}) {{msg}}");
             bar.set_style(
                 ProgressStyle::with_template(&template)
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                    .with_key(
+                        "rate",
+                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0}/s", state.per_sec());
+                        },
+                    ),
             );
             bar
         };
@@ -99,5 +118,7 @@ mod tests {
         assert_eq!(rate(1, 0.0, "alerts/s"), "rate n/a: too short a span");
         assert_eq!(rate(100, 0.001, "alerts/s"), "rate n/a: too short a span");
         assert_eq!(rate(100, 2.0, "alerts/s"), "50 alerts/s");
+        assert_eq!(rates(100, 5_000_000, 2.0), "50 alerts/s, 2.5 MB/s");
+        assert_eq!(rates(100, 5_000_000, 0.001), "too short a span for a rate");
     }
 }

@@ -51,13 +51,14 @@ fn nanos(n: u128) -> Duration {
     Duration::new((n / 1_000_000_000) as u64, (n % 1_000_000_000) as u32)
 }
 
-/// Runs `visit(number)` by the schedule. `wall` reads the wall clock (a
+/// Runs `visit(number, at)` by the schedule, `at` being the visit's tick
+/// (the wall clock for a single visit) since the Unix epoch. `wall` reads the wall clock (a
 /// parameter so tests can pair it with tokio's paused clock); waiting uses
 /// tokio's clock, so a stop request interrupts a wait at once.
 pub async fn run<W, V, F>(schedule: Schedule, wall: W, shutdown: &Shutdown, mut visit: V) -> Outcome
 where
     W: Fn() -> SystemTime,
-    V: FnMut(u64) -> F,
+    V: FnMut(u64, Duration) -> F,
     F: Future<Output = ()>,
 {
     let mut outcome = Outcome {
@@ -65,10 +66,11 @@ where
         skipped_ticks: 0,
         interrupted: false,
     };
+    let since_epoch = || wall().duration_since(UNIX_EPOCH).unwrap_or_default();
     let (interval, visits) = match schedule {
         Schedule::Once => {
             if !shutdown.requested() {
-                visit(1).await;
+                visit(1, since_epoch()).await;
                 outcome.visits = 1;
             }
             outcome.interrupted = shutdown.requested();
@@ -76,7 +78,6 @@ where
         }
         Schedule::Repeat { interval, visits } => (interval, visits),
     };
-    let since_epoch = || wall().duration_since(UNIX_EPOCH).unwrap_or_default();
     let mut previous: Option<Duration> = None;
     for number in 1..=visits {
         let now = since_epoch();
@@ -89,15 +90,23 @@ where
             let missed = (tick - previous).as_nanos() / interval.as_nanos().max(1) - 1;
             if missed > 0 {
                 tracing::warn!(
-                    "visit {} overran its {:.3}s interval; skipping {missed} tick(s), next visit at {:.3}",
+                    "visit {} overran its {:.3}s interval; skipping {missed} tick(s), next visit at {}",
                     number - 1,
                     interval.as_secs_f64(),
-                    tick.as_secs_f64()
+                    crate::time::rfc3339_utc(tick.as_millis() as i64)
                 );
                 outcome.skipped_ticks += missed as u64;
             }
         }
         let wait = tick.saturating_sub(now);
+        if number == 1 {
+            tracing::info!(
+                "first visit at {} (in {:.1}s), then one every {:.3}s",
+                crate::time::rfc3339_utc(tick.as_millis() as i64),
+                wait.as_secs_f64(),
+                interval.as_secs_f64()
+            );
+        }
         tracing::debug!(
             "visit {number} at {:.3} (in {:.3}s)",
             tick.as_secs_f64(),
@@ -111,7 +120,7 @@ where
             outcome.interrupted = true;
             return outcome;
         }
-        visit(number).await;
+        visit(number, tick).await;
         outcome.visits = number;
         previous = Some(tick);
     }
@@ -154,10 +163,15 @@ mod tests {
             interval: secs(0.5),
             visits: 3,
         };
-        let outcome = run(schedule, paused_wall(100.3), &Shutdown::default(), |n| {
-            times.borrow_mut().push((n, start.elapsed()));
-            async {}
-        })
+        let outcome = run(
+            schedule,
+            paused_wall(100.3),
+            &Shutdown::default(),
+            |n, _| {
+                times.borrow_mut().push((n, start.elapsed()));
+                async {}
+            },
+        )
         .await;
         assert_eq!(
             outcome,
@@ -186,15 +200,20 @@ mod tests {
             interval: secs(0.5),
             visits: 3,
         };
-        let outcome = run(schedule, paused_wall(100.0), &Shutdown::default(), |n| {
-            times.borrow_mut().push(start.elapsed().as_secs_f64());
-            // The first visit takes 0.7 s, longer than the interval.
-            async move {
-                if n == 1 {
-                    tokio::time::sleep(secs(0.7)).await;
+        let outcome = run(
+            schedule,
+            paused_wall(100.0),
+            &Shutdown::default(),
+            |n, _| {
+                times.borrow_mut().push(start.elapsed().as_secs_f64());
+                // The first visit takes 0.7 s, longer than the interval.
+                async move {
+                    if n == 1 {
+                        tokio::time::sleep(secs(0.7)).await;
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         assert_eq!(outcome.visits, 3);
         assert_eq!(outcome.skipped_ticks, 1);
@@ -215,7 +234,7 @@ mod tests {
             visits: 10,
         };
         let count = RefCell::new(0);
-        let outcome = run(schedule, paused_wall(1.0), &shutdown, |_| {
+        let outcome = run(schedule, paused_wall(1.0), &shutdown, |_, _| {
             *count.borrow_mut() += 1;
             // Stop during the first visit: the wait for the second is cut short.
             stopper.request();
@@ -241,7 +260,7 @@ mod tests {
             Schedule::Once,
             SystemTime::now,
             &Shutdown::default(),
-            |_| async {},
+            |_, _| async {},
         )
         .await;
         assert_eq!(outcome.visits, 1);

@@ -31,7 +31,7 @@ impl Shutdown {
                     eprintln!("alertstream: interrupted again, exiting now");
                     std::process::exit(130);
                 }
-                tracing::warn!("interrupted: finishing cleanly (interrupt again to exit at once)");
+                tracing::info!("interrupted: finishing cleanly (interrupt again to exit at once)");
                 handle.request();
             }
         });

@@ -17,6 +17,13 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The time since the Unix epoch now.
+pub fn since_epoch() -> std::time::Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 /// Parses a `--from`/`--until` TIME into epoch milliseconds.
 pub fn parse(flag: &str, text: &str) -> Result<i64> {
     let text = text.trim();

@@ -149,9 +149,10 @@ fn print_counts_what_it_printed_and_prometheus_sees_the_same() {
     for _ in 0..12 {
         print.stdout.recv_timeout(RUN_LIMIT).expect("an alert line");
     }
-    let text = scrape(port);
-    promtool_accepts(&text);
     let series = |name: &str| format!("{name}{{topic=\"{topic}\"}}");
+    // A line is printed before its message is counted: wait for the count.
+    let text = scrape_until(port, &series("alertstream_alerts_consumed_total"), 12.0);
+    promtool_accepts(&text);
     assert_eq!(
         sample(&text, &series("alertstream_alerts_consumed_total")),
         Some(12.0),
@@ -298,6 +299,16 @@ fn send_counts_acknowledged_alerts_and_late_visits() {
             &format!("alertstream_visit_duration_seconds_count{{topic=\"{topic}\"}}")
         ),
         Some(2.0)
+    );
+    // Issue 24: the late-visit series exists from the start, at 0, so that
+    // the shipped rule's increase() sees the first late visit.
+    assert_eq!(
+        sample(
+            &text,
+            &format!("alertstream_visits_late_total{{topic=\"{topic}\"}}")
+        ),
+        Some(0.0),
+        "{text}"
     );
     let (status, _, _) = send.terminate();
     assert!(status.success());

@@ -5,8 +5,7 @@ use anyhow::{anyhow, Result};
 use apache_avro::types::Value;
 use apache_avro::{from_avro_datum, to_avro_datum, Schema};
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::gate::{self, Writer, WriterCache, DEFAULT_MAX_ALERT_BYTES};
 use super::ids::{RegistryUnavailable, SchemaIds, UnknownSchemaId};
@@ -144,7 +143,7 @@ pub struct Decoder {
     /// written in. `None` if it cannot be checked (recursive).
     compiled: Option<Arc<Writer>>,
     /// The reader schema adapted to each writer schema seen, by its text.
-    resolutions: Mutex<HashMap<String, Arc<Resolution>>>,
+    resolutions: crate::cache::Bounded<String, Arc<Resolution>>,
     /// The reader schema compiled for checking bare payloads.
     shape: Option<Plan>,
     /// The reader schema compiled for the direct-to-JSON path, if it qualifies.
@@ -177,7 +176,7 @@ impl Decoder {
         let compile = |schema: &Schema| Writer::from_schema(schema.clone()).ok().map(Arc::new);
         Self {
             compiled: compile(&reader),
-            resolutions: Mutex::default(),
+            resolutions: Default::default(),
             shape: Plan::shape(&reader),
             plan: Plan::compile(&reader),
             reader,
@@ -430,26 +429,20 @@ impl Decoder {
     /// when resolving; made once per writer schema.
     fn resolution(&self, writer: &Writer) -> Option<Arc<Resolution>> {
         let base = self.resolve_to.as_ref()?;
-        let mut cache = self.resolutions.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = cache.get(&writer.text) {
-            return Some(found.clone());
-        }
-        let schema = super::schema::adapt_to_writer(base, &writer.schema).unwrap_or_else(|e| {
-            tracing::warn!("reader schema kept as given for this writer: {e}");
-            base.clone()
+        let made = self.resolutions.get_or_try_insert(&*writer.text, || {
+            let schema = super::schema::adapt_to_writer(base, &writer.schema).unwrap_or_else(|e| {
+                tracing::warn!("reader schema kept as given for this writer: {e}");
+                base.clone()
+            });
+            let compiled = Writer::from_schema(schema.clone()).ok().map(Arc::new);
+            let encoder = Encoder::new(&schema);
+            Ok::<_, std::convert::Infallible>(Arc::new(Resolution {
+                schema,
+                compiled,
+                encoder,
+            }))
         });
-        let compiled = Writer::from_schema(schema.clone()).ok().map(Arc::new);
-        let encoder = Encoder::new(&schema);
-        let resolution = Arc::new(Resolution {
-            schema,
-            compiled,
-            encoder,
-        });
-        if cache.len() >= 64 {
-            cache.clear();
-        }
-        cache.insert(writer.text.clone(), resolution.clone());
-        Some(resolution)
+        made.ok()
     }
 
     /// A checked message's alerts as values, resolved to the reader schema if set.

@@ -5,8 +5,7 @@
 //! the bytes there are, before apache-avro or the JSON writer decodes it.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 use apache_avro::Schema;
@@ -77,28 +76,13 @@ impl Writer {
 /// repeats the same few, and parsing one costs more than decoding an alert.
 #[derive(Debug, Default)]
 pub struct WriterCache {
-    writers: Mutex<HashMap<Vec<u8>, Arc<Writer>>>,
+    writers: crate::cache::Bounded<Vec<u8>, Arc<Writer>>,
 }
-
-/// Distinct writer schemas kept at once.
-const CACHED_WRITERS: usize = 64;
 
 impl WriterCache {
     pub fn get(&self, text: &[u8]) -> Result<Arc<Writer>> {
-        if let Some(writer) = self.lock().get(text) {
-            return Ok(writer.clone());
-        }
-        let writer = Arc::new(Writer::parse(text)?);
-        let mut writers = self.lock();
-        if writers.len() >= CACHED_WRITERS {
-            writers.clear();
-        }
-        writers.insert(text.to_vec(), writer.clone());
-        Ok(writer)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Arc<Writer>>> {
-        self.writers.lock().unwrap_or_else(|e| e.into_inner())
+        self.writers
+            .get_or_try_insert(text, || Writer::parse(text).map(Arc::new))
     }
 }
 

@@ -14,11 +14,8 @@ pub fn run(shell: Shell) -> Result<()> {
         Shell::Elvish => Target::Elvish,
         Shell::Powershell => Target::PowerShell,
     };
-    clap_complete::generate(
-        target,
-        &mut Cli::command(),
-        "alertstream",
-        &mut std::io::stdout(),
-    );
+    let mut script = Vec::new();
+    clap_complete::generate(target, &mut Cli::command(), "alertstream", &mut script);
+    super::write_stdout(&script)?;
     Ok(())
 }

@@ -16,7 +16,10 @@ enum Shape {
     Record(Vec<(String, Shape)>),
     List(Box<Shape>),
     Map(Box<Shape>),
-    /// A scalar, or anything not checked further.
+    Boolean,
+    /// A number, string, bytes or symbol: never true or false itself.
+    Scalar,
+    /// Anything not checked further.
     Other,
 }
 
@@ -45,7 +48,9 @@ fn shape(schema: &Schema, names: &Names<'_>, depth: usize) -> Shape {
         Schema::Ref { name } => names
             .get(name)
             .map_or(Shape::Other, |s| shape(s, names, depth + 1)),
-        _ => Shape::Other,
+        Schema::Boolean => Shape::Boolean,
+        Schema::Null => Shape::Other,
+        _ => Shape::Scalar,
     }
 }
 
@@ -146,6 +151,38 @@ fn collect(e: &IdedExpr, top: &[String], bound: &[&str], need: &mut Need) {
 
 /// The top-level fields `expression` reads, or why a path is wrong.
 pub fn check(expression: &IdedExpr, schema: &Schema) -> Result<Vec<String>, String> {
+    checked(expression, schema).map(|(used, _)| used)
+}
+
+/// As [`check`], for an expression that must be true or false (`--where`):
+/// one whose value can never be (a field that is a number, a record, a
+/// list; arithmetic; a constant) is refused too.
+pub fn check_condition(expression: &IdedExpr, schema: &Schema) -> Result<Vec<String>, String> {
+    let (used, root) = checked(expression, schema)?;
+    let what = match (&expression.expr, root) {
+        (Expr::Literal(cel::common::ast::LiteralValue::Boolean(_)), _) => None,
+        (Expr::Literal(_), _) => Some("a constant"),
+        (Expr::List(_), _) | (_, Shape::List(_)) => Some("a list"),
+        (Expr::Map(_), _) | (_, Shape::Map(_)) => Some("a map"),
+        (_, Shape::Record(_)) => Some("a record"),
+        (_, Shape::Scalar) => Some("a number or text"),
+        (Expr::Call(call), _) if ARITHMETIC.contains(&call.func_name.as_str()) => Some("a number"),
+        _ => None,
+    };
+    match what {
+        Some(what) => Err(format!(
+            "is {what}, never true or false: compare it (e.g. candidate.magpsf < 18.0)"
+        )),
+        None => Ok(used),
+    }
+}
+
+/// Functions whose value is a number.
+const ARITHMETIC: [&str; 13] = [
+    "_+_", "_-_", "_*_", "_/_", "_%_", "-_", "size", "abs", "sqrt", "log10", "pow", "min", "max",
+];
+
+fn checked(expression: &IdedExpr, schema: &Schema) -> Result<(Vec<String>, Shape), String> {
     let resolved =
         apache_avro::schema::ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
     let Shape::Record(top) = shape(schema, resolved.get_names(), 0) else {
@@ -155,8 +192,8 @@ pub fn check(expression: &IdedExpr, schema: &Schema) -> Result<Vec<String>, Stri
         top,
         used: Vec::new(),
     };
-    checker.walk(expression, &HashMap::new())?;
-    Ok(checker.used)
+    let (root, _) = checker.walk(expression, &HashMap::new())?;
+    Ok((checker.used, root))
 }
 
 impl Checker {

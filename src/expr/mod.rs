@@ -42,9 +42,19 @@ impl Compiled {
             let first = e.errors.first();
             let at = first.map_or(String::new(), |e| format!(" at column {}", e.pos.1 + 1));
             let why = first.map_or(e.to_string(), |e| e.msg.clone());
+            // The parser's message starts with what this line already says.
+            let why = why
+                .strip_prefix("Syntax error: ")
+                .unwrap_or(&why)
+                .to_string();
             bad_input(format!("{flag} {text:?}: syntax error{at}: {why}"))
         })?;
-        let variables = fields::check(program.expression(), schema)
+        let check = if flag == "--where" {
+            fields::check_condition
+        } else {
+            fields::check
+        };
+        let variables = check(program.expression(), schema)
             .map_err(|why| bad_input(format!("{flag} {text:?}: {why}")))?;
         let need = fields::needs(program.expression(), &variables);
         let mut context = Context::default();

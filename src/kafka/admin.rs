@@ -1,6 +1,6 @@
 //! Reaching the cluster and creating topics.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -24,30 +24,57 @@ pub fn reach<C: ClientContext>(
     serve: impl Fn(),
     brokers: &str,
     topic: &str,
+    within: Duration,
 ) -> Result<Metadata> {
-    let metadata = client
-        .fetch_metadata(Some(topic), REACH_TIMEOUT)
-        .map_err(|e| {
-            serve();
-            unreachable(log, brokers, &e)
-        })?;
-    crate::metrics::get().set_brokers_up(true);
-    Ok(metadata)
+    let deadline = Instant::now() + within;
+    loop {
+        // Short asks, serving the client's events between them, so that a
+        // refused authentication ends the wait at once instead of at the deadline.
+        let left = deadline.saturating_duration_since(Instant::now());
+        match client.fetch_metadata(Some(topic), left.min(REACH_SLICE)) {
+            Ok(metadata) => {
+                log.brokers_answered();
+                return Ok(metadata);
+            }
+            Err(error) => {
+                serve();
+                if is_refused(log) || Instant::now() >= deadline {
+                    return Err(unreachable(log, brokers, &error, within));
+                }
+            }
+        }
+    }
 }
 
-/// The error for brokers that did not answer.
-pub fn unreachable(log: &ClientLog, brokers: &str, error: &KafkaError) -> anyhow::Error {
+/// How long one metadata request of [`reach`] waits.
+const REACH_SLICE: Duration = Duration::from_millis(250);
+
+fn is_refused(log: &ClientLog) -> bool {
+    log.last_error().is_some_and(|why| is_authentication(&why))
+}
+
+fn is_authentication(why: &str) -> bool {
+    why.contains("uthentication") || why.contains("SASL") || why.contains("SSL handshake")
+}
+
+/// The error for brokers that did not answer within `within`.
+pub fn unreachable(
+    log: &ClientLog,
+    brokers: &str,
+    error: &KafkaError,
+    within: Duration,
+) -> anyhow::Error {
     let why = log.last_error().unwrap_or_else(|| error.to_string());
-    if why.contains("uthentication") || why.contains("SASL") || why.contains("SSL handshake") {
+    if is_authentication(&why) {
         return anyhow!(
             "authentication with Kafka at {brokers} failed: {why}. Check security.protocol, \
              sasl.mechanism, sasl.username and sasl.password (-X or --kafka-config), and ssl.ca.location"
         );
     }
     anyhow!(
-        "cannot reach Kafka at {brokers} within {}s: {why}. Is a broker running there? \
+        "cannot reach Kafka at {brokers} within {:.0}s: {why}. Is a broker running there? \
          (-b sets the address; scripts/kafka start runs a local one)",
-        REACH_TIMEOUT.as_secs()
+        within.as_secs_f64()
     )
 }
 
@@ -84,13 +111,20 @@ pub async fn ensure_topic(
     settings: &KafkaSettings,
     metadata: &Metadata,
     topic: &str,
-    partitions: i32,
+    partitions: Option<i32>,
     replication: Option<i32>,
 ) -> Result<()> {
     if let Some(n) = partition_count(metadata, topic) {
-        tracing::debug!("topic {topic} exists with {n} partition(s)");
+        match partitions {
+            Some(asked) if asked as usize != n => tracing::warn!(
+                "topic {topic} exists with {n} partition(s), not the {asked} asked for: \
+                 partitions are set only when a topic is created"
+            ),
+            _ => tracing::debug!("topic {topic} exists with {n} partition(s)"),
+        }
         return Ok(());
     }
+    let partitions = partitions.unwrap_or(1);
     let admin = Admin(Some(
         settings
             .client_config(&[])
@@ -110,7 +144,7 @@ pub async fn ensure_topic(
     let results = admin
         .create_topics([&new_topic], &options)
         .await
-        .map_err(|e| unreachable(admin.inner().context(), brokers, &e))?;
+        .map_err(|e| unreachable(admin.inner().context(), brokers, &e, REACH_TIMEOUT))?;
     for result in results {
         match result {
             Ok(name) => tracing::info!(

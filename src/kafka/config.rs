@@ -33,7 +33,8 @@ impl KafkaSettings {
         for property in properties {
             let (key, value) = split_property(property).ok_or_else(|| {
                 bad_input(format!(
-                    "-X {property}: expected KEY=VALUE, e.g. -X linger.ms=10"
+                    "-X {}: expected KEY=VALUE, e.g. -X linger.ms=10",
+                    redact_line(property)
                 ))
             })?;
             overrides.push((key.to_string(), value.to_string()));
@@ -138,6 +139,14 @@ pub fn describe(config: &ClientConfig) -> String {
 /// Turns a client-creation failure (an unknown or invalid property) into an
 /// input error that names the property and where to fix it.
 pub fn creation_error(error: rdkafka::error::KafkaError) -> anyhow::Error {
+    if let rdkafka::error::KafkaError::ClientConfig(_, why, key, value) = &error {
+        let value = if is_secret(key) { "[redacted]" } else { value };
+        return bad_input(format!(
+            "invalid Kafka property {key}={value}: {} (check -X options and --kafka-config; \
+             properties: https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)",
+            why.trim_end_matches('.')
+        ));
+    }
     bad_input(format!(
         "invalid Kafka configuration: {error} (check -X options and --kafka-config; \
          properties: https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)"
@@ -178,6 +187,40 @@ mod tests {
         let error = KafkaSettings::new("a:1", None, &["linger.ms".to_string()]).unwrap_err();
         assert_eq!(crate::exit::code_of(&error), crate::exit::BAD_INPUT);
         assert!(error.to_string().contains("-X linger.ms"));
+    }
+
+    /// Issue 24: a property librdkafka refuses is named once, its value
+    /// shown unless it is a secret.
+    #[test]
+    fn refused_property_reads_as_one_sentence() {
+        let error = rdkafka::error::KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN,
+            "No such configuration property: \"foo.bar\"".into(),
+            "foo.bar".into(),
+            "1".into(),
+        );
+        let text = creation_error(error).to_string();
+        assert!(
+            text.starts_with("invalid Kafka property foo.bar=1: No such"),
+            "{text}"
+        );
+        let secret = rdkafka::error::KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value".into(),
+            "sasl.password".into(),
+            "hunter2".into(),
+        );
+        assert!(!creation_error(secret).to_string().contains("hunter2"));
+    }
+
+    /// Issue 24: a typo for `=` echoed the password.
+    #[test]
+    fn malformed_secret_property_is_not_echoed() {
+        let error =
+            KafkaSettings::new("a:1", None, &["sasl.password:hunter2".to_string()]).unwrap_err();
+        let text = error.to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("sasl.password"), "{text}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::consumer::{self, ConsumerOptions, EndTracker, ErrorLog};
+use super::consumer::{self, ConsumerOptions, EndTracker, ErrorLog, Stream};
 use super::{ClientLog, KafkaSettings};
 use crate::shutdown::Shutdown;
 
@@ -61,14 +61,6 @@ pub trait Handler {
     fn finish(&mut self, _consumer: &BaseConsumer<ClientLog>) -> Result<()> {
         Ok(())
     }
-}
-
-/// A consumer ready to read, and whether it belongs to a group (and so
-/// stores offsets for commit).
-pub struct Stream {
-    pub consumer: BaseConsumer<ClientLog>,
-    pub topic: String,
-    pub in_group: bool,
 }
 
 /// Runs `handler` over the stream until the end (`-e`), `--max-messages`,

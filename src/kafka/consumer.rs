@@ -9,8 +9,6 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::consume::Stream;
-
 use super::{admin, config::creation_error, ClientLog, KafkaSettings};
 use crate::cli::ConsumerArgs;
 use crate::exit::bad_input;
@@ -137,6 +135,7 @@ fn create(
         serve,
         kafka.brokers(),
         topic,
+        options.broker_timeout.min(admin::REACH_TIMEOUT),
     )?;
     let partitions = admin::partition_count(&metadata, topic);
     if partitions.is_none() && !options.wait_for_topic {
@@ -256,6 +255,14 @@ pub fn assign_all(
     Ok(Some(consumer))
 }
 
+/// A consumer ready to read, and whether it belongs to a group (and so
+/// stores offsets for commit).
+pub struct Stream {
+    pub consumer: BaseConsumer<ClientLog>,
+    pub topic: String,
+    pub in_group: bool,
+}
+
 /// The stream a consuming command reads: a time window outside any group,
 /// else `group` (subscribed, committing), else every partition from its end.
 pub fn open(
@@ -358,7 +365,15 @@ impl ErrorLog {
             other => format!("consumer error on {topic}: {other}"),
         };
         if self.last.as_ref() != Some(&text) {
-            tracing::warn!("{text}");
+            // The wait for a missing topic was said when the consumer started.
+            if matches!(
+                error,
+                KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)
+            ) {
+                tracing::debug!("{text}");
+            } else {
+                tracing::warn!("{text}");
+            }
             self.last = Some(text);
         }
     }

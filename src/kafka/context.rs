@@ -33,11 +33,16 @@ impl ClientLog {
             .map(|since| since.elapsed())
     }
 
-    /// librdkafka said every broker is down (as an error event or a callback).
-    pub fn all_down(&self) {
+    /// librdkafka said every broker is down (as an error event or a
+    /// callback); whether they were up until now.
+    pub fn all_down(&self) -> bool {
         crate::metrics::get().set_brokers_up(false);
-        if let Ok(mut since) = self.all_down_since.lock() {
-            since.get_or_insert_with(Instant::now);
+        match self.all_down_since.lock() {
+            Ok(mut since) if since.is_none() => {
+                *since = Some(Instant::now());
+                true
+            }
+            _ => false,
         }
     }
 
@@ -105,9 +110,11 @@ impl ClientContext for ClientLog {
         // Connection failures are retried by librdkafka; they become fatal only
         // when a deadline passes, and then the caller reports `last_error`.
         tracing::debug!(target: "librdkafka", "{error}: {reason}");
+        // Said once per outage: librdkafka repeats it at every reconnect.
         if let KafkaError::Global(RDKafkaErrorCode::AllBrokersDown) = error {
-            self.all_down();
-            tracing::warn!("all brokers are down: {reason}");
+            if self.all_down() {
+                tracing::warn!("all brokers are down: {reason}");
+            }
         }
         self.remember(reason.to_string());
     }

@@ -2,8 +2,7 @@
 //! window (Lasair's consumer de-duplicates objects this way). Time is the
 //! messages' own timestamps, so a replayed night de-duplicates as it did live.
 
-use std::collections::HashMap;
-
+use super::held::Held;
 use crate::expr::{AlertKey, KeyOf};
 
 /// How many objects are remembered at most (about 100 bytes each), beyond
@@ -17,8 +16,7 @@ pub struct Dedupe {
     pub key: KeyOf,
     window_ms: i64,
     capacity: usize,
-    committed: HashMap<AlertKey, i64>,
-    pending: HashMap<AlertKey, i64>,
+    routed: Held<i64>,
     /// The newest committed timestamp: what is older by a window is forgotten.
     newest: i64,
     /// The committed size after the last pruning: the next waits for twice that.
@@ -36,8 +34,7 @@ impl Dedupe {
             key,
             window_ms,
             capacity,
-            committed: HashMap::new(),
-            pending: HashMap::new(),
+            routed: Held::default(),
             newest: i64::MIN,
             pruned_at: 0,
             warned: false,
@@ -46,7 +43,8 @@ impl Dedupe {
 
     /// Whether `key`, seen at `at` (epoch ms), was not routed within a window of it.
     pub fn allows(&self, key: &AlertKey, at: i64) -> bool {
-        match self.pending.get(key).or_else(|| self.committed.get(key)) {
+        let (committed, pending) = self.routed.get(key);
+        match pending.or(committed) {
             Some(&routed) => at.saturating_sub(routed).saturating_abs() >= self.window_ms,
             None => true,
         }
@@ -54,36 +52,37 @@ impl Dedupe {
 
     /// `key` was routed at `at` in the open transaction.
     pub fn record(&mut self, key: AlertKey, at: i64) {
-        self.pending.insert(key, at);
+        self.routed.pending.insert(key, at);
     }
 
     /// The open transaction committed: what it routed is remembered.
     pub fn commit(&mut self) {
-        for (key, at) in self.pending.drain() {
-            self.newest = self.newest.max(at);
-            self.committed.insert(key, at);
-        }
+        let newest = &mut self.newest;
+        self.routed.commit(|committed, key, at| {
+            *newest = (*newest).max(at);
+            committed.insert(key, at);
+        });
         let due = (2 * self.pruned_at).max(1024).min(self.capacity);
-        if self.committed.len() > due {
+        if self.routed.committed.len() > due {
             self.prune();
         }
     }
 
     /// The open transaction aborted: its messages will be read again.
     pub fn abort(&mut self) {
-        self.pending.clear();
+        self.routed.abort();
     }
 
     /// Forgets objects a window older than the newest; beyond the capacity,
     /// the oldest quarter too (said once: they may be routed again early).
     fn prune(&mut self) {
         let horizon = self.newest.saturating_sub(self.window_ms);
-        self.committed.retain(|_, at| *at > horizon);
-        if self.committed.len() > self.capacity {
-            let mut times: Vec<i64> = self.committed.values().copied().collect();
+        self.routed.committed.retain(|_, at| *at > horizon);
+        if self.routed.committed.len() > self.capacity {
+            let mut times: Vec<i64> = self.routed.committed.values().copied().collect();
             let cut = times.len() - self.capacity * 3 / 4;
             let (_, &mut oldest_kept, _) = times.select_nth_unstable(cut);
-            self.committed.retain(|_, at| *at >= oldest_kept);
+            self.routed.committed.retain(|_, at| *at >= oldest_kept);
             if !self.warned {
                 self.warned = true;
                 tracing::warn!(
@@ -93,7 +92,7 @@ impl Dedupe {
                 );
             }
         }
-        self.pruned_at = self.committed.len();
+        self.pruned_at = self.routed.committed.len();
     }
 }
 
@@ -145,16 +144,20 @@ mod tests {
             d.commit();
         }
         assert!(
-            d.committed.len() <= 2048,
+            d.routed.committed.len() <= 2048,
             "a window of 10 ms: {}",
-            d.committed.len()
+            d.routed.committed.len()
         );
         let mut wide = dedupe(i64::MAX, 5_000);
         for i in 0..20_000 {
             wide.record(AlertKey::Int(i), i);
             wide.commit();
         }
-        assert!(wide.committed.len() <= 5_000, "{}", wide.committed.len());
+        assert!(
+            wide.routed.committed.len() <= 5_000,
+            "{}",
+            wide.routed.committed.len()
+        );
         assert!(wide.warned);
         assert!(
             !wide.allows(&AlertKey::Int(19_999), 20_000),

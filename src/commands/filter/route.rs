@@ -17,7 +17,12 @@ pub struct Route {
     pub to: String,
     limit: Option<VisitLimit>,
     dedupe: Option<Dedupe>,
-    counts: RouteCounts,
+    /// What committed transactions routed and held back.
+    counts: Tally,
+    /// What the open transaction did: counted only once it commits.
+    pending: Tally,
+    /// --limit-per-visit found a message without a visit (said once).
+    no_visit_said: bool,
     /// alertstream_alerts_routed_total{topic,to}.
     routed_meter: Counter,
     /// alertstream_alerts_withheld_total{topic,to,reason}.
@@ -25,13 +30,11 @@ pub struct Route {
     duplicate_meter: Counter,
 }
 
-#[derive(Debug, Default)]
-struct RouteCounts {
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
     routed: u64,
     over_limit: u64,
     duplicates: u64,
-    /// --limit-per-visit found a message without a visit (said once).
-    no_visit_said: bool,
 }
 
 impl Route {
@@ -72,7 +75,9 @@ impl Route {
             to: to.to_string(),
             limit,
             dedupe,
-            counts: RouteCounts::default(),
+            counts: Tally::default(),
+            pending: Tally::default(),
+            no_visit_said: false,
             routed_meter,
             over_limit_meter,
             duplicate_meter,
@@ -102,8 +107,7 @@ impl Route {
         let visit = match &self.limit {
             Some(limit) => match limit.visit_of(message, &selected) {
                 Some(visit) if !limit.allows(&visit) => {
-                    self.counts.over_limit += 1;
-                    self.over_limit_meter.inc();
+                    self.pending.over_limit += 1;
                     return false;
                 }
                 Some(visit) => Some(visit),
@@ -131,8 +135,7 @@ impl Route {
                 }
             }
             if new_keys.is_empty() && !keyless {
-                self.counts.duplicates += 1;
-                self.duplicate_meter.inc();
+                self.pending.duplicates += 1;
                 return false;
             }
             for key in new_keys {
@@ -142,14 +145,13 @@ impl Route {
         if let (Some(limit), Some(visit)) = (&mut self.limit, visit) {
             limit.record(visit);
         }
-        self.counts.routed += 1;
-        self.routed_meter.inc();
+        self.pending.routed += 1;
         true
     }
 
     fn no_visit(&mut self, message: &BorrowedMessage<'_>) {
-        if !self.counts.no_visit_said {
-            self.counts.no_visit_said = true;
+        if !self.no_visit_said {
+            self.no_visit_said = true;
             tracing::warn!(
                 "{} partition {} offset {}: no visit (no --visit-key value, no alertstream-visit \
                  header); --limit-per-visit does not cap such messages to {}. Give --visit-key EXPR",
@@ -161,16 +163,25 @@ impl Route {
         }
     }
 
-    /// The open transaction committed.
+    /// The open transaction committed: what it routed and held back counts.
     pub fn commit(&mut self) {
         self.limit.iter_mut().for_each(VisitLimit::commit);
         self.dedupe.iter_mut().for_each(Dedupe::commit);
+        let done = std::mem::take(&mut self.pending);
+        self.counts.routed += done.routed;
+        self.counts.over_limit += done.over_limit;
+        self.counts.duplicates += done.duplicates;
+        self.routed_meter.inc_by(done.routed);
+        self.over_limit_meter.inc_by(done.over_limit);
+        self.duplicate_meter.inc_by(done.duplicates);
     }
 
-    /// The open transaction aborted: what it counted goes.
+    /// The open transaction aborted: what it counted goes, as its messages
+    /// are read again.
     pub fn abort(&mut self) {
         self.limit.iter_mut().for_each(VisitLimit::abort);
         self.dedupe.iter_mut().for_each(Dedupe::abort);
+        self.pending = Tally::default();
     }
 
     /// `N to TOPIC`, and what was held back.

@@ -1,12 +1,13 @@
 //! `--limit-per-visit`: a route forwards at most N messages per visit, the
 //! first N it reads (the original's successor capped each visit at 20).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
-use crate::commands::send::VISIT_HEADER;
+use super::held::Held;
 use crate::expr::{AlertKey, KeyOf};
+use crate::kafka::produce::VISIT_HEADER;
 
 /// How many visits are remembered: a night of Rubin is about 1,000.
 const MAX_VISITS: usize = 4096;
@@ -18,8 +19,7 @@ pub struct VisitLimit {
     limit: u64,
     /// What names a message's visit; `None`: the alertstream-visit header.
     key: Option<KeyOf>,
-    committed: HashMap<AlertKey, u64>,
-    pending: HashMap<AlertKey, u64>,
+    counts: Held<u64>,
     /// Committed visits, oldest first, so that the oldest are forgotten first.
     order: VecDeque<AlertKey>,
 }
@@ -29,8 +29,7 @@ impl VisitLimit {
         Self {
             limit,
             key,
-            committed: HashMap::new(),
-            pending: HashMap::new(),
+            counts: Held::default(),
             order: VecDeque::new(),
         }
     }
@@ -60,34 +59,35 @@ impl VisitLimit {
 
     /// Whether one more message of `visit` may be routed.
     pub fn allows(&self, visit: &AlertKey) -> bool {
-        let count = |map: &HashMap<AlertKey, u64>| map.get(visit).copied().unwrap_or(0);
-        count(&self.committed) + count(&self.pending) < self.limit
+        let (committed, pending) = self.counts.get(visit);
+        committed.unwrap_or(&0) + pending.unwrap_or(&0) < self.limit
     }
 
     /// A message of `visit` was routed in the open transaction.
     pub fn record(&mut self, visit: AlertKey) {
-        *self.pending.entry(visit).or_insert(0) += 1;
+        *self.counts.pending.entry(visit).or_insert(0) += 1;
     }
 
     /// The open transaction committed: its counts hold.
     pub fn commit(&mut self) {
-        for (visit, n) in self.pending.drain() {
-            let count = self.committed.entry(visit.clone()).or_insert_with(|| {
-                self.order.push_back(visit);
+        let order = &mut self.order;
+        self.counts.commit(|committed, visit, n| {
+            let count = committed.entry(visit.clone()).or_insert_with(|| {
+                order.push_back(visit);
                 0
             });
             *count += n;
-        }
+        });
         while self.order.len() > MAX_VISITS {
             if let Some(oldest) = self.order.pop_front() {
-                self.committed.remove(&oldest);
+                self.counts.committed.remove(&oldest);
             }
         }
     }
 
     /// The open transaction aborted: its messages will be read again.
     pub fn abort(&mut self) {
-        self.pending.clear();
+        self.counts.abort();
     }
 }
 
@@ -120,7 +120,7 @@ mod tests {
             limit.record(AlertKey::Int(visit));
             limit.commit();
         }
-        assert_eq!(limit.committed.len(), MAX_VISITS);
+        assert_eq!(limit.counts.committed.len(), MAX_VISITS);
         assert!(limit.allows(&AlertKey::Int(0)), "forgotten");
         assert!(!limit.allows(&AlertKey::Int(MAX_VISITS as i64 + 9)));
     }

@@ -4,24 +4,18 @@
 //! only hand those bytes to librdkafka, so a visit costs the transport and
 //! nothing else.
 
+pub mod replay;
+mod simulated;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Result};
 use apache_avro::Schema;
-use indicatif::ProgressBar;
-use prometheus_client::metrics::counter::Counter;
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
-};
+use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::alerts::source::{self, SourceAlert};
 use crate::alerts::stamps;
@@ -29,14 +23,15 @@ use crate::avro::codec::Framing;
 use crate::avro::registry::Registry;
 use crate::avro::{codec, json};
 use crate::cli::{SendArgs, WireFormat};
-use crate::commands::replay::{self, Pace};
 use crate::exit::{bad_input, Exit, UNDELIVERED};
-use crate::kafka::config::creation_error;
-use crate::kafka::{admin, ClientLog, KafkaSettings};
+use crate::kafka::produce::{self, produce, settle, Delivery, Produced, Producing, Totals};
+use crate::kafka::{admin, KafkaSettings};
 use crate::metrics;
 use crate::progress;
 use crate::schedule::{self, Schedule};
 use crate::shutdown::Shutdown;
+use crate::simulate::{self, Simulation};
+use replay::Pace;
 
 /// Producer settings chosen for bursts of large messages; `-X` overrides any.
 pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
@@ -52,12 +47,11 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     // Bound the queue (and so memory) however large the visit: 64 MiB.
     ("queue.buffering.max.kbytes", "65536"),
     ("linger.ms", "5"),
+    // Alerts have no key: spread them over every partition, message by
+    // message, instead of filling one partition per linger period (sticky
+    // partitioning put 29 of 30 alerts on one of three partitions).
+    ("sticky.partitioning.linger.ms", "0"),
 ];
-
-/// Message headers that let a consumer check completeness: the visit
-/// number and the alert's index within its visit.
-pub const VISIT_HEADER: &str = "alertstream-visit";
-pub const INDEX_HEADER: &str = "alertstream-index";
 
 /// Where the alerts come from.
 #[derive(Debug, Clone)]
@@ -87,12 +81,15 @@ pub struct SendOptions {
     pub stamps: bool,
     pub encoding: Encoding,
     pub schedule: Schedule,
-    pub partitions: i32,
+    /// `--partitions`: for a topic created here (default 1).
+    pub partitions: Option<i32>,
     /// `None`: the cluster's default replication factor (KIP-464).
     pub replication: Option<i32>,
     pub flush_timeout: Duration,
     /// `--pace` and `--speed`: a replay instead of visits.
     pub pace: Option<(Pace, f64)>,
+    /// `--simulate`: alerts made on the fly instead of read.
+    pub simulation: Option<Arc<Simulation>>,
 }
 
 impl SendOptions {
@@ -119,7 +116,8 @@ impl SendOptions {
         } else {
             Schedule::Once
         };
-        if args.partitions < 1 || args.replication_factor.is_some_and(|r| r < 1) {
+        if args.partitions.is_some_and(|p| p < 1) || args.replication_factor.is_some_and(|r| r < 1)
+        {
             return Err(bad_input(
                 "--partitions and --replication-factor must be at least 1",
             ));
@@ -129,6 +127,19 @@ impl SendOptions {
                 "--flush-timeout must be a number of seconds >= 0",
             ));
         }
+        let simulation = match args.simulate {
+            Some(survey) => Some(Arc::new(simulate::simulation(simulate::Asked {
+                survey,
+                count: args.count.unwrap_or(10_000),
+                interval: args.interval,
+                stamps: !args.no_stamps,
+                args: &args.sim,
+            })?)),
+            None => {
+                simulate::options::refuse_without_simulate(&args.sim)?;
+                None
+            }
+        };
         let pace = match &args.pace {
             None => None,
             Some(_) if args.count.is_some() => {
@@ -146,6 +157,7 @@ impl SendOptions {
         };
         Ok(Self {
             pace,
+            simulation,
             topic: args.topic,
             count: args.count,
             source: if args.alerts.is_empty() {
@@ -187,6 +199,25 @@ fn encoding(args: &SendArgs) -> Result<Encoding> {
         (WireFormat::Container, None, _) => Framing::Container,
     };
     Ok(Encoding::Avro(framing))
+}
+
+/// Bare Avro carries no schema: a consumer reads it with the built-in ZTF
+/// reader unless told otherwise, so alerts of another schema sent that way
+/// are skipped there. Said once, before anything is sent.
+fn warn_foreign_schema(alerts: &[SourceAlert]) {
+    let reader = crate::avro::schema::built_in().canonical_form();
+    let foreign = alerts
+        .iter()
+        .filter(|a| a.schema.canonical_form() != reader)
+        .count();
+    if foreign > 0 {
+        tracing::warn!(
+            "{foreign} of {} alert(s) were written with another schema than the built-in ZTF \
+             4.02 reader: sent schemaless, they decode only where the consumer is given their \
+             schema (print --schema FILE); send --format container to carry the schema in every message",
+            alerts.len()
+        );
+    }
 }
 
 /// Encodes every source alert once, as it will go on the wire.
@@ -255,10 +286,18 @@ pub async fn run(
     shutdown: Shutdown,
     quiet: bool,
 ) -> Result<()> {
+    if let Some(simulation) = options.simulation.clone() {
+        return simulated::run(&options, simulation, &kafka, &shutdown, quiet).await;
+    }
     let alerts = match &options.source {
         Source::BuiltIn => source::samples()?,
         Source::Files(paths) => source::load(paths)?,
     };
+    if let (Source::Files(_), Encoding::Avro(Framing::Schemaless)) =
+        (&options.source, &options.encoding)
+    {
+        warn_foreign_schema(&alerts);
+    }
     if let Some((pace, speed)) = &options.pace {
         return run_replay(&options, &kafka, alerts, pace, *speed, &shutdown, quiet).await;
     }
@@ -276,15 +315,17 @@ pub async fn run(
     let visits_planned = options.schedule.visits();
     // Visits run on this thread (the runtime's block_on thread): producing is
     // blocking librdkafka work, and the signal handler runs on the workers.
-    let outcome = schedule::run(options.schedule, SystemTime::now, &shutdown, |number| {
+    let outcome = schedule::run(options.schedule, SystemTime::now, &shutdown, |number, _| {
         let visit = Visit {
             number,
             planned: visits_planned,
             count,
         };
-        totals.borrow_mut().add(&send_visit(
-            &producer, &options, &payloads, visit, &shutdown,
-        ));
+        totals
+            .borrow_mut()
+            .add(&send_visit(&producer, &options, visit, &shutdown, || {
+                produce_visit(&producer, &options, &payloads, visit, &shutdown)
+            }));
         async {}
     })
     .await;
@@ -301,6 +342,10 @@ async fn run_replay(
     shutdown: &Shutdown,
     quiet: bool,
 ) -> Result<()> {
+    if let (Pace::Field(path), Some(first)) = (pace, alerts.first()) {
+        // A wrong name is said with the closest real ones, as for --where.
+        crate::expr::KeyOf::compile("--pace", &path.join("."), &first.schema)?;
+    }
     let timeline = replay::timeline(&alerts, pace, speed)?;
     let metas: Vec<_> = alerts.iter().map(|a| a.meta.clone()).collect();
     let payloads = prepare(alerts, options.stamps, &options.encoding)?;
@@ -330,30 +375,15 @@ async fn run_replay(
 }
 
 /// The producer, once the brokers answer and the topic exists.
-async fn connect(
-    options: &SendOptions,
-    kafka: &KafkaSettings,
-    quiet: bool,
-) -> Result<BaseProducer<Delivery>> {
-    let producer: BaseProducer<Delivery> = kafka
-        .client_config(PRODUCER_DEFAULTS)
-        .create_with_context(Delivery::new(progress::deliveries(quiet), &options.topic))
-        .map_err(creation_error)?;
-    // The producer itself checks that the brokers answer, so that its queued
-    // log lines (a refused connection, a failed authentication) explain why not.
-    let serve = || {
-        producer.poll(Duration::ZERO);
-    };
-    let metadata = admin::reach(
-        producer.client(),
-        &producer.context().log,
-        serve,
-        kafka.brokers(),
-        &options.topic,
-    )?;
-    admin::ensure_topic(
+async fn connect(options: &SendOptions, kafka: &KafkaSettings, quiet: bool) -> Result<Producing> {
+    let delivery = Delivery::metered(progress::deliveries(quiet), &options.topic);
+    // Every series from the start, at 0: a rule on increase() sees the first late visit.
+    let topic = metrics::labels(&[("topic", &options.topic)]);
+    let _ = metrics::get().visits_late.get_or_create(&topic);
+    let producer = produce::create(kafka, PRODUCER_DEFAULTS, delivery)?;
+    produce::ensure_topic(
+        &producer,
         kafka,
-        &metadata,
         &options.topic,
         options.partitions,
         options.replication,
@@ -366,7 +396,7 @@ async fn connect(
 fn report(
     options: &SendOptions,
     kafka: &KafkaSettings,
-    producer: &BaseProducer<Delivery>,
+    producer: &Producing,
     outcome: schedule::Outcome,
     totals: &Totals,
 ) -> Result<()> {
@@ -375,8 +405,13 @@ fn report(
     } else {
         "sent"
     };
+    let rounds = if options.pace.is_some() {
+        "replay loop(s)"
+    } else {
+        "visit(s)"
+    };
     tracing::info!(
-        "{how} {} visit(s) to {}: {} of {} alert(s) delivered; {} failed (refused), \
+        "{how} {} {rounds} to {}: {} of {} alert(s) delivered; {} failed (refused), \
          {} unknown (timed out or purged in flight: may be in the topic), {} not sent",
         outcome.visits,
         options.topic,
@@ -386,7 +421,7 @@ fn report(
         totals.unknown,
         totals.not_sent
     );
-    let undelivered = totals.failed + totals.unknown + totals.not_sent;
+    let undelivered = totals.undelivered();
     if undelivered == 0 {
         return Ok(());
     }
@@ -444,39 +479,15 @@ struct Visit {
     count: u64,
 }
 
-/// What became of the alerts handed to the producer.
-#[derive(Debug, Default, Clone, Copy)]
-struct Totals {
-    produced: u64,
-    /// Acknowledged by the brokers.
-    delivered: u64,
-    /// Refused: by the broker, or before queueing (too large).
-    failed: u64,
-    /// Timed out or purged while in flight: may or may not be in the topic.
-    unknown: u64,
-    /// Purged from the local queue: never left this process.
-    not_sent: u64,
-}
-
-impl Totals {
-    fn add(&mut self, other: &Totals) {
-        self.produced += other.produced;
-        self.delivered += other.delivered;
-        self.failed += other.failed;
-        self.unknown += other.unknown;
-        self.not_sent += other.not_sent;
-    }
-}
-
 /// Produces one visit and waits until every alert of it is settled
 /// (acknowledged or failed). A stop request ends producing at once and
 /// waits at most `--flush-timeout` for what is in flight.
 fn send_visit(
-    producer: &BaseProducer<Delivery>,
+    producer: &Producing,
     options: &SendOptions,
-    payloads: &[Vec<u8>],
     visit: Visit,
     shutdown: &Shutdown,
+    produce_all: impl FnOnce() -> (u64, usize),
 ) -> Totals {
     let delivery = producer.context();
     let before = delivery.totals();
@@ -489,7 +500,7 @@ fn send_visit(
         visit.count,
         options.topic
     );
-    let (produced, bytes) = produce_visit(producer, options, payloads, visit, shutdown);
+    let (produced, bytes) = produce_all();
     settle(producer, options.flush_timeout, shutdown);
     delivery.bar.finish_and_clear();
     let mut totals = delivery.totals().since(&before);
@@ -506,14 +517,13 @@ fn send_visit(
         }
     }
     tracing::info!(
-        "visit {}/{}: {} alert(s) delivered in {elapsed:.3}s ({}, {:.1} MB/s)",
+        "visit {}/{}: {} alert(s) delivered in {elapsed:.3}s ({})",
         visit.number,
         visit.planned,
         totals.delivered,
-        progress::rate(totals.delivered, elapsed, "alerts/s"),
-        bytes as f64 / 1e6 / elapsed.max(1e-9),
+        progress::rates(totals.delivered, bytes as u64, elapsed),
     );
-    let undelivered = totals.failed + totals.unknown + totals.not_sent;
+    let undelivered = totals.undelivered();
     if undelivered > 0 {
         tracing::warn!(
             "visit {}: {undelivered} alert(s) not delivered: {}",
@@ -526,209 +536,42 @@ fn send_visit(
 
 /// Hands a visit's alerts to librdkafka; returns how many and their bytes.
 fn produce_visit(
-    producer: &BaseProducer<Delivery>,
+    producer: &Producing,
     options: &SendOptions,
     payloads: &[Vec<u8>],
     visit: Visit,
     shutdown: &Shutdown,
 ) -> (u64, usize) {
-    let (mut produced, mut bytes) = (0u64, 0usize);
-    let visit_number = visit.number.to_string();
+    let mut sent = Sent::default();
     for i in 0..visit.count {
         let payload = &payloads[(i % payloads.len() as u64) as usize];
-        let index = i.to_string();
-        let headers = OwnedHeaders::new_with_capacity(2)
-            .insert(Header {
-                key: VISIT_HEADER,
-                value: Some(&visit_number),
-            })
-            .insert(Header {
-                key: INDEX_HEADER,
-                value: Some(&index),
-            });
         let record = BaseRecord::to(&options.topic)
             .payload(payload.as_slice())
-            .headers(headers);
-        match produce(producer, record, shutdown) {
-            Produced::Queued => bytes += payload.len(),
+            .headers(produce::visit_headers(visit.number, i));
+        if !sent.add(produce(producer, record, shutdown), payload.len()) {
+            break;
+        }
+    }
+    (sent.produced, sent.bytes)
+}
+
+/// What a visit handed to the producer so far.
+#[derive(Debug, Default)]
+pub struct Sent {
+    pub produced: u64,
+    pub bytes: usize,
+}
+
+impl Sent {
+    /// Counts one record's fate; false once a stop was requested.
+    pub fn add(&mut self, produced: Produced, len: usize) -> bool {
+        match produced {
+            Produced::Queued => self.bytes += len,
             Produced::Refused => {}
-            Produced::Stopped => break,
+            Produced::Stopped => return false,
         }
-        produced += 1;
-    }
-    (produced, bytes)
-}
-
-/// What became of one record handed to the producer.
-pub enum Produced {
-    Queued,
-    /// Refused before queueing (e.g. larger than message.max.bytes): counted as failed.
-    Refused,
-    /// A stop was requested while the queue was full: not produced.
-    Stopped,
-}
-
-/// Produces one record, serving acknowledgements while the bounded queue
-/// is full, until it is queued, refused, or a stop is requested.
-pub fn produce(
-    producer: &BaseProducer<Delivery>,
-    record: BaseRecord<'_, [u8], [u8]>,
-    shutdown: &Shutdown,
-) -> Produced {
-    match crate::kafka::queue::enqueue(producer, record, || shutdown.requested()) {
-        Ok(true) => Produced::Queued,
-        Ok(false) => Produced::Stopped,
-        Err(error) => {
-            producer.context().settle(Fate::Failed, &error.to_string());
-            Produced::Refused
-        }
-    }
-}
-
-/// Waits until nothing is in flight. librdkafka settles every message within
-/// message.timeout.ms; after a stop request, at most `flush_timeout` more,
-/// then what is left is purged (and counted unknown or not sent).
-pub fn settle(producer: &BaseProducer<Delivery>, flush_timeout: Duration, shutdown: &Shutdown) {
-    use crate::kafka::queue::drain;
-    if drain(producer, Duration::MAX, || shutdown.requested())
-        || drain(producer, flush_timeout, || false)
-    {
-        return;
-    }
-    tracing::warn!(
-        "{} alert(s) still unacknowledged after --flush-timeout; giving up on them",
-        producer.in_flight_count()
-    );
-    producer.purge(PurgeConfig::default().queue().inflight());
-    // Purged messages are reported through the delivery callback at once.
-    drain(producer, Duration::from_millis(100), || false);
-}
-
-/// What became of one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    Delivered,
-    Failed,
-    Unknown,
-    NotSent,
-}
-
-impl Fate {
-    fn of(result: &DeliveryResult<'_>) -> Self {
-        match result {
-            Ok(_) => Self::Delivered,
-            Err((KafkaError::MessageProduction(code), _)) => match code {
-                RDKafkaErrorCode::PurgeQueue => Self::NotSent,
-                RDKafkaErrorCode::PurgeInflight
-                | RDKafkaErrorCode::MessageTimedOut
-                | RDKafkaErrorCode::RequestTimedOut => Self::Unknown,
-                _ => Self::Failed,
-            },
-            Err(_) => Self::Failed,
-        }
-    }
-}
-
-/// Counts acknowledgements as librdkafka reports them.
-pub struct Delivery {
-    log: ClientLog,
-    counts: [AtomicU64; 4],
-    first_error: Mutex<Option<String>>,
-    bar: ProgressBar,
-    /// alertstream_alerts_sent_total and _failed_total{fate}, by fate; bytes out.
-    meters: [Counter; 4],
-    bytes: Counter,
-}
-
-impl Delivery {
-    fn new(bar: ProgressBar, topic: &str) -> Self {
-        let m = metrics::get();
-        let failed = |fate| {
-            m.failed
-                .get_or_create(&metrics::labels(&[("topic", topic), ("fate", fate)]))
-                .clone()
-        };
-        Self {
-            log: ClientLog::default(),
-            counts: Default::default(),
-            first_error: Mutex::new(None),
-            bar,
-            meters: [
-                m.sent
-                    .get_or_create(&metrics::labels(&[("topic", topic)]))
-                    .clone(),
-                failed("failed"),
-                failed("unknown"),
-                failed("not_sent"),
-            ],
-            bytes: m
-                .bytes
-                .get_or_create(&metrics::labels(&[("topic", topic), ("direction", "out")]))
-                .clone(),
-        }
-    }
-
-    fn settle(&self, fate: Fate, error: &str) {
-        self.counts[fate as usize].fetch_add(1, Ordering::SeqCst);
-        self.meters[fate as usize].inc();
-        if fate == Fate::Delivered {
-            self.bar.inc(1);
-        } else if let Ok(mut first) = self.first_error.lock() {
-            first.get_or_insert_with(|| error.to_string());
-        }
-    }
-
-    fn totals(&self) -> Totals {
-        let count = |fate: Fate| self.counts[fate as usize].load(Ordering::SeqCst);
-        Totals {
-            produced: 0,
-            delivered: count(Fate::Delivered),
-            failed: count(Fate::Failed),
-            unknown: count(Fate::Unknown),
-            not_sent: count(Fate::NotSent),
-        }
-    }
-
-    fn first_error(&self) -> Option<String> {
-        self.first_error.lock().ok().and_then(|e| e.clone())
-    }
-}
-
-impl Totals {
-    /// The counts that arrived since `before`.
-    fn since(&self, before: &Totals) -> Totals {
-        Totals {
-            produced: 0,
-            delivered: self.delivered - before.delivered,
-            failed: self.failed - before.failed,
-            unknown: self.unknown - before.unknown,
-            not_sent: self.not_sent - before.not_sent,
-        }
-    }
-}
-
-impl ClientContext for Delivery {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        self.log.log(level, facility, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(error, reason);
-    }
-}
-
-impl ProducerContext for Delivery {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
-        let error = match result {
-            Ok(message) => {
-                self.bytes.inc_by(message.payload_len() as u64);
-                String::new()
-            }
-            Err((error, _)) => error.to_string(),
-        };
-        self.settle(Fate::of(result), &error);
+        self.produced += 1;
+        true
     }
 }
 

@@ -9,12 +9,12 @@ use anyhow::Result;
 use apache_avro::types::Value;
 use base64::Engine;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord};
+use rdkafka::producer::BaseRecord;
 
-use super::send::{produce, settle, Delivery, Produced};
 use crate::alerts::source::SourceAlert;
 use crate::archive::Meta;
 use crate::exit::bad_input;
+use crate::kafka::produce::{produce, serve_until, settle, Produced, Producing};
 use crate::shutdown::Shutdown;
 
 /// Headers a replay adds: its loop (from 1) and the alert's planned time
@@ -152,11 +152,7 @@ pub struct Replayed {
 }
 
 /// Sends the replay's loops, each over the whole timeline.
-pub fn run(
-    producer: &BaseProducer<Delivery>,
-    replay: &Replay<'_>,
-    shutdown: &Shutdown,
-) -> Replayed {
+pub fn run(producer: &Producing, replay: &Replay<'_>, shutdown: &Shutdown) -> Replayed {
     let mut replayed = Replayed::default();
     let span = replay.timeline.last().map_or(0, |t| t.0) as f64 / 1000.0;
     'loops: for number in 1..=replay.loops {
@@ -168,7 +164,7 @@ pub fn run(
             replay.topic
         );
         for &(offset, index) in replay.timeline {
-            if !wait_until(producer, start + Duration::from_millis(offset), shutdown) {
+            if !serve_until(producer, start + Duration::from_millis(offset), shutdown) {
                 break 'loops;
             }
             let record = record(replay.topic, &replay.sources[index], number, offset);
@@ -181,20 +177,6 @@ pub fn run(
     settle(producer, replay.flush_timeout, shutdown);
     replayed.interrupted = shutdown.requested();
     replayed
-}
-
-/// Serves acknowledgements until `at`; `false` if a stop was requested.
-fn wait_until(producer: &BaseProducer<Delivery>, at: Instant, shutdown: &Shutdown) -> bool {
-    loop {
-        if shutdown.requested() {
-            return false;
-        }
-        let left = at.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return true;
-        }
-        producer.poll(left.min(Duration::from_millis(50)));
-    }
 }
 
 /// The record of one replayed alert: its recorded key and headers, and the

@@ -72,7 +72,7 @@ pub struct GlobalArgs {
     )]
     pub metrics: Option<String>,
 
-    /// Log more (repeat for more detail: -v info, -vv debug, -vvv trace).
+    /// Log more: -v alertstream's debug lines and the libraries' info, -vv debug, -vvv trace.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
@@ -98,20 +98,30 @@ pub enum Command {
     /// Route the alerts an expression selects to other topics, unchanged, exactly once.
     #[command(after_help = FILTER_EXAMPLES)]
     Filter(FilterArgs),
+    /// Write simulated alerts to Avro files, one per visit, instead of Kafka.
+    #[command(after_help = SIMULATE_EXAMPLES)]
+    Simulate(SimulateArgs),
     /// Print a shell completion script to stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
-    /// Print the manual page (roff) to stdout.
+    /// Print a manual page (roff) to stdout: alertstream(1), or a subcommand's.
     #[command(after_help = MAN_EXAMPLES)]
-    Man,
+    Man(ManArgs),
 }
 
 const SEND_EXAMPLES: &str = "Examples:
   alertstream send my-stream                    # every sample alert once
   alertstream send my-stream 100 --no-stamps    # 100 alerts, cutouts left empty
+  alertstream send my-stream 10000 --simulate ztf --repeat   # a realistic survey stream
+  alertstream send lsst 10000 --simulate rubin --schema schema/11/1 --format confluent \\
+    --schema-id 1101 --bursts 189 --spread 10
   alertstream send my-stream --alerts ztf/ --repeat --interval 39 --max-repeats 10
   alertstream send replay --alerts archive/ --pace recorded --speed 10
   alertstream send replay --alerts ztf/ --pace candidate.jd --repeat";
+
+const SIMULATE_EXAMPLES: &str = "Examples:
+  alertstream simulate ztf 1000 --out fixtures/ --visits 20 --seed 7 --start 2026-11-30T05:00:00Z
+  alertstream simulate rubin 500 --out rubin/ --schema lsst-alert-packet/schema/11/1 --no-stamps";
 
 const PRINT_EXAMPLES: &str = "Examples:
   alertstream print my-stream --group readers -e
@@ -134,10 +144,10 @@ const FILTER_EXAMPLES: &str = "Examples:
     alertstream filter ztf --group pure --where 'candidate.rb >= 0.65 && candidate.nbad == 0 \\
       && candidate.fwhm <= 5.0 && candidate.elong <= 1.2 && abs(candidate.magdiff) <= 0.1' --to ztf-pure
   Two routes in one pass (an alert may go to both):
-    alertstream filter lsst --where 'diaSource.snr > 5.0' --to bright \\
-      --where 'size(prevDiaSources) == 0' --to new
+    alertstream filter lsst --schema schema/11/1 --where 'diaSource.snr > 5.0' --to bright \\
+      --where 'diaObject.nDiaSources == 1' --to new
   At most 20 alerts per visit, each object once a night:
-    alertstream filter lsst --where 'diaSource.reliability > 0.9' --to best \\
+    alertstream filter lsst --schema schema/11/1 --where 'diaSource.reliability > 0.9' --to best \\
       --limit-per-visit 20 --visit-key diaSource.visit \\
       --dedupe-key diaObject.diaObjectId --dedupe-window 12h
   Only look:
@@ -150,6 +160,7 @@ const COMPLETIONS_EXAMPLES: &str = "Examples:
 
 const MAN_EXAMPLES: &str = "Examples:
   alertstream man | man -l -
+  alertstream man send | man -l -       # alertstream-send(1)
   alertstream man > /usr/local/share/man/man1/alertstream.1";
 
 #[derive(Debug, Args)]
@@ -219,16 +230,22 @@ pub struct SendArgs {
     pub repeat: bool,
 
     /// Seconds between visits with --repeat (fractions allowed, e.g. 0.5).
-    #[arg(long = "interval", default_value_t = 39.0, value_name = "SECONDS")]
+    #[arg(
+        long = "interval",
+        default_value_t = 39.0,
+        value_name = "SECONDS",
+        conflicts_with = "pace"
+    )]
     pub interval: f64,
 
     /// Number of visits with --repeat (2215 visits of 39 s is about 24 hours).
     #[arg(long = "max-repeats", default_value_t = 2215, value_name = "N")]
     pub max_repeats: u64,
 
-    /// Partitions of the topic when it has to be created.
-    #[arg(long = "partitions", default_value_t = 1, value_name = "N")]
-    pub partitions: i32,
+    /// Partitions of the topic when it has to be created [default: 1]; an
+    /// existing topic keeps its own (a warning says so when they differ).
+    #[arg(long = "partitions", value_name = "N")]
+    pub partitions: Option<i32>,
 
     /// Replication factor of the topic when it has to be created [default:
     /// the cluster's default.replication.factor].
@@ -239,6 +256,122 @@ pub struct SendArgs {
     /// up on them (8 fits Docker's 10 s stop grace period).
     #[arg(long = "flush-timeout", default_value_t = 8.0, value_name = "SECONDS")]
     pub flush_timeout: f64,
+
+    /// Make the alerts instead of reading them: unique, evolving alerts of a
+    /// simulated survey (recurring objects with growing histories, moving
+    /// asteroids, bogus detections, real FITS cutouts). COUNT defaults to 10,000.
+    #[arg(
+        long = "simulate",
+        value_enum,
+        value_name = "SURVEY",
+        conflicts_with_all = ["alerts", "pace", "encode_off"]
+    )]
+    pub simulate: Option<SurveyName>,
+
+    #[command(flatten)]
+    pub sim: SimArgs,
+}
+
+/// A survey the simulator knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SurveyName {
+    /// ZTF: the built-in ZTF 4.02 schema, or --schema for another version.
+    Ztf,
+    /// Rubin (LSST): needs Rubin's published schema with --schema.
+    Rubin,
+}
+
+/// The simulated survey: shared by `send --simulate` and `simulate`.
+#[derive(Debug, Args, Default)]
+pub struct SimArgs {
+    /// Schema to fill (.avsc file or folder): another ZTF version, or Rubin's
+    /// published schema, e.g. lsst-alert-packet's schema/11/1 [ztf default: built-in 4.02].
+    #[arg(long = "schema", value_name = "PATH")]
+    pub schema: Vec<PathBuf>,
+
+    /// Seed of the simulated sky: the same seed, --start and options give the same bytes [default: 1].
+    #[arg(long = "seed", value_name = "S")]
+    pub seed: Option<u64>,
+
+    /// Time of the first visit (RFC 3339, -1h, @epoch-ms), on the grid of
+    /// --interval [default: now; visits then follow the wall clock, so
+    /// sharded senders on several hosts agree].
+    #[arg(long = "start", value_name = "TIME", allow_hyphen_values = true)]
+    pub start: Option<String>,
+
+    /// Fields the visits cycle over: fewer fields, more recurrences [default: 4].
+    #[arg(long = "fields", value_name = "N")]
+    pub fields: Option<u32>,
+
+    /// Objects in the simulated sky [default: 20 x COUNT].
+    #[arg(long = "objects", value_name = "N")]
+    pub objects: Option<u64>,
+
+    /// Shares of the classes, e.g. periodic=0.4,transient=0.2,agn=0.2,solar-system=0.1,bogus=0.1;
+    /// classes left out share the rest.
+    #[arg(long = "mix", value_name = "CLASS=SHARE,...")]
+    pub mix: Option<String>,
+
+    /// Send each visit in N bursts, detector by detector (Rubin's alert
+    /// production emits a visit per detector) [default: 1].
+    #[arg(long = "bursts", value_name = "N")]
+    pub bursts: Option<u32>,
+
+    /// Seconds the bursts of a visit are spread over [default: 0].
+    #[arg(long = "spread", value_name = "SECONDS")]
+    pub spread: Option<f64>,
+
+    /// Make only detectors d with d mod N == I (ZTF: readout quadrants), with
+    /// the ids an unsharded run gives them: N hosts with I = 0..N-1 make one stream.
+    #[arg(long = "shard", value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// --shard counted from 1, as Docker Swarm numbers a service's replicas:
+    /// ALERTSTREAM_SHARD_SLOT="{{.Task.Slot}}/3" in a stack file's environment.
+    #[arg(
+        long = "shard-slot",
+        value_name = "S/N",
+        env = "ALERTSTREAM_SHARD_SLOT",
+        conflicts_with = "shard"
+    )]
+    pub shard_slot: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (alertstream-SUBCOMMAND(1)) [default: alertstream(1)].
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The survey whose alerts to simulate.
+    #[arg(value_enum)]
+    pub survey: SurveyName,
+
+    /// Alerts per visit.
+    #[arg(default_value_t = 10_000)]
+    pub count: u32,
+
+    /// Folder to write the visits to, one Avro object container file each (visit-N.avro).
+    #[arg(long = "out", value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Number of visits.
+    #[arg(long = "visits", default_value_t = 1, value_name = "N")]
+    pub visits: u64,
+
+    /// Seconds between visits (the simulated survey's cadence).
+    #[arg(long = "interval", default_value_t = 39.0, value_name = "SECONDS")]
+    pub interval: f64,
+
+    /// Leave the cutout fields empty (null), without postage stamps.
+    #[arg(long = "no-stamps")]
+    pub no_stamps: bool,
+
+    #[command(flatten)]
+    pub sim: SimArgs,
 }
 
 #[derive(Debug, Args)]
@@ -262,12 +395,12 @@ pub struct ConsumerArgs {
     ///
     /// A time window reads every partition outside any consumer group and
     /// commits nothing: reading it again gives the same alerts.
-    #[arg(long = "from", value_name = "TIME")]
+    #[arg(long = "from", value_name = "TIME", allow_hyphen_values = true)]
     pub from: Option<String>,
 
     /// Stop each partition at its first message at or after TIME (not
     /// included); exit once every partition has stopped. Forms as --from.
-    #[arg(long = "until", value_name = "TIME")]
+    #[arg(long = "until", value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
 
     /// Exit with an error once every broker has been unreachable this long.
@@ -335,6 +468,15 @@ pub struct PrintArgs {
 
     #[command(flatten)]
     pub ids: SchemaIdArgs,
+
+    /// Copy every message that is not handled (refused by the decode gate,
+    /// an unknown schema id under --on-unknown-schema skip, over
+    /// --max-alert-bytes) unchanged to this topic, with the reason in headers
+    /// alertstream-error, alertstream-error-detail and alertstream-source
+    /// (topic/partition/offset); its offset is committed only once the copy
+    /// is acknowledged.
+    #[arg(long = "dead-letter", value_name = "TOPIC")]
+    pub dead_letter: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -351,7 +493,12 @@ pub struct MonitorArgs {
     pub consumer: ConsumerArgs,
 
     /// Seconds between status lines (rate, lag, latency); 0 turns them off.
-    #[arg(long = "every", default_value_t = 10.0, value_name = "SECONDS")]
+    #[arg(
+        long = "every",
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
     pub every: f64,
 }
 
@@ -500,6 +647,15 @@ pub struct DecodeArgs {
 
     #[command(flatten)]
     pub ids: SchemaIdArgs,
+
+    /// Copy every message that is not handled (refused by the decode gate,
+    /// an unknown schema id under --on-unknown-schema skip, over
+    /// --max-alert-bytes) unchanged to this topic, with the reason in headers
+    /// alertstream-error, alertstream-error-detail and alertstream-source
+    /// (topic/partition/offset); its offset is committed only once the copy
+    /// is acknowledged.
+    #[arg(long = "dead-letter", value_name = "TOPIC")]
+    pub dead_letter: Option<String>,
 }
 
 /// How to reach a schema registry (consumers and send).
@@ -554,6 +710,25 @@ pub struct SchemaIdArgs {
     /// them (lsst-alert-packet's schema/ folder): id 703 is DIR/7/3/*.avsc.
     #[arg(long = "schema-dir", value_name = "DIR")]
     pub schema_dir: Option<PathBuf>,
+
+    /// A Confluent-framed message whose schema id neither the registry nor
+    /// --schema-dir knows: stop before it (exit 1, its offset not committed:
+    /// an unknown id almost always means a wrong or reset registry), or skip
+    /// it (counted in alertstream_decode_errors_total, reason unknown_schema).
+    #[arg(
+        long = "on-unknown-schema",
+        value_enum,
+        default_value_t = OnUnknownSchema::Stop,
+        value_name = "ACTION"
+    )]
+    pub on_unknown_schema: OnUnknownSchema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OnUnknownSchema {
+    #[default]
+    Stop,
+    Skip,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

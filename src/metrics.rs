@@ -41,6 +41,7 @@ pub struct Metrics {
     pub withheld: Family<Labels, Counter>,
     pub bytes: Family<Labels, Counter>,
     pub decode_errors: Family<Labels, Counter>,
+    pub dead_lettered: Family<Labels, Counter>,
     pub lag: Family<Labels, Gauge>,
     pub latency: Histograms,
     pub visit_duration: Histograms,
@@ -67,6 +68,7 @@ impl Metrics {
             withheld: Family::default(),
             bytes: Family::default(),
             decode_errors: Family::default(),
+            dead_lettered: Family::default(),
             lag: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             visit_duration: Family::new_with_constructor(visit_histogram as fn() -> Histogram),
@@ -109,6 +111,11 @@ impl Metrics {
             "decode_errors",
             "Messages reported and skipped, by reason",
             m.decode_errors.clone(),
+        );
+        r.register(
+            "dead_lettered",
+            "Messages not handled and copied to the --dead-letter topic, by source topic and reason",
+            m.dead_lettered.clone(),
         );
         r.register(
             "consumer_lag",
@@ -171,8 +178,26 @@ pub fn get() -> &'static Metrics {
 
 /// Counts a message reported and skipped, by a coarse reason.
 pub fn decode_error(topic: &str, error: &dyn std::fmt::Display) {
+    let reason = decode_reason(error);
+    get()
+        .decode_errors
+        .get_or_create(&labels(&[("topic", topic), ("reason", reason)]))
+        .inc();
+}
+
+/// Counts a message copied to the dead-letter topic.
+pub fn dead_lettered(topic: &str, reason: &str) {
+    get()
+        .dead_lettered
+        .get_or_create(&labels(&[("topic", topic), ("reason", reason)]))
+        .inc();
+}
+
+/// The coarse reason a message could not be decoded: the `reason` label of
+/// the decode-error metric and the dead-letter header.
+pub fn decode_reason(error: &dyn std::fmt::Display) -> &'static str {
     let text = error.to_string();
-    let reason = if text.contains("empty message") {
+    if text.contains("empty message") {
         "empty"
     } else if text.contains("unknown schema id") {
         "unknown_schema"
@@ -182,11 +207,7 @@ pub fn decode_error(topic: &str, error: &dyn std::fmt::Display) {
         "container"
     } else {
         "schema"
-    };
-    get()
-        .decode_errors
-        .get_or_create(&labels(&[("topic", topic), ("reason", reason)]))
-        .inc();
+    }
 }
 
 /// A label set.
@@ -197,7 +218,14 @@ pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
 /// Serves `/metrics` and `/healthz` on `addr` from a thread of its own;
 /// fails at once, naming the address, when it cannot listen there.
 pub fn serve(addr: &str) -> Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).map_err(|e| {
+    let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(|e| {
+            crate::exit::bad_input(format!(
+                "--metrics {addr}: not a host:port ({e}); give e.g. 127.0.0.1:9464"
+            ))
+        })?
+        .collect();
+    let listener = TcpListener::bind(&addresses[..]).map_err(|e| {
         anyhow!("--metrics {addr}: cannot listen there: {e} (give a free host:port, e.g. 127.0.0.1:9464)")
     })?;
     let local = listener.local_addr()?;

@@ -58,7 +58,10 @@ fn corrupt_messages_are_reported_and_skipped() {
         "the valid alerts around the bad ones"
     );
     assert!(log.contains("partition 0 offset 1: cannot decode"), "{log}");
-    assert!(log.contains("partition 0 offset 2: empty message"), "{log}");
+    assert!(
+        log.contains("partition 0 offset 2: cannot decode (empty message)"),
+        "{log}"
+    );
     assert!(log.contains("partition 0 offset 3: cannot decode"), "{log}");
     assert!(log.contains("3 skipped"), "{log}");
 }

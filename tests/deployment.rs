@@ -146,6 +146,40 @@ fn problems(doc: &Yaml, swarm: bool) -> Vec<String> {
     for (name, service) in services.iter().filter(|(_, s)| is_alertstream(s)) {
         found.extend(alertstream_problems(&text(name), service, brokers.len()));
     }
+    let registries = services.iter().filter(|(_, s)| {
+        s["image"]
+            .as_str()
+            .is_some_and(|i| i.contains("apicurio-registry"))
+    });
+    let hosts: Vec<String> = brokers
+        .iter()
+        .map(|(name, s)| format!("{}:9092", s["hostname"].as_str().unwrap_or(name)))
+        .collect();
+    for (name, service) in registries {
+        found.extend(registry_problems(&text(name), service, &hosts));
+    }
+    found
+}
+
+/// A registry must keep its schemas in the cluster's Kafka (kafkasql), or a
+/// restart forgets every id and consumers stop on unknown ids.
+fn registry_problems(name: &str, service: &Yaml, hosts: &[String]) -> Vec<String> {
+    let env = environment(service);
+    let mut found = Vec::new();
+    if env.get("APICURIO_STORAGE_KIND").map(String::as_str) != Some("kafkasql") {
+        found.push(format!(
+            "{name}: schemas not kept in Kafka (APICURIO_STORAGE_KIND)"
+        ));
+    }
+    let bootstrap = env
+        .get("APICURIO_KAFKASQL_BOOTSTRAP_SERVERS")
+        .cloned()
+        .unwrap_or_default();
+    if bootstrap.is_empty() || !bootstrap.split(',').all(|b| hosts.contains(&b.to_string())) {
+        found.push(format!(
+            "{name}: bootstrap servers {bootstrap:?} are not the brokers {hosts:?}"
+        ));
+    }
     found
 }
 
@@ -337,6 +371,16 @@ fn the_checks_catch_each_mistake() {
             "- kafka-1-data:/var/lib/kafka/data",
             "- kafka-1-data:/data",
             "not a mounted named volume",
+        ),
+        (
+            "APICURIO_STORAGE_KIND: kafkasql",
+            "APICURIO_STORAGE_KIND: sql",
+            "schemas not kept in Kafka",
+        ),
+        (
+            "APICURIO_KAFKASQL_BOOTSTRAP_SERVERS: kafka-1:9092,",
+            "APICURIO_KAFKASQL_BOOTSTRAP_SERVERS: kafka-9:9092,",
+            "are not the brokers",
         ),
     ];
     for (from, to, expected) in mutations {

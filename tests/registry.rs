@@ -248,11 +248,13 @@ fn rubin_schemas_load_under_rubin_ids() {
     }
 }
 
-/// An id the registry does not know, and one whose schema the gate refuses
-/// (recursive): each reported once, its messages counted and skipped, the
-/// rest printed.
+/// An id the registry does not know stops print by default (exit 1 naming
+/// topic, partition, offset and id; nothing committed); with
+/// `--on-unknown-schema skip` it is counted and skipped, and a schema whose
+/// registry copy the gate refuses (recursive) is skipped either way; once
+/// the schema is found (here in --schema-dir) the same group prints it all.
 #[test]
-fn unknown_and_refused_ids_are_reported_once_and_skipped() {
+fn unknown_ids_stop_by_default_and_refused_ones_are_skipped() {
     let topic = topic("unknown-id");
     let url = registry();
     let recursive =
@@ -293,21 +295,37 @@ fn unknown_and_refused_ids_are_reported_once_and_skipped() {
         "--schema-registry",
         &url,
     ]);
-    let output = run(&[
-        "print",
-        &topic,
-        "-e",
-        "-g",
-        &topic,
-        "--schema-registry",
-        &url,
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let log = stderr(&output);
-    assert_eq!(
-        json_lines(&String::from_utf8_lossy(&output.stdout)).len(),
-        12
+    let print = |group: &str, extra: &[&str]| {
+        let mut args = vec![
+            "print",
+            &topic,
+            "-e",
+            "-g",
+            group,
+            "--schema-registry",
+            &url,
+        ];
+        args.extend_from_slice(extra);
+        let output = run(&args);
+        let lines = json_lines(&String::from_utf8_lossy(&output.stdout)).len();
+        (output.status.code(), lines, stderr(&output))
+    };
+    let (code, lines, log) = print(&topic, &[]);
+    assert_eq!(code, Some(1), "{log}");
+    assert_eq!(lines, 0, "{log}");
+    assert!(
+        log.contains(&format!(
+            "{topic} partition 0 offset 0: schema id 987654 is unknown"
+        )),
+        "{log}"
     );
+    assert!(log.contains("--on-unknown-schema skip"), "{log}");
+    assert_eq!(committed_offset(&topic, &topic), -1, "nothing committed");
+
+    let skipping = format!("{topic}-skip");
+    let (code, lines, log) = print(&skipping, &["--on-unknown-schema", "skip"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(lines, 12);
     assert_eq!(log.matches("schema id 987654").count(), 1, "{log}");
     assert_eq!(
         log.matches(&format!("schema id {refused_id}")).count(),
@@ -316,6 +334,48 @@ fn unknown_and_refused_ids_are_reported_once_and_skipped() {
     );
     assert!(log.contains("recursive"), "{log}");
     assert!(log.contains("4 skipped"), "{log}");
+
+    // The schema found: the first group, stopped before anything, prints it all.
+    let dir = tempfile::tempdir().unwrap();
+    let version = dir.path().join("9876/54");
+    std::fs::create_dir_all(&version).unwrap();
+    for file in std::fs::read_dir(root().join("schemas")).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, version.join(file.file_name().unwrap())).unwrap();
+    }
+    let (code, lines, log) = print(&topic, &["--schema-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(lines, 14, "{log}");
+    assert!(log.contains("2 skipped"), "the refused schema's two: {log}");
+}
+
+/// The registry keeps its schemas in a Kafka topic: stopped and started
+/// again, it still knows the id a stream was written with, and print
+/// decodes every alert (an in-memory registry forgot them all).
+#[test]
+fn a_restarted_registry_still_knows_every_id() {
+    let own = OwnRegistry::start(8093);
+    let topic = topic("registry-restart");
+    ok(&[
+        "send",
+        &topic,
+        "--format",
+        "confluent",
+        "--schema-registry",
+        &own.url(),
+    ]);
+    assert!(own.script("stop").success());
+    assert!(own.script("start").success());
+    let printed = json_lines(&ok(&[
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &topic,
+        "--schema-registry",
+        &own.url(),
+    ]));
+    assert_eq!(printed.len(), 12);
 }
 
 /// A registry of its own, stopped mid-stream: print carries on with the
@@ -615,6 +675,10 @@ impl OwnRegistry {
             .arg(action)
             .env("REGISTRY_PORT", self.port.to_string())
             .env("REGISTRY_DIR", &self.dir)
+            .env(
+                "REGISTRY_TOPIC",
+                format!("test-registry-{}-{}", self.port, std::process::id()),
+            )
             .env("REGISTRY_APP", root().join("target/registry"))
             .status()
             .unwrap()

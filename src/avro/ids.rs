@@ -14,14 +14,19 @@ use anyhow::Result;
 use super::gate::Writer;
 use super::registry::{Registry, RegistryError};
 
-/// A message whose schema id names no usable schema: skipped and counted;
-/// the id itself is reported once.
+/// A message whose schema id names no usable schema. With `stop` (the
+/// default, `--on-unknown-schema stop`) the consumer stops before it;
+/// otherwise it is skipped and counted, and the id reported once.
 #[derive(Debug)]
-pub struct UnknownSchemaId(pub u32);
+pub struct UnknownSchemaId {
+    pub id: u32,
+    pub why: String,
+    pub stop: bool,
+}
 
 impl std::fmt::Display for UnknownSchemaId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unknown schema id {}", self.0)
+        write!(f, "unknown schema id {} ({})", self.id, self.why)
     }
 }
 
@@ -52,9 +57,12 @@ pub struct SchemaIds {
     /// `--schema-dir DIR`.
     folder: Option<PathBuf>,
     known: Mutex<HashMap<u32, Arc<Writer>>>,
-    /// Ids found wanting, with why: reported once, then skipped quietly.
-    refused: Mutex<HashMap<u32, String>>,
+    /// Ids found wanting, with why and whether their schema was refused as
+    /// hostile (then skipped whatever --on-unknown-schema says).
+    refused: Mutex<HashMap<u32, (String, bool)>>,
     said_down: AtomicBool,
+    /// `--on-unknown-schema skip`.
+    skip_unknown: bool,
 }
 
 impl SchemaIds {
@@ -62,6 +70,7 @@ impl SchemaIds {
         registry: Option<Registry>,
         cache: Option<&Path>,
         folder: Option<PathBuf>,
+        skip_unknown: bool,
     ) -> Result<Self> {
         let cache = match (cache, &registry) {
             (Some(dir), Some(registry)) => {
@@ -80,6 +89,7 @@ impl SchemaIds {
             registry,
             cache,
             folder,
+            skip_unknown,
             ..Self::default()
         })
     }
@@ -89,8 +99,8 @@ impl SchemaIds {
         if let Some(writer) = lock(&self.known).get(&id) {
             return Ok(writer.clone());
         }
-        if lock(&self.refused).contains_key(&id) {
-            return Err(UnknownSchemaId(id).into());
+        if let Some((why, hostile)) = lock(&self.refused).get(&id) {
+            return Err(self.unknown(id, why.clone(), *hostile));
         }
         match self.find(id) {
             Ok(writer) => {
@@ -104,14 +114,31 @@ impl SchemaIds {
                 message: why,
             }
             .into()),
-            Err(Found::Unknown(why)) => {
-                tracing::warn!(
-                    "schema id {id} cannot be used ({why}); its messages are skipped and counted (reason unknown_schema)"
-                );
-                lock(&self.refused).insert(id, why);
-                Err(UnknownSchemaId(id).into())
-            }
+            Err(Found::Unknown(why)) => self.refuse(id, why, false),
+            Err(Found::Hostile(why)) => self.refuse(id, why, true),
         }
+    }
+
+    /// Remembers an id found wanting. A schema refused as hostile is skipped
+    /// like any hostile message; an id nobody knows stops the consumer
+    /// unless `--on-unknown-schema skip`.
+    fn refuse(&self, id: u32, why: String, hostile: bool) -> Result<Arc<Writer>> {
+        if hostile || self.skip_unknown {
+            tracing::warn!(
+                "schema id {id} cannot be used ({why}); its messages are skipped and counted (reason unknown_schema)"
+            );
+        }
+        lock(&self.refused).insert(id, (why.clone(), hostile));
+        Err(self.unknown(id, why, hostile))
+    }
+
+    fn unknown(&self, id: u32, why: String, hostile: bool) -> anyhow::Error {
+        UnknownSchemaId {
+            id,
+            why,
+            stop: !hostile && !self.skip_unknown,
+        }
+        .into()
     }
 
     fn find(&self, id: u32) -> Result<Writer, Found> {
@@ -190,13 +217,15 @@ impl SchemaIds {
 /// Why no schema came for an id.
 enum Found {
     Unknown(String),
+    /// A schema came, and the decode gate refused it.
+    Hostile(String),
     Refused(String),
     Down(String),
 }
 
 fn parse(text: &str, from: &str) -> Result<Writer, Found> {
     Writer::parse_as(text.as_bytes(), &format!("the schema {from} gave"))
-        .map_err(|e| Found::Unknown(e.to_string()))
+        .map_err(|e| Found::Hostile(e.to_string()))
 }
 
 /// Rubin's layout: id 703 is `DIR/7/3/`, its `.avsc` files combined.
@@ -211,8 +240,8 @@ fn from_folder(folder: &Path, id: u32) -> Result<Writer, Found> {
         )));
     }
     let schema = super::schema::load(std::slice::from_ref(&dir))
-        .map_err(|e| Found::Unknown(format!("{}: {e}", dir.display())))?;
-    Writer::from_schema(schema).map_err(|e| Found::Unknown(format!("{}: {e}", dir.display())))
+        .map_err(|e| Found::Hostile(format!("{}: {e}", dir.display())))?;
+    Writer::from_schema(schema).map_err(|e| Found::Hostile(format!("{}: {e}", dir.display())))
 }
 
 /// A folder name for one registry's cache: ids mean nothing across registries.
@@ -255,6 +284,15 @@ mod tests {
         }
     }
 
+    /// Whether looking `id` up fails with an unknown id that stops the consumer.
+    fn stops(ids: &SchemaIds, id: u32) -> bool {
+        let error = ids.writer(id).unwrap_err();
+        error
+            .downcast_ref::<UnknownSchemaId>()
+            .expect("an unknown id")
+            .stop
+    }
+
     #[test]
     fn a_rubin_layout_folder_maps_ids() {
         let dir = tempfile::tempdir().unwrap();
@@ -265,11 +303,14 @@ mod tests {
             r#"{"type":"record","name":"a","fields":[{"name":"x","type":"int"}]}"#,
         )
         .unwrap();
-        let ids = SchemaIds::new(None, None, Some(dir.path().into())).unwrap();
+        let ids = SchemaIds::new(None, None, Some(dir.path().into()), false).unwrap();
         assert!(ids.writer(703).is_ok());
-        assert!(ids.writer(704).unwrap_err().is::<UnknownSchemaId>());
+        assert!(stops(&ids, 704), "an id nobody knows stops by default");
+        assert!(stops(&ids, 704), "and again, from the refused ids");
+        let skipping = SchemaIds::new(None, None, Some(dir.path().into()), true).unwrap();
+        assert!(!stops(&skipping, 704), "--on-unknown-schema skip");
         std::fs::write(version.join("a.avsc"), "{not json").unwrap();
-        let ids = SchemaIds::new(None, None, Some(dir.path().into())).unwrap();
-        assert!(ids.writer(703).unwrap_err().is::<UnknownSchemaId>());
+        let ids = SchemaIds::new(None, None, Some(dir.path().into()), false).unwrap();
+        assert!(!stops(&ids, 703), "a schema refused as hostile is skipped");
     }
 }

@@ -7,8 +7,8 @@ pub mod man;
 pub mod monitor;
 pub mod print;
 pub mod record;
-pub mod replay;
 pub mod send;
+pub mod simulate;
 
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use crate::avro::registry::Registry;
 use crate::exit::bad_input;
 
 use crate::cli::{Cli, Command};
+use crate::kafka::dead_letter::DeadLetter;
 use crate::kafka::KafkaSettings;
 use crate::shutdown::Shutdown;
 
@@ -34,7 +35,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             &global.kafka,
         )
     };
-    let serves = !matches!(cli.command, Command::Completions(_) | Command::Man);
+    let serves = !matches!(
+        cli.command,
+        Command::Completions(_) | Command::Man(_) | Command::Simulate(_)
+    );
     if let (Some(addr), true) = (&global.metrics, serves) {
         crate::metrics::serve(addr)?;
     }
@@ -59,8 +63,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             let options = filter::FilterOptions::from_args(args)?;
             filter::run(options, kafka()?, Shutdown::install(), global.quiet).await
         }
+        Command::Simulate(args) => simulate::run(simulate::SimulateOptions::from_args(args)?),
         Command::Completions(args) => completions::run(args.shell),
-        Command::Man => man::run(),
+        Command::Man(args) => man::run(args.subcommand.as_deref()),
     }
 }
 
@@ -72,6 +77,8 @@ pub struct DecodeOptions {
     pub max_alert_bytes: usize,
     /// Writer schemas by Confluent id, if a registry or --schema-dir was given.
     pub ids: Option<Arc<SchemaIds>>,
+    /// `--dead-letter` (record, filter; print keeps its own).
+    pub dead_letter: Option<String>,
 }
 
 impl DecodeOptions {
@@ -93,11 +100,14 @@ impl DecodeOptions {
             },
             max_alert_bytes: byte_size("--max-alert-bytes", max_alert_bytes)?,
             ids: schema_ids(ids)?,
+            dead_letter: None,
         })
     }
 
     pub fn from_args(args: crate::cli::DecodeArgs) -> Result<Self> {
-        Self::new(args.schema, args.wire, &args.max_alert_bytes, &args.ids)
+        let mut options = Self::new(args.schema, args.wire, &args.max_alert_bytes, &args.ids)?;
+        options.dead_letter = args.dead_letter;
+        Ok(options)
     }
 
     /// The reader schema: the built-in one, or `--schema`.
@@ -142,35 +152,110 @@ fn schema_ids(args: &crate::cli::SchemaIdArgs) -> Result<Option<Arc<SchemaIds>>>
         registry,
         args.registry_cache.as_deref(),
         args.schema_dir.clone(),
+        args.on_unknown_schema == crate::cli::OnUnknownSchema::Skip,
     )?;
     Ok(Some(Arc::new(ids)))
 }
 
 /// A message that cannot be decoded: counted by reason and reported (an
-/// unknown schema id only once, when it is first seen), then skipped. When
-/// decoding it needs a registry that cannot answer, the error comes back:
-/// the consumer stops before the message instead of losing it.
-pub fn undecodable(message: &BorrowedMessage<'_>, error: anyhow::Error, note: &str) -> Result<()> {
+/// unknown schema id only once, when it is first seen), then copied to the
+/// dead-letter topic if there is one, or skipped. When decoding it needs a
+/// registry that cannot answer, or its schema id is unknown and
+/// `--on-unknown-schema` is `stop`, the error comes back: the consumer stops
+/// before the message instead of losing it. `transaction`: filter's producer,
+/// which carries the dead-letter copy in its transaction.
+pub fn undecodable(
+    message: &BorrowedMessage<'_>,
+    error: anyhow::Error,
+    dead_letter: Option<&DeadLetter>,
+    transaction: Option<&crate::kafka::produce::Producing>,
+) -> Result<()> {
     if error.is::<RegistryUnavailable>() || error.is::<crate::exit::Exit>() {
         return Err(error);
     }
-    crate::metrics::decode_error(message.topic(), &error);
-    if !error.is::<UnknownSchemaId>() {
-        let head: String = message
-            .payload()
-            .unwrap_or_default()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        tracing::warn!(
-            "{} partition {} offset {}: cannot decode ({error:#}); first bytes {head}; {note}",
+    if let Some(unknown) = error.downcast_ref::<UnknownSchemaId>().filter(|u| u.stop) {
+        return Err(anyhow::anyhow!(
+            "{} partition {} offset {}: schema id {} is unknown ({}); stopped before this \
+             message, its offset not committed (register the schema, or point \
+             --schema-registry at the registry that wrote it; --on-unknown-schema skip \
+             skips such messages)",
             message.topic(),
             message.partition(),
-            message.offset()
-        );
+            message.offset(),
+            unknown.id,
+            unknown.why
+        ));
+    }
+    // Counted and labelled alike by every consumer, whatever its decoder said.
+    let error = match message.payload() {
+        None | Some([]) => anyhow::anyhow!("empty message"),
+        Some(_) => error,
+    };
+    crate::metrics::decode_error(message.topic(), &error);
+    let head: String = message
+        .payload()
+        .unwrap_or_default()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let detail = format!(
+        "{} partition {} offset {}: cannot decode ({error:#}){}",
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        if head.is_empty() {
+            String::new()
+        } else {
+            format!("; first bytes {head}")
+        }
+    );
+    let fate = match dead_letter {
+        Some(dead_letter) => {
+            let reason = crate::metrics::decode_reason(&error);
+            dead_letter.copy(message, reason, &detail, transaction)?;
+            format!("copied to {}", dead_letter.topic)
+        }
+        None => "skipped".to_string(),
+    };
+    if !error.is::<UnknownSchemaId>() {
+        tracing::warn!("{detail}; {fate}");
     }
     Ok(())
+}
+
+/// Checks `--dead-letter`: a valid topic name, and not the input (its
+/// copies would be refused again, for ever).
+pub fn check_dead_letter(dead_letter: Option<&str>, input: &str) -> Result<()> {
+    let Some(topic) = dead_letter else {
+        return Ok(());
+    };
+    crate::kafka::admin::check_topic(topic)?;
+    if topic == input {
+        return Err(bad_input(format!(
+            "--dead-letter {topic} is the topic being consumed: give another topic"
+        )));
+    }
+    Ok(())
+}
+
+/// The dead-letter topic of `print` and `record`, created and given a
+/// producer of its own, once the brokers answer.
+pub async fn dead_letter(kafka: &KafkaSettings, topic: Option<&str>) -> Result<Option<DeadLetter>> {
+    match topic {
+        Some(topic) => Ok(Some(DeadLetter::open(kafka, topic, None).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Writes to stdout; a reader that stops early (`| head`) is no error.
+pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// A byte size such as `16M`, `512K`, `1G` or `1000` (powers of 1024).

@@ -6,18 +6,19 @@ use std::io::{StdoutLock, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use crate::alerts::stamps::{self, StampDir, StampError};
 use crate::avro::codec::{Decoder, Framing};
 use crate::avro::json;
 use crate::cli::PrintArgs;
-use crate::commands::send::{INDEX_HEADER, VISIT_HEADER};
 use crate::commands::DecodeOptions;
 use crate::expr::Selector;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
+use crate::kafka::dead_letter::DeadLetter;
+use crate::kafka::produce::{INDEX_HEADER, VISIT_HEADER};
 use crate::kafka::KafkaSettings;
 use crate::shutdown::Shutdown;
 
@@ -33,11 +34,13 @@ pub struct PrintOptions {
     pub meta: bool,
     /// `--where`.
     pub filter: Option<String>,
+    pub dead_letter: Option<String>,
 }
 
 impl PrintOptions {
     pub fn from_args(args: PrintArgs) -> Result<Self> {
         crate::kafka::admin::check_topic(&args.topic)?;
+        super::check_dead_letter(args.dead_letter.as_deref(), &args.topic)?;
         Ok(Self {
             topic: args.topic,
             group: consumer::group_or_default(args.group)?,
@@ -55,6 +58,7 @@ impl PrintOptions {
             },
             meta: args.meta,
             filter: args.filter,
+            dead_letter: args.dead_letter,
         })
     }
 }
@@ -108,6 +112,7 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
         .as_deref()
         .map(StampDir::create)
         .transpose()?;
+    let dead_letter = super::dead_letter(&kafka, options.dead_letter.as_deref()).await?;
     let Some(stream) = consumer::open(
         &kafka,
         &options.consumer,
@@ -128,6 +133,7 @@ pub async fn run(options: PrintOptions, kafka: KafkaSettings, shutdown: Shutdown
         framing: None,
         counts: Counts::default(),
         out: std::io::stdout().lock(),
+        dead_letter,
     };
     // Consuming is blocking librdkafka work; it runs on this (block_on)
     // thread while the signal handler runs on the runtime's workers.
@@ -147,6 +153,7 @@ struct Printer {
     framing: Option<Framing>,
     counts: Counts,
     out: StdoutLock<'static>,
+    dead_letter: Option<DeadLetter>,
 }
 
 impl Handler for Printer {
@@ -159,17 +166,16 @@ impl Handler for Printer {
         self.counts.messages += 1;
         self.line.clear();
         let payload = message.payload().unwrap_or_default();
-        if payload.is_empty() {
-            crate::metrics::decode_error(message.topic(), &"empty message");
-            tracing::warn!("{}: empty message; skipped", place(message));
-            self.counts.skipped += 1;
-            return Ok(());
-        }
-        match self.render(message, payload) {
+        let rendered = if payload.is_empty() {
+            Err(anyhow!("empty"))
+        } else {
+            self.render(message, payload)
+        };
+        match rendered {
             Ok(count) => self.counts.alerts += count as u64,
             Err(e) if e.is::<StampError>() => return Err(e),
             Err(e) => {
-                super::undecodable(message, e, "skipped")?;
+                super::undecodable(message, e, self.dead_letter.as_ref(), None)?;
                 self.counts.skipped += 1;
                 return Ok(());
             }
@@ -290,6 +296,28 @@ fn header_number(message: &BorrowedMessage<'_>, key: &str) -> Option<u64> {
 }
 
 /// Adds `"_kafka":{...}` to every JSON object line of a message.
+/// `,"dead_letter":{error, detail, source}` for a copy on a dead-letter
+/// topic (the headers `--dead-letter` adds); empty for any other message.
+fn dead_letter_meta(message: &BorrowedMessage<'_>) -> String {
+    use crate::kafka::dead_letter::{DETAIL_HEADER, ERROR_HEADER, SOURCE_HEADER};
+    let Some(headers) = message.headers() else {
+        return String::new();
+    };
+    let text = |name: &str| {
+        let value = headers.iter().find(|h| h.key == name)?.value?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    };
+    let Some(error) = text(ERROR_HEADER) else {
+        return String::new();
+    };
+    let fields = serde_json::json!({
+        "error": error,
+        "detail": text(DETAIL_HEADER),
+        "source": text(SOURCE_HEADER),
+    });
+    format!(r#","dead_letter":{fields}"#)
+}
+
 fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>, framing: Option<Framing>) {
     let number = |n: Option<u64>| n.map_or("null".to_string(), |n| n.to_string());
     let schema_id = match framing {
@@ -297,7 +325,7 @@ fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>, framing: Option<F
         _ => None,
     };
     let meta = format!(
-        r#","_kafka":{{"partition":{},"offset":{},"timestamp":{},"visit":{},"index":{},"schema_id":{}}}}}"#,
+        r#","_kafka":{{"partition":{},"offset":{},"timestamp":{},"visit":{},"index":{},"schema_id":{}{}}}}}"#,
         message.partition(),
         message.offset(),
         message
@@ -307,6 +335,7 @@ fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>, framing: Option<F
         number(header_number(message, VISIT_HEADER)),
         number(header_number(message, INDEX_HEADER)),
         number(schema_id),
+        dead_letter_meta(message),
     );
     let mut rebuilt = Vec::with_capacity(line.len() + meta.len());
     for text in line.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {

@@ -27,6 +27,7 @@ use crate::exit::bad_input;
 use crate::expr::Selector;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
+use crate::kafka::dead_letter::DeadLetter;
 use crate::kafka::{ClientLog, KafkaSettings};
 use crate::progress::ConsumeBar;
 use crate::shutdown::Shutdown;
@@ -58,6 +59,7 @@ pub struct Roll {
 impl RecordOptions {
     pub fn from_args(args: RecordArgs) -> Result<Self> {
         crate::kafka::admin::check_topic(&args.topic)?;
+        super::check_dead_letter(args.decode.dead_letter.as_deref(), &args.topic)?;
         if args.no_stamps && args.format == ArchiveFormat::Avro {
             return Err(bad_input(
                 "--no-stamps goes with --format parquet: Avro archives keep each alert as it arrived",
@@ -109,6 +111,7 @@ pub async fn run(
             options.out.display()
         ))
     })?;
+    let dead_letter = super::dead_letter(&kafka, options.decode.dead_letter.as_deref()).await?;
     let Some(stream) = consumer::open(
         &kafka,
         &options.consumer,
@@ -127,9 +130,10 @@ pub async fn run(
         selector,
         files: HashMap::new(),
         partitions: HashMap::new(),
-        layouts: HashMap::new(),
+        layouts: crate::cache::Bounded::default(),
         counts: Counts::default(),
         bar: ConsumeBar::new(quiet, "archived"),
+        dead_letter,
     };
     let result = consume::run(stream, &kafka, &options.consumer, &shutdown, &mut recorder);
     recorder.bar.finish();
@@ -223,9 +227,10 @@ struct Recorder {
     files: HashMap<FileKey, OpenFile>,
     partitions: HashMap<i32, Progress>,
     /// By writer identity; the writer is held so the identity stays its own.
-    layouts: HashMap<usize, (Arc<Writer>, Arc<Layout>)>,
+    layouts: crate::cache::Bounded<usize, (Arc<Writer>, Arc<Layout>)>,
     counts: Counts,
     bar: ConsumeBar,
+    dead_letter: Option<DeadLetter>,
 }
 
 impl Handler for Recorder {
@@ -237,7 +242,7 @@ impl Handler for Recorder {
         let stored = self.store(payload, &meta);
         if let Err(e) = stored {
             let Skip(e) = e.downcast::<Skip>()?;
-            super::undecodable(message, e, "skipped")?;
+            super::undecodable(message, e, self.dead_letter.as_ref(), None)?;
             self.counts.skipped += 1;
         }
         if let Some(progress) = self.partitions.get_mut(&meta.partition) {
@@ -461,17 +466,14 @@ impl Recorder {
     /// The Parquet layout of a schema; a schema with no Parquet layout stops
     /// the recorder (exit 2) before anything of it is written.
     fn layout(&mut self, schema: &Arc<Writer>) -> Result<Arc<Layout>> {
+        // Keyed by the writer's identity; the entry holds the writer, so the
+        // identity is never another schema's while it is cached.
         let id = Arc::as_ptr(schema) as usize;
-        if let Some((_, layout)) = self.layouts.get(&id) {
-            return Ok(layout.clone());
-        }
-        let layout = Layout::new(&schema.schema, self.options.stamps)
-            .map_err(|e| bad_input(format!("cannot archive these alerts as Parquet: {e:#}")))?;
-        let layout = Arc::new(layout);
-        if self.layouts.len() >= 64 {
-            self.layouts.clear();
-        }
-        self.layouts.insert(id, (schema.clone(), layout.clone()));
+        let (_, layout) = self.layouts.get_or_try_insert(&id, || {
+            let layout = Layout::new(&schema.schema, self.options.stamps)
+                .map_err(|e| bad_input(format!("cannot archive these alerts as Parquet: {e:#}")))?;
+            Ok::<_, anyhow::Error>((schema.clone(), Arc::new(layout)))
+        })?;
         Ok(layout)
     }
 

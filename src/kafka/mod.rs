@@ -6,8 +6,9 @@ pub mod config;
 pub mod consume;
 pub mod consumer;
 pub mod context;
+pub mod dead_letter;
 pub mod groups;
-pub mod queue;
+pub mod produce;
 
 pub use config::KafkaSettings;
 pub use context::ClientLog;

@@ -12,6 +12,7 @@
 //! the process.
 
 mod dedupe;
+mod held;
 mod route;
 mod visits;
 
@@ -20,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::Producer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::avro::codec::Decoder;
@@ -29,10 +31,10 @@ use crate::avro::plan::Need;
 use crate::cli::FilterArgs;
 use crate::commands::DecodeOptions;
 use crate::exit::bad_input;
-use crate::kafka::config::creation_error;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
-use crate::kafka::queue::{drain, enqueue};
+use crate::kafka::dead_letter::DeadLetter;
+use crate::kafka::produce::{self, drain, Delivery, Producing};
 use crate::kafka::{admin, ClientLog, KafkaSettings};
 use crate::progress::ConsumeBar;
 use crate::shutdown::Shutdown;
@@ -40,6 +42,17 @@ use route::Route;
 
 /// How long a transaction call may wait on the brokers.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether a commit that fails abortably may be retried (its input read again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Allowed,
+    Never,
+}
+
+/// Abortable commit failures in a row retried (aborted, input read again)
+/// before the filter gives up with an error.
+const ABORTABLE_RETRIES: u32 = 3;
 
 /// Validated `filter` options.
 #[derive(Debug, Clone)]
@@ -68,6 +81,7 @@ impl FilterOptions {
                 args.to.len()
             )));
         }
+        crate::commands::check_dead_letter(args.decode.dead_letter.as_deref(), &args.topic)?;
         for to in &args.to {
             admin::check_topic(to)?;
             if *to == args.topic {
@@ -152,6 +166,7 @@ pub async fn run(
     let Some(stream) = stream? else {
         return Ok(());
     };
+    ensure_outputs(&producer, &kafka, &options).await?;
     let mut wanted = Need::none();
     for route in &routes {
         wanted.merge(&route.need());
@@ -166,7 +181,14 @@ pub async fn run(
         started: Instant::now(),
         interval: options.commit_interval,
         counts: Counts::default(),
+        open: Counts::default(),
+        failed_in_a_row: 0,
         bar: ConsumeBar::new(quiet, "evaluated"),
+        dead_letter: options
+            .decode
+            .dead_letter
+            .as_deref()
+            .map(DeadLetter::through_transaction),
     };
     let result = consume::run(stream, &kafka, &options.consumer, &shutdown, &mut filter);
     filter.bar.finish();
@@ -186,36 +208,48 @@ pub async fn run(
     result
 }
 
+/// Creates the output topics that are missing, with the input's partition
+/// count, once the input exists (the consumer waits for it first).
+async fn ensure_outputs(
+    producer: &Producing,
+    kafka: &KafkaSettings,
+    options: &FilterOptions,
+) -> Result<()> {
+    let input = admin::reach(
+        producer.client(),
+        &producer.context().log,
+        || {
+            producer.poll(Duration::ZERO);
+        },
+        kafka.brokers(),
+        &options.topic,
+        admin::REACH_TIMEOUT,
+    )?;
+    let partitions = admin::partition_count(&input, &options.topic).unwrap_or(1) as i32;
+    let dead_letter = options.decode.dead_letter.iter();
+    for to in options.routes.iter().map(|(_, to)| to).chain(dead_letter) {
+        produce::ensure_topic(producer, kafka, to, Some(partitions), None).await?;
+    }
+    Ok(())
+}
+
 /// The producer, its transactions initialised (fencing an earlier instance
-/// with the same transactional.id), the output topics created if missing.
+/// with the same transactional.id).
 async fn transactional_producer(
     kafka: &KafkaSettings,
     options: &FilterOptions,
-) -> Result<BaseProducer<ClientLog>> {
-    let producer: BaseProducer<ClientLog> = kafka
-        .client_config(&[
+) -> Result<Producing> {
+    let producer = produce::create(
+        kafka,
+        &[
             ("client.id", "alertstream-filter"),
             ("transactional.id", &options.transactional_id),
             ("allow.auto.create.topics", "false"),
             ("linger.ms", "5"),
             ("queue.buffering.max.kbytes", "65536"),
-        ])
-        .create_with_context(ClientLog::default())
-        .map_err(creation_error)?;
-    let serve = || {
-        producer.poll(Duration::ZERO);
-    };
-    for (_, to) in &options.routes {
-        let metadata = admin::reach(
-            producer.client(),
-            producer.context(),
-            serve,
-            kafka.brokers(),
-            to,
-        )?;
-        let partitions = admin::partition_count(&metadata, &options.topic).unwrap_or(1) as i32;
-        admin::ensure_topic(kafka, &metadata, to, partitions, None).await?;
-    }
+        ],
+        Delivery::unmetered(),
+    )?;
     producer
         .init_transactions(TRANSACTION_TIMEOUT)
         .map_err(|e| {
@@ -238,36 +272,52 @@ struct Counts {
     transactions: u64,
 }
 
+impl Counts {
+    /// Adds what a committed transaction handled.
+    fn add(&mut self, done: &Counts) {
+        self.messages += done.messages;
+        self.alerts += done.alerts;
+        self.skipped += done.skipped;
+    }
+}
+
 struct Filter {
     /// What the routes' expressions and keys read, together: only that is decoded.
     wanted: Need,
     topic: String,
     routes: Vec<Route>,
     decoder: Decoder,
-    producer: BaseProducer<ClientLog>,
+    producer: Producing,
     /// Input partition to the offset after the last message handled in the open transaction.
     pending: BTreeMap<i32, i64>,
     started: Instant,
     interval: Duration,
+    /// What committed transactions handled; `open`: the open one, counted
+    /// once it commits (an aborted one's messages are read again).
     counts: Counts,
+    open: Counts,
+    /// Abortable commit failures since the last commit that succeeded.
+    failed_in_a_row: u32,
     bar: ConsumeBar,
+    /// Copies of what cannot be decoded, in the same transaction.
+    dead_letter: Option<DeadLetter>,
 }
 
 impl Handler for Filter {
     fn message(&mut self, message: &BorrowedMessage<'_>) -> Result<()> {
-        self.counts.messages += 1;
+        self.open.messages += 1;
         self.pending
             .insert(message.partition(), message.offset() + 1);
         let payload = message.payload().unwrap_or_default();
         let alerts = match self.decoder.fields(payload, &self.wanted) {
             Ok(alerts) => alerts,
             Err(e) => {
-                super::undecodable(message, e, "skipped, not forwarded")?;
-                self.counts.skipped += 1;
+                super::undecodable(message, e, self.dead_letter.as_ref(), Some(&self.producer))?;
+                self.open.skipped += 1;
                 return Ok(());
             }
         };
-        self.counts.alerts += alerts.len() as u64;
+        self.open.alerts += alerts.len() as u64;
         self.bar.inc(alerts.len() as u64);
         for route in &mut self.routes {
             // A message goes to a route once if any of its alerts is taken.
@@ -281,7 +331,7 @@ impl Handler for Filter {
     fn tick(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
         self.bar.tick(consumer, &self.topic);
         if !self.pending.is_empty() && self.started.elapsed() >= self.interval {
-            self.commit(consumer)?;
+            self.commit(consumer, Retry::Allowed)?;
         }
         Ok(())
     }
@@ -304,7 +354,8 @@ impl Handler for Filter {
             let _ = abort(&self.producer);
             return Ok(());
         }
-        self.commit(consumer)
+        // The last commit: a failure is the command's failure.
+        self.commit(consumer, Retry::Never)
     }
 }
 
@@ -312,7 +363,7 @@ impl Filter {
     /// Commits the routed alerts and the input offsets together, and opens
     /// the next transaction. A failure aborts: nothing of it is visible and
     /// the input offsets stay where they were.
-    fn commit(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+    fn commit(&mut self, consumer: &BaseConsumer<ClientLog>, retry: Retry) -> Result<()> {
         let mut offsets = TopicPartitionList::new();
         for (partition, next) in &self.pending {
             offsets.add_partition_offset(&self.topic, *partition, Offset::Offset(*next))?;
@@ -321,16 +372,27 @@ impl Filter {
             .group_metadata()
             .ok_or_else(|| anyhow!("the consumer has no group metadata"))?;
         // The routed alerts are acknowledged here first: commit_transaction
-        // would wait for them in 100 ms steps (see queue::SERVE_SLICE).
+        // would wait for them in 100 ms steps (see produce::SERVE_SLICE).
         drain(&self.producer, TRANSACTION_TIMEOUT, || false);
         let committed = self
             .producer
             .send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)
             .and_then(|()| self.producer.commit_transaction(TRANSACTION_TIMEOUT));
         if let Err(e) = committed {
+            if retry == Retry::Allowed && abortable(&e) && self.failed_in_a_row < ABORTABLE_RETRIES {
+                // A transaction the brokers refused (a sequence gap after a
+                // rebalance, a coordinator moving): abort it and read its
+                // messages again, as after a rebalance.
+                self.failed_in_a_row += 1;
+                tracing::warn!(
+                    "the transaction failed and was aborted ({e}); its input is read again"
+                );
+                return self.restart_transaction(consumer);
+            }
             let _ = abort(&self.producer);
             self.routes.iter_mut().for_each(Route::abort);
-            let why = self.producer.context().last_error().unwrap_or_default();
+            self.open = Counts::default();
+            let why = self.producer.context().log.last_error().unwrap_or_default();
             return Err(anyhow!(
                 "cannot commit the transaction to {}: {e} {why}; it was aborted and the input \
                  offsets were not committed",
@@ -341,7 +403,9 @@ impl Filter {
                     .join(", ")
             ));
         }
+        self.failed_in_a_row = 0;
         self.counts.transactions += 1;
+        self.counts.add(&std::mem::take(&mut self.open));
         self.routes.iter_mut().for_each(Route::commit);
         self.pending.clear();
         self.started = Instant::now();
@@ -354,6 +418,7 @@ impl Filter {
     fn restart_transaction(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
         abort(&self.producer).context("cannot abort the open transaction")?;
         self.routes.iter_mut().for_each(Route::abort);
+        self.open = Counts::default();
         self.pending.clear();
         let assignment = consumer.assignment()?;
         if assignment.count() > 0 {
@@ -377,41 +442,29 @@ impl Filter {
     }
 }
 
-/// Aborts the open transaction. What it produced is purged first and the
-/// purge's delivery reports served here: librdkafka's abort waits for them,
-/// and this producer has no thread of its own that serves them (a rebalance
-/// aborted from inside the consumer's poll waited 30 s, then failed).
-fn abort(producer: &BaseProducer<ClientLog>) -> rdkafka::error::KafkaResult<()> {
-    producer.purge(PurgeConfig::default().queue().inflight());
-    drain(producer, TRANSACTION_TIMEOUT, || false);
+/// Aborts the open transaction. What it produced is acknowledged first,
+/// served here: librdkafka's abort waits for those reports and this producer
+/// has no thread of its own that serves them (a rebalance aborted from
+/// inside the consumer's poll waited 30 s, then failed). Nothing is purged
+/// unless that wait runs out: purging in-flight messages leaves a gap in the
+/// idempotent producer's sequence numbers, and the next transaction failed
+/// with OUT_OF_ORDER_SEQUENCE_NUMBER. Acknowledged or not, an aborted
+/// transaction's messages are never seen by a read_committed reader.
+fn abort(producer: &Producing) -> rdkafka::error::KafkaResult<()> {
+    if !drain(producer, TRANSACTION_TIMEOUT, || false) {
+        produce::purge(producer);
+    }
     producer.abort_transaction(TRANSACTION_TIMEOUT)
 }
 
+/// Whether a failed transaction call leaves the producer usable once the
+/// transaction is aborted (librdkafka's "abortable" errors), rather than fenced
+/// or fatal.
+fn abortable(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::Transaction(e) if e.txn_requires_abort() && !e.is_fatal())
+}
+
 /// Produces a message to `to` as it is: payload, key, headers, timestamp.
-fn forward(
-    producer: &BaseProducer<ClientLog>,
-    to: &str,
-    message: &BorrowedMessage<'_>,
-) -> Result<()> {
-    let mut headers = OwnedHeaders::new();
-    if let Some(original) = message.headers() {
-        for header in original.iter() {
-            headers = headers.insert(Header {
-                key: header.key,
-                value: header.value,
-            });
-        }
-    }
-    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(to)
-        .payload(message.payload().unwrap_or_default())
-        .headers(headers);
-    if let Some(key) = message.key() {
-        record = record.key(key);
-    }
-    if let Some(ms) = message.timestamp().to_millis() {
-        record = record.timestamp(ms);
-    }
-    enqueue(producer, record, || false)
-        .map(|_| ())
-        .map_err(|e| anyhow!("cannot route to {to}: {e}"))
+fn forward(producer: &Producing, to: &str, message: &BorrowedMessage<'_>) -> Result<()> {
+    produce::forward(producer, to, message, &[]).map_err(|e| anyhow!("cannot route to {to}: {e}"))
 }

@@ -379,7 +379,8 @@ impl Filter {
             .send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)
             .and_then(|()| self.producer.commit_transaction(TRANSACTION_TIMEOUT));
         if let Err(e) = committed {
-            if retry == Retry::Allowed && abortable(&e) && self.failed_in_a_row < ABORTABLE_RETRIES {
+            if retry == Retry::Allowed && abortable(&e) && self.failed_in_a_row < ABORTABLE_RETRIES
+            {
                 // A transaction the brokers refused (a sequence gap after a
                 // rebalance, a coordinator moving): abort it and read its
                 // messages again, as after a rebalance.

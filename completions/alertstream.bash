@@ -153,7 +153,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__filter)
-            opts="-g -e -b -X -v -q -h --where --to --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --transactional-id --limit-per-visit --visit-key --dedupe-key --dedupe-window --commit-interval --wire --schema --max-alert-bytes --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --where --to --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --transactional-id --limit-per-visit --visit-key --dedupe-key --dedupe-window --commit-interval --wire --schema --max-alert-bytes --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --on-unknown-schema --dead-letter --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -216,7 +216,7 @@ _alertstream() {
                     return 0
                     ;;
                 --wire)
-                    COMPREPLY=($(compgen -W "auto schemaless container confluent" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto schemaless container confluent key-schema" -- "${cur}"))
                     return 0
                     ;;
                 --schema)
@@ -244,6 +244,14 @@ _alertstream() {
                     return 0
                     ;;
                 --schema-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-unknown-schema)
+                    COMPREPLY=($(compgen -W "stop skip" -- "${cur}"))
+                    return 0
+                    ;;
+                --dead-letter)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -523,7 +531,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__print)
-            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --wire --format --max-alert-bytes --stamp-dir --where --decode-off --meta --schema --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --wire --format --max-alert-bytes --stamp-dir --where --decode-off --meta --schema --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --on-unknown-schema --dead-letter --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -554,11 +562,11 @@ _alertstream() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "auto schemaless container confluent" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto schemaless container confluent key-schema" -- "${cur}"))
                     return 0
                     ;;
                 --wire)
-                    COMPREPLY=($(compgen -W "auto schemaless container confluent" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto schemaless container confluent key-schema" -- "${cur}"))
                     return 0
                     ;;
                 --max-alert-bytes)
@@ -597,6 +605,14 @@ _alertstream() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --on-unknown-schema)
+                    COMPREPLY=($(compgen -W "stop skip" -- "${cur}"))
+                    return 0
+                    ;;
+                --dead-letter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --brokers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -629,7 +645,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__record)
-            opts="-g -e -b -X -v -q -h --out --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --format --codec --roll-alerts --roll-seconds --roll-bytes --where --no-stamps --wire --schema --max-alert-bytes --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --out --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --format --codec --roll-alerts --roll-seconds --roll-bytes --where --no-stamps --wire --schema --max-alert-bytes --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --on-unknown-schema --dead-letter --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -688,7 +704,7 @@ _alertstream() {
                     return 0
                     ;;
                 --wire)
-                    COMPREPLY=($(compgen -W "auto schemaless container confluent" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto schemaless container confluent key-schema" -- "${cur}"))
                     return 0
                     ;;
                 --schema)
@@ -716,6 +732,14 @@ _alertstream() {
                     return 0
                     ;;
                 --schema-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-unknown-schema)
+                    COMPREPLY=($(compgen -W "stop skip" -- "${cur}"))
+                    return 0
+                    ;;
+                --dead-letter)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -751,7 +775,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__send)
-            opts="-b -X -v -q -h --alerts --no-stamps --encode-off --format --schema-id --schema-registry --registry-auth-file --registry-ca --subject --pace --speed --repeat --interval --max-repeats --partitions --replication-factor --flush-timeout --simulate --schema --seed --start --fields --objects --mix --bursts --spread --shard --shard-slot --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-b -X -v -q -h --alerts --no-stamps --encode-off --format --key --schema-id --schema-registry --registry-auth-file --registry-ca --subject --pace --speed --repeat --interval --max-repeats --partitions --replication-factor --flush-timeout --simulate --schema --seed --start --fields --objects --mix --bursts --spread --shard --shard-slot --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -762,7 +786,11 @@ _alertstream() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "schemaless container confluent" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "schemaless container confluent key-schema" -- "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --schema-id)

@@ -44,7 +44,9 @@ complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "help" -d 'P
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l alerts -d 'Avro object container file, or folder of them, to take alerts from (repeatable)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l format -d 'How each message frames its Avro data' -r -f -a "schemaless\t''
 container\t''
-confluent\t''"
+confluent\t''
+key-schema\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l key -d 'Key each message by this alert field (e.g. objectId, diaObjectId), so that one object\'s alerts stay on one partition, in order [default: no key]. Not with --format key-schema, whose key is the schema' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema-id -d 'Schema registry id written into each message with --format confluent (without --schema-registry)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l registry-auth-file -d 'A file holding one line user:password for the registry\'s basic auth (kept out of the command line and process list)' -r -F
@@ -87,7 +89,8 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l broker
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l format -l wire -d 'How messages frame their Avro data' -r -f -a "auto\t''
 schemaless\t''
 container\t''
-confluent\t''"
+confluent\t''
+key-schema\t''"
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary (after decompression); larger ones are reported and skipped. Suffixes K, M, G' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l stamp-dir -d 'Write each alert\'s cutouts into this folder (created if missing), named by their fileName' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l where -d 'Print only the alerts this CEL expression selects, e.g. \'candidate.magpsf < 17.0\' (see filter)' -r
@@ -97,6 +100,9 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l regist
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l registry-ca -d 'PEM file of the CA that signed the registry\'s certificate [default: the system\'s roots]' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l registry-cache -d 'Keep each schema fetched from the registry in this folder too, so a restart decodes without the registry (ids are never reused)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema-dir -d 'Writer schemas by id without a registry, laid out as Rubin publishes them (lsst-alert-packet\'s schema/ folder): id 703 is DIR/7/3/*.avsc' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l on-unknown-schema -d 'A Confluent-framed message whose schema id neither the registry nor --schema-dir knows: stop before it (exit 1, its offset not committed: an unknown id almost always means a wrong or reset registry), or skip it (counted in alertstream_decode_errors_total, reason unknown_schema)' -r -f -a "stop\t''
+skip\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l dead-letter -d 'Copy every message that is not handled (refused by the decode gate, an unknown schema id under --on-unknown-schema skip, over --max-alert-bytes) unchanged to this topic, with the reason in headers alertstream-error, alertstream-error-detail and alertstream-source (topic/partition/offset); its offset is committed only once the copy is acknowledged' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
@@ -142,7 +148,8 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l where
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l wire -d 'How messages frame their Avro data (as print --format)' -r -f -a "auto\t''
 schemaless\t''
 container\t''
-confluent\t''"
+confluent\t''
+key-schema\t''"
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l schema -d 'Reader schema for bare and Confluent-framed messages [default: built-in]; with it, containers are resolved to it too. The fields --where may name, and the columns of Parquet archives, follow it' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
@@ -150,6 +157,9 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l regis
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l registry-ca -d 'PEM file of the CA that signed the registry\'s certificate [default: the system\'s roots]' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l registry-cache -d 'Keep each schema fetched from the registry in this folder too, so a restart decodes without the registry (ids are never reused)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l schema-dir -d 'Writer schemas by id without a registry, laid out as Rubin publishes them (lsst-alert-packet\'s schema/ folder): id 703 is DIR/7/3/*.avsc' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l on-unknown-schema -d 'A Confluent-framed message whose schema id neither the registry nor --schema-dir knows: stop before it (exit 1, its offset not committed: an unknown id almost always means a wrong or reset registry), or skip it (counted in alertstream_decode_errors_total, reason unknown_schema)' -r -f -a "stop\t''
+skip\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l dead-letter -d 'Copy every message that is not handled (refused by the decode gate, an unknown schema id under --on-unknown-schema skip, over --max-alert-bytes) unchanged to this topic, with the reason in headers alertstream-error, alertstream-error-detail and alertstream-source (topic/partition/offset); its offset is committed only once the copy is acknowledged' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
@@ -176,7 +186,8 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l commi
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l wire -d 'How messages frame their Avro data (as print --format)' -r -f -a "auto\t''
 schemaless\t''
 container\t''
-confluent\t''"
+confluent\t''
+key-schema\t''"
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l schema -d 'Reader schema for bare and Confluent-framed messages [default: built-in]; with it, containers are resolved to it too. The fields --where may name, and the columns of Parquet archives, follow it' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
@@ -184,6 +195,9 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l regis
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l registry-ca -d 'PEM file of the CA that signed the registry\'s certificate [default: the system\'s roots]' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l registry-cache -d 'Keep each schema fetched from the registry in this folder too, so a restart decodes without the registry (ids are never reused)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l schema-dir -d 'Writer schemas by id without a registry, laid out as Rubin publishes them (lsst-alert-packet\'s schema/ folder): id 703 is DIR/7/3/*.avsc' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l on-unknown-schema -d 'A Confluent-framed message whose schema id neither the registry nor --schema-dir knows: stop before it (exit 1, its offset not committed: an unknown id almost always means a wrong or reset registry), or skip it (counted in alertstream_decode_errors_total, reason unknown_schema)' -r -f -a "stop\t''
+skip\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l dead-letter -d 'Copy every message that is not handled (refused by the decode gate, an unknown schema id under --on-unknown-schema skip, over --max-alert-bytes) unchanged to this topic, with the reason in headers alertstream-error, alertstream-error-detail and alertstream-source (topic/partition/offset); its offset is committed only once the copy is acknowledged' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F

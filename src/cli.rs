@@ -190,9 +190,16 @@ pub struct SendArgs {
     ///
     /// schemaless: bare Avro binary, the reader knows the schema (the original's format);
     /// container: an Avro object container file with the schema embedded (ZTF's stream);
-    /// confluent: byte 0, a 4-byte schema id (--schema-id), then bare Avro (Rubin's stream).
+    /// confluent: byte 0, a 4-byte schema id (--schema-id), then bare Avro (Rubin's stream);
+    /// key-schema: bare Avro, the writer schema's JSON in the message key (Fink's streams).
     #[arg(long = "format", value_enum, default_value_t = WireFormat::Schemaless, value_name = "FORMAT")]
     pub format: WireFormat,
+
+    /// Key each message by this alert field (e.g. objectId, diaObjectId), so
+    /// that one object's alerts stay on one partition, in order [default: no
+    /// key]. Not with --format key-schema, whose key is the schema.
+    #[arg(long = "key", value_name = "FIELD", conflicts_with = "encode_off")]
+    pub key: Option<String>,
 
     /// Schema registry id written into each message with --format confluent
     /// (without --schema-registry).
@@ -428,7 +435,9 @@ pub struct PrintArgs {
     /// How messages frame their Avro data.
     ///
     /// auto: an Avro container (magic Obj\x01) is read as one; a message whose
-    /// first byte is 0 is read as Confluent-framed, and as bare Avro if that
+    /// key is a JSON schema (an object with "type") as key-schema framing
+    /// (bare Avro, the writer schema in the key, as Fink writes); a message
+    /// whose first byte is 0 as Confluent-framed, and as bare Avro if that
     /// fails; anything else as bare Avro. A fixed format guesses nothing.
     #[arg(long = "format", visible_alias = "wire", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
     pub format: ReadFormat,
@@ -756,6 +765,7 @@ pub enum WireFormat {
     Schemaless,
     Container,
     Confluent,
+    KeySchema,
 }
 
 /// How `print` reads each message's framing.
@@ -765,6 +775,7 @@ pub enum ReadFormat {
     Schemaless,
     Container,
     Confluent,
+    KeySchema,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

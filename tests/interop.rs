@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use serde_json::Value as Json;
 
-const FRAMINGS: [&str; 3] = ["schemaless", "container", "confluent"];
+const FRAMINGS: [&str; 4] = ["schemaless", "container", "confluent", "key-schema"];
 
 /// Runs the Python peer and returns its stdout.
 fn peer(args: &[&str]) -> String {
@@ -46,7 +46,7 @@ fn send_args<'a>(topic: &'a str, framing: &'a str) -> Vec<&'a str> {
 /// `print -e`, with a reader schema for the framings that carry none.
 fn print_all(topic: &str, framing: &str, schema: &Path) -> Vec<Json> {
     let mut args = vec!["print", topic, "--group", "check", "-e"];
-    if framing != "container" {
+    if framing != "container" && framing != "key-schema" {
         args.extend(["--schema", schema.to_str().unwrap()]);
     }
     json_lines(&ok(&args))

@@ -21,6 +21,8 @@ pub enum Framing {
     Container,
     /// Confluent wire format: byte 0, a 4-byte big-endian schema id, then bare Avro.
     Confluent { schema_id: u32 },
+    /// Bare Avro with the writer schema's JSON in the message key (Fink's streams).
+    KeySchema,
 }
 
 /// The framing a reader expects: `None` in a [`Decoder`] means auto.
@@ -29,6 +31,42 @@ pub enum Kind {
     Schemaless,
     Container,
     Confluent,
+    KeySchema,
+}
+
+/// One message as the decoder reads it: its value, and its key, which
+/// carries the writer schema in key-schema framing.
+#[derive(Debug, Clone, Copy)]
+pub struct Payload<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: &'a [u8],
+}
+
+impl<'a> From<&'a [u8]> for Payload<'a> {
+    fn from(value: &'a [u8]) -> Self {
+        Self { key: None, value }
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Payload<'a> {
+    fn from(value: &'a Vec<u8>) -> Self {
+        Self {
+            key: None,
+            value: value.as_slice(),
+        }
+    }
+}
+
+/// The most a writer schema in a message key may take: ZTF's is ~12 KB and
+/// Rubin's ~40 KB; a key over this is refused before it is parsed.
+pub const MAX_KEY_SCHEMA_BYTES: usize = 1 << 20;
+
+/// Whether a key claims to be a writer schema: a JSON object with a "type"
+/// member (a cheap look; the schema itself is checked when it is parsed).
+fn claims_schema(key: Option<&[u8]>) -> bool {
+    let Some(key) = key else { return false };
+    let text = key.trim_ascii_start();
+    text.first() == Some(&b'{') && text.windows(6).any(|w| w == b"\"type\"")
 }
 
 /// The Confluent framing of a payload, if it has one: byte 0, a schema id.
@@ -100,7 +138,8 @@ impl Encoder {
 /// Encodes one alert in a framing.
 pub fn encode_framed(schema: &Schema, alert: &Value, framing: Framing) -> Result<Vec<u8>> {
     match framing {
-        Framing::Schemaless => encode(schema, alert),
+        // The key-schema framing's value is bare Avro; its key is the schema.
+        Framing::Schemaless | Framing::KeySchema => encode(schema, alert),
         Framing::Confluent { schema_id } => {
             let mut out = Vec::with_capacity(64 * 1024);
             out.push(0);
@@ -210,9 +249,12 @@ impl Decoder {
     }
 
     /// The framing to read a payload in, and the one to try if that fails.
-    fn framings(&self, payload: &[u8]) -> Result<(Framing, Option<Framing>)> {
+    fn framings(&self, message: Payload<'_>) -> Result<(Framing, Option<Framing>)> {
+        let payload = message.value;
         Ok(match self.kind {
+            None if claims_schema(message.key) => (Framing::KeySchema, None),
             None => detect(payload),
+            Some(Kind::KeySchema) => (Framing::KeySchema, None),
             Some(Kind::Schemaless) => (Framing::Schemaless, None),
             Some(Kind::Container) => (Framing::Container, None),
             Some(Kind::Confluent) => (
@@ -228,10 +270,10 @@ impl Decoder {
     /// that a schema id's own error (unknown, registry down) is kept whole.
     fn either<T>(
         &self,
-        payload: &[u8],
+        message: Payload<'_>,
         mut read: impl FnMut(Framing) -> Result<T>,
     ) -> Result<(Framing, T)> {
-        let (first, fallback) = self.framings(payload)?;
+        let (first, fallback) = self.framings(message)?;
         match (read(first), fallback) {
             (Ok(done), _) => Ok((first, done)),
             (Err(e), None) => Err(e),
@@ -246,14 +288,19 @@ impl Decoder {
     }
 
     /// The alerts of a message that names its writer schema (a container,
-    /// or Confluent with schema ids known), checked; `None` for bare ones.
+    /// Confluent with schema ids known, a schema in the key), checked;
+    /// `None` for bare ones.
     fn written<'a>(
         &self,
         framing: Framing,
-        payload: &'a [u8],
+        message: Payload<'a>,
     ) -> Result<Option<gate::Checked<'a>>> {
+        let payload = message.value;
         match (framing, &self.ids) {
             (Framing::Container, _) => self.open(payload).map(Some),
+            (Framing::KeySchema, _) => {
+                gate::check_bare(self.key_writer(message.key)?, payload, self.budget).map(Some)
+            }
             (Framing::Confluent { schema_id }, Some(ids)) => {
                 gate::check_bare(ids.writer(schema_id)?, bare(framing, payload), self.budget)
                     .map(Some)
@@ -266,11 +313,17 @@ impl Decoder {
     /// out); returns the framing and the number of alerts. Bare and Confluent
     /// payloads go straight from binary to JSON, and so do containers read
     /// with their own writer schema.
-    pub fn decode_json(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(Framing, usize)> {
+    pub fn decode_json<'a>(
+        &self,
+        payload: impl Into<Payload<'a>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(Framing, usize)> {
+        let message = payload.into();
+        let payload = message.value;
         let start = out.len();
-        self.either(payload, |framing| {
+        self.either(message, |framing| {
             out.truncate(start);
-            match self.written(framing, payload)? {
+            match self.written(framing, message)? {
                 Some(checked) => self.checked_json(&checked, out),
                 None => self.bare_json(bare(framing, payload), out).map(|()| 1),
             }
@@ -310,8 +363,10 @@ impl Decoder {
     }
 
     /// Decodes every alert a message holds (a container may hold several).
-    pub fn decode(&self, payload: &[u8]) -> Result<(Framing, Vec<Value>)> {
-        self.either(payload, |framing| match self.written(framing, payload)? {
+    pub fn decode<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<(Framing, Vec<Value>)> {
+        let message = payload.into();
+        let payload = message.value;
+        self.either(message, |framing| match self.written(framing, message)? {
             Some(checked) => self.values(&checked),
             None => Ok(vec![self.decode_bare(bare(framing, payload))?]),
         })
@@ -320,9 +375,11 @@ impl Decoder {
     /// Each alert of a message with only what `wanted` names decoded (what
     /// an expression reads); every alert is still checked whole. Alerts
     /// resolved to a reader schema are decoded in full.
-    pub fn fields(&self, payload: &[u8], wanted: &Need) -> Result<Vec<Value>> {
-        let (_, alerts) = self.either(payload, |framing| {
-            match self.written(framing, payload)? {
+    pub fn fields<'a>(&self, payload: impl Into<Payload<'a>>, wanted: &Need) -> Result<Vec<Value>> {
+        let message = payload.into();
+        let payload = message.value;
+        let (_, alerts) = self.either(message, |framing| {
+            match self.written(framing, message)? {
                 Some(checked) if self.resolve_to.is_some() => return self.values(&checked),
                 Some(checked) => {
                     return checked
@@ -352,9 +409,11 @@ impl Decoder {
     }
 
     /// A message's alerts as written (for archives that keep them so).
-    pub fn datums(&self, payload: &[u8]) -> Result<Datums> {
-        let (framing, (writer, alerts)) = self.either(payload, |framing| {
-            if let Some(checked) = self.written(framing, payload)? {
+    pub fn datums<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<Datums> {
+        let message = payload.into();
+        let payload = message.value;
+        let (framing, (writer, alerts)) = self.either(message, |framing| {
+            if let Some(checked) = self.written(framing, message)? {
                 let alerts = checked.alerts().map(<[u8]>::to_vec).collect();
                 return Ok((checked.writer.clone(), alerts));
             }
@@ -370,9 +429,11 @@ impl Decoder {
     /// A message's alerts as bare Avro of the schema their values follow:
     /// as written, or, when resolving to a reader schema, re-encoded in the
     /// reader schema as adapted to their writer (for Parquet columns).
-    pub fn resolved_datums(&self, payload: &[u8]) -> Result<Datums> {
-        let (framing, (writer, alerts)) = self.either(payload, |framing| {
-            let Some(checked) = self.written(framing, payload)? else {
+    pub fn resolved_datums<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<Datums> {
+        let message = payload.into();
+        let payload = message.value;
+        let (framing, (writer, alerts)) = self.either(message, |framing| {
+            let Some(checked) = self.written(framing, message)? else {
                 return self.bare_datum(framing, payload);
             };
             let Some(resolution) = self.resolution(&checked.writer) else {
@@ -408,6 +469,22 @@ impl Decoder {
             .check(bare, self.budget)
             .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))?;
         Ok((reader, vec![bare.to_vec()]))
+    }
+
+    /// The writer schema a message key carries: size, depth and names checked
+    /// by the gate, parsed once per distinct key (bounded cache).
+    fn key_writer(&self, key: Option<&[u8]>) -> Result<Arc<Writer>> {
+        let key = key.ok_or_else(|| {
+            anyhow!("no key: key-schema framing needs the writer schema in the message key")
+        })?;
+        if key.len() > MAX_KEY_SCHEMA_BYTES {
+            return Err(anyhow!(
+                "the key's writer schema is {} bytes, over the {} a schema may take",
+                key.len(),
+                MAX_KEY_SCHEMA_BYTES
+            ));
+        }
+        self.writers.get_as(key, "the key's writer schema")
     }
 
     fn reader_compiled(&self) -> Result<Arc<Writer>> {
@@ -524,6 +601,40 @@ mod tests {
             assert_eq!(seen, framing);
             assert_eq!(alerts, vec![alert.clone()], "{framing:?}");
         }
+    }
+
+    /// The writer schema in the key: read as written whatever the reader
+    /// schema, recognised in auto; a missing, oversized or non-schema key
+    /// is an error naming it.
+    #[test]
+    fn key_schema_framing_reads_the_writer_from_the_key() {
+        let bytes = std::fs::read(fixture("v3.3_472263571115115000.avro")).unwrap();
+        let reader = Reader::new(bytes.as_slice()).unwrap();
+        let schema = reader.writer_schema().clone();
+        let alert = read_all(reader).unwrap().remove(0);
+        let value = encode_framed(&schema, &alert, Framing::KeySchema).unwrap();
+        let key = serde_json::to_vec(&schema).unwrap();
+        // The built-in 4.02 reader would misread a 3.3 alert: the key decides.
+        let auto = Decoder::new(super::super::schema::built_in(), false);
+        let message = Payload {
+            key: Some(&key),
+            value: &value,
+        };
+        let (seen, alerts) = auto.decode(message).unwrap();
+        assert_eq!(seen, Framing::KeySchema);
+        assert_eq!(alerts, vec![alert]);
+        let fixed = Decoder::new(schema.clone(), false).with_kind(Some(Kind::KeySchema));
+        let error = |key: Option<&[u8]>| {
+            let message = Payload { key, value: &value };
+            fixed.decode(message).unwrap_err().to_string()
+        };
+        assert!(error(None).contains("no key"));
+        assert!(error(Some(br#"{"objectId":"ZTF1"}"#)).contains("not valid Avro"));
+        let huge = vec![b' '; MAX_KEY_SCHEMA_BYTES + 1];
+        assert!(error(Some(&huge)).contains("over the"));
+        // A key that does not claim to be a schema leaves auto as it was.
+        assert!(!claims_schema(Some(b"ZTF18abcdefg")));
+        assert!(claims_schema(Some(b" {\"type\": \"record\"}")));
     }
 
     #[test]

@@ -81,8 +81,13 @@ pub struct WriterCache {
 
 impl WriterCache {
     pub fn get(&self, text: &[u8]) -> Result<Arc<Writer>> {
+        self.get_as(text, "the container's writer schema")
+    }
+
+    /// As [`WriterCache::get`], errors starting with `what`.
+    pub fn get_as(&self, text: &[u8], what: &str) -> Result<Arc<Writer>> {
         self.writers
-            .get_or_try_insert(text, || Writer::parse(text).map(Arc::new))
+            .get_or_try_insert(text, || Writer::parse_as(text, what).map(Arc::new))
     }
 }
 

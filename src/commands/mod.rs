@@ -97,6 +97,7 @@ impl DecodeOptions {
                 ReadFormat::Schemaless => Some(Kind::Schemaless),
                 ReadFormat::Container => Some(Kind::Container),
                 ReadFormat::Confluent => Some(Kind::Confluent),
+                ReadFormat::KeySchema => Some(Kind::KeySchema),
             },
             max_alert_bytes: byte_size("--max-alert-bytes", max_alert_bytes)?,
             ids: schema_ids(ids)?,
@@ -245,6 +246,15 @@ pub async fn dead_letter(kafka: &KafkaSettings, topic: Option<&str>) -> Result<O
     match topic {
         Some(topic) => Ok(Some(DeadLetter::open(kafka, topic, None).await?)),
         None => Ok(None),
+    }
+}
+
+/// A consumed message as the decoder reads it: its value and its key (the
+/// writer schema, in key-schema framing).
+pub fn wire<'a>(message: &'a BorrowedMessage<'_>) -> crate::avro::codec::Payload<'a> {
+    crate::avro::codec::Payload {
+        key: message.key(),
+        value: message.payload().unwrap_or_default(),
     }
 }
 

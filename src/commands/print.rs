@@ -201,31 +201,31 @@ impl Printer {
         if self.stamp_dir.is_none() {
             if let Some(selector) = &self.selector {
                 // Select on the fields the expression reads; print through the fast path.
-                let picks = decoder.fields(payload, selector.need())?;
+                let picks = decoder.fields(super::wire(message), selector.need())?;
                 let selected = picks.iter().filter(|a| selector.selects(a)).count();
                 if selected == 0 {
                     self.counts.unselected += picks.len() as u64;
                     return Ok(0);
                 }
                 if selected < picks.len() {
-                    return self.render_values(message, payload);
+                    return self.render_values(message);
                 }
             }
             // The fast path: binary straight to JSON.
-            let (framing, count) = decoder.decode_json(payload, &mut self.line)?;
+            let (framing, count) = decoder.decode_json(super::wire(message), &mut self.line)?;
             self.framing = Some(framing);
             tracing::debug!("{}: {framing:?} framing, {count} alert(s)", place(message));
             return Ok(count);
         }
-        self.render_values(message, payload)
+        self.render_values(message)
     }
 
     /// The value path: cutouts written, `--where` applied per alert.
-    fn render_values(&mut self, message: &BorrowedMessage<'_>, payload: &[u8]) -> Result<usize> {
+    fn render_values(&mut self, message: &BorrowedMessage<'_>) -> Result<usize> {
         let Some(decoder) = &self.decoder else {
             return Ok(0);
         };
-        let (framing, alerts) = decoder.decode(payload)?;
+        let (framing, alerts) = decoder.decode(super::wire(message))?;
         self.framing = Some(framing);
         tracing::debug!(
             "{}: {framing:?} framing, {} alert(s)",
@@ -324,8 +324,15 @@ fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>, framing: Option<F
         Some(Framing::Confluent { schema_id }) => Some(u64::from(schema_id)),
         _ => None,
     };
+    let framing = match framing {
+        None => "null",
+        Some(Framing::Schemaless) => r#""schemaless""#,
+        Some(Framing::Container) => r#""container""#,
+        Some(Framing::Confluent { .. }) => r#""confluent""#,
+        Some(Framing::KeySchema) => r#""key-schema""#,
+    };
     let meta = format!(
-        r#","_kafka":{{"partition":{},"offset":{},"timestamp":{},"visit":{},"index":{},"schema_id":{}{}}}}}"#,
+        r#","_kafka":{{"partition":{},"offset":{},"timestamp":{},"visit":{},"index":{},"framing":{framing},"schema_id":{}{}}}}}"#,
         message.partition(),
         message.offset(),
         message

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rdkafka::consumer::BaseConsumer;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::BorrowedMessage;
 
 use crate::archive::arrow::Layout;
 use crate::archive::avro::AvroFile;
 use crate::archive::files::remove_uncommitted;
 use crate::archive::parquet::ParquetFile;
 use crate::archive::Meta;
-use crate::avro::codec::Decoder;
+use crate::avro::codec::{Decoder, Payload};
 use crate::avro::container::Codec;
 use crate::avro::gate::Writer;
 use crate::cli::{ArchiveFormat, CodecArg, RecordArgs};
@@ -238,8 +238,7 @@ impl Handler for Recorder {
         let meta = Meta::of(message);
         self.counts.messages += 1;
         self.start_partition(&meta)?;
-        let payload = message.payload().unwrap_or_default();
-        let stored = self.store(payload, &meta);
+        let stored = self.store(super::wire(message), &meta);
         if let Err(e) = stored {
             let Skip(e) = e.downcast::<Skip>()?;
             super::undecodable(message, e, self.dead_letter.as_ref(), None)?;
@@ -393,7 +392,7 @@ impl Recorder {
 
     /// Archives a message's alerts: as written for Avro files, in the
     /// layout of the reader schema (when resolving) for Parquet.
-    fn store(&mut self, payload: &[u8], meta: &Meta) -> Result<()> {
+    fn store(&mut self, payload: Payload<'_>, meta: &Meta) -> Result<()> {
         let parquet = self.options.format == ArchiveFormat::Parquet;
         let mut datums = if parquet {
             self.decoder.resolved_datums(payload)
@@ -442,7 +441,7 @@ impl Recorder {
     }
 
     /// Keeps the alerts of a message that `--where` selects.
-    fn select(&self, payload: &[u8], alerts: &mut Vec<Vec<u8>>) -> Result<()> {
+    fn select(&self, payload: Payload<'_>, alerts: &mut Vec<Vec<u8>>) -> Result<()> {
         let Some(selector) = &self.selector else {
             return Ok(());
         };

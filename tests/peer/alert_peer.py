@@ -57,7 +57,14 @@ def frame(schema, alert, fmt, schema_id):
     return out.getvalue()
 
 
-def unframe(payload, fmt, schema):
+def key_of(schema, fmt):
+    """The message key: the writer schema's JSON in key-schema framing (as Fink writes)."""
+    return json.dumps(schema).encode() if fmt == "key-schema" else None
+
+
+def unframe(payload, fmt, schema, key=None):
+    if fmt == "key-schema":
+        schema = fastavro.parse_schema(json.loads(key))
     if fmt == "container":
         return list(fastavro.reader(io.BytesIO(payload)))
     if fmt == "confluent":
@@ -90,8 +97,9 @@ def cmd_produce(args):
     for path in args.files:
         schema, alerts = read_file(path)
         parsed = fastavro.parse_schema(schema)
+        key = key_of(schema, args.format)
         for alert in alerts:
-            producer.produce(args.topic, frame(parsed, alert, args.format, args.schema_id))
+            producer.produce(args.topic, frame(parsed, alert, args.format, args.schema_id), key=key)
             sent += 1
     left = producer.flush(30)
     if left:
@@ -122,7 +130,7 @@ def cmd_consume(args):
                 if msg.error().code() == KafkaError._PARTITION_EOF:
                     continue
                 sys.exit(f"consumer error: {msg.error()}")
-            for alert in unframe(msg.value(), args.format, schema):
+            for alert in unframe(msg.value(), args.format, schema, msg.key()):
                 print(line(alert, args.stamps))
             got += 1
     finally:
@@ -254,7 +262,9 @@ def main():
         p = sub.add_parser(name)
         p.add_argument("--brokers", required=True)
         p.add_argument("--topic", required=True)
-        p.add_argument("--format", choices=["schemaless", "container", "confluent"], required=True)
+        p.add_argument(
+            "--format", choices=["schemaless", "container", "confluent", "key-schema"], required=True
+        )
         p.set_defaults(func=func)
         if name == "produce":
             p.add_argument("--schema-id", type=int, default=1)

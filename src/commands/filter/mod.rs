@@ -308,8 +308,7 @@ impl Handler for Filter {
         self.open.messages += 1;
         self.pending
             .insert(message.partition(), message.offset() + 1);
-        let payload = message.payload().unwrap_or_default();
-        let alerts = match self.decoder.fields(payload, &self.wanted) {
+        let alerts = match self.decoder.fields(super::wire(message), &self.wanted) {
             Ok(alerts) => alerts,
             Err(e) => {
                 super::undecodable(message, e, self.dead_letter.as_ref(), Some(&self.producer))?;

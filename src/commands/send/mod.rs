@@ -4,6 +4,7 @@
 //! only hand those bytes to librdkafka, so a visit costs the transport and
 //! nothing else.
 
+mod keys;
 pub mod replay;
 mod simulated;
 
@@ -90,6 +91,8 @@ pub struct SendOptions {
     pub pace: Option<(Pace, f64)>,
     /// `--simulate`: alerts made on the fly instead of read.
     pub simulation: Option<Arc<Simulation>>,
+    /// `--key FIELD`.
+    pub key: Option<String>,
 }
 
 impl SendOptions {
@@ -171,6 +174,7 @@ impl SendOptions {
             partitions: args.partitions,
             replication: args.replication_factor,
             flush_timeout: Duration::from_secs_f64(args.flush_timeout),
+            key: args.key,
         })
     }
 }
@@ -197,6 +201,7 @@ fn encoding(args: &SendArgs) -> Result<Encoding> {
         (_, Some(_), _) => return Err(bad_input("--schema-id goes with --format confluent")),
         (WireFormat::Schemaless, None, _) => Framing::Schemaless,
         (WireFormat::Container, None, _) => Framing::Container,
+        (WireFormat::KeySchema, None, _) => Framing::KeySchema,
     };
     Ok(Encoding::Avro(framing))
 }
@@ -301,6 +306,7 @@ pub async fn run(
     if let Some((pace, speed)) = &options.pace {
         return run_replay(&options, &kafka, alerts, pace, *speed, &shutdown, quiet).await;
     }
+    let keys = keys_of(&options, &alerts)?;
     let payloads = prepare(alerts, options.stamps, &options.encoding)?;
     let count = options.count.unwrap_or(payloads.len() as u64);
     let bytes_per_cycle: usize = payloads.iter().map(Vec::len).sum();
@@ -309,7 +315,7 @@ pub async fn run(
         payloads.len(),
         bytes_per_cycle as f64 / payloads.len() as f64 / 1000.0
     );
-    check_sizes(&kafka, &payloads)?;
+    check_sizes(&kafka, &payloads, &keys)?;
     let producer = connect(&options, &kafka, quiet).await?;
     let totals = RefCell::new(Totals::default());
     let visits_planned = options.schedule.visits();
@@ -324,7 +330,11 @@ pub async fn run(
         totals
             .borrow_mut()
             .add(&send_visit(&producer, &options, visit, &shutdown, || {
-                produce_visit(&producer, &options, &payloads, visit, &shutdown)
+                let messages = Messages {
+                    payloads: &payloads,
+                    keys: &keys,
+                };
+                produce_visit(&producer, &options, &messages, visit, &shutdown)
             }));
         async {}
     })
@@ -348,13 +358,22 @@ async fn run_replay(
     }
     let timeline = replay::timeline(&alerts, pace, speed)?;
     let metas: Vec<_> = alerts.iter().map(|a| a.meta.clone()).collect();
+    let keys = keys_of(options, &alerts)?;
     let payloads = prepare(alerts, options.stamps, &options.encoding)?;
-    check_sizes(kafka, &payloads)?;
+    check_sizes(kafka, &payloads, &keys)?;
     let producer = connect(options, kafka, quiet).await?;
     let sources: Vec<replay::Source> = payloads
         .into_iter()
         .zip(&metas)
-        .map(|(payload, meta)| replay::Source::new(payload, meta.as_ref()))
+        .zip(keys)
+        .map(|((payload, meta), key)| {
+            let mut source = replay::Source::new(payload, meta.as_ref());
+            // --key or key-schema framing: the key it gives, not the recorded one.
+            if key.is_some() {
+                source.key = key;
+            }
+            source
+        })
         .collect();
     let plan = replay::Replay {
         topic: &options.topic,
@@ -450,8 +469,22 @@ fn report(
     .into())
 }
 
+/// Each source alert's key (`--key`, or its schema in key-schema framing).
+fn keys_of(options: &SendOptions, alerts: &[source::SourceAlert]) -> Result<Vec<Option<Vec<u8>>>> {
+    let Some(first) = alerts.first() else {
+        return Ok(Vec::new());
+    };
+    let key_schema = matches!(options.encoding, Encoding::Avro(Framing::KeySchema));
+    let keys = keys::Keys::new(options.key.as_deref(), key_schema, &first.schema)?;
+    alerts.iter().map(|alert| keys.of(alert)).collect()
+}
+
 /// Refuses, before anything is sent, alerts larger than the producer may send.
-fn check_sizes(kafka: &KafkaSettings, payloads: &[Vec<u8>]) -> Result<()> {
+fn check_sizes(
+    kafka: &KafkaSettings,
+    payloads: &[Vec<u8>],
+    keys: &[Option<Vec<u8>>],
+) -> Result<()> {
     let config = kafka.client_config(PRODUCER_DEFAULTS);
     let limit: usize = config
         .get("message.max.bytes")
@@ -459,13 +492,20 @@ fn check_sizes(kafka: &KafkaSettings, payloads: &[Vec<u8>]) -> Result<()> {
         .unwrap_or(1_000_000);
     // Room for the record's own overhead and headers.
     let room = limit.saturating_sub(512);
-    if let Some((i, p)) = payloads.iter().enumerate().find(|(_, p)| p.len() > room) {
+    let key_len = |i: usize| keys.get(i).and_then(Option::as_ref).map_or(0, Vec::len);
+    let size = |(i, p): (usize, &Vec<u8>)| (i, p.len() + key_len(i));
+    if let Some((i, len)) = payloads
+        .iter()
+        .enumerate()
+        .map(size)
+        .find(|(_, len)| *len > room)
+    {
         return Err(bad_input(format!(
             "source alert {} is {} bytes, more than message.max.bytes ({limit}) allows: \
              raise it with -X message.max.bytes=N (and the topic's max.message.bytes on the broker), \
              or send --no-stamps",
             i + 1,
-            p.len()
+            len
         )));
     }
     Ok(())
@@ -535,19 +575,30 @@ fn send_visit(
 }
 
 /// Hands a visit's alerts to librdkafka; returns how many and their bytes.
+/// The source alerts as they go on the wire, and their keys.
+struct Messages<'a> {
+    payloads: &'a [Vec<u8>],
+    keys: &'a [Option<Vec<u8>>],
+}
+
 fn produce_visit(
     producer: &Producing,
     options: &SendOptions,
-    payloads: &[Vec<u8>],
+    messages: &Messages<'_>,
     visit: Visit,
     shutdown: &Shutdown,
 ) -> (u64, usize) {
     let mut sent = Sent::default();
+    let payloads = messages.payloads;
     for i in 0..visit.count {
-        let payload = &payloads[(i % payloads.len() as u64) as usize];
-        let record = BaseRecord::to(&options.topic)
+        let at = (i % payloads.len() as u64) as usize;
+        let payload = &payloads[at];
+        let mut record = BaseRecord::to(&options.topic)
             .payload(payload.as_slice())
             .headers(produce::visit_headers(visit.number, i));
+        if let Some(Some(key)) = messages.keys.get(at) {
+            record = record.key(key.as_slice());
+        }
         if !sent.add(produce(producer, record, shutdown), payload.len()) {
             break;
         }

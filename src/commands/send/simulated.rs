@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::{anyhow, Result};
 use rdkafka::producer::BaseRecord;
 
+use super::keys::{Keys, MadeKeys};
 use super::{connect, report, send_visit, Encoding, SendOptions, Sent, Visit};
 use crate::avro::codec::Framing;
 use crate::avro::container;
@@ -20,6 +21,12 @@ use crate::simulate::{generate, Simulation, VisitPlan};
 /// Wraps an alert's bare Avro in the message framing.
 pub type Frame = Box<dyn Fn(&[u8], &mut Vec<u8>) + Sync>;
 
+/// How each made alert becomes a message: its framing and its key.
+struct Making<'a> {
+    frame: &'a Frame,
+    keys: &'a MadeKeys,
+}
+
 pub async fn run(
     options: &SendOptions,
     simulation: Arc<Simulation>,
@@ -28,6 +35,9 @@ pub async fn run(
     quiet: bool,
 ) -> Result<()> {
     let frame = framing(&options.encoding, simulation.as_ref())?;
+    let key_schema = matches!(options.encoding, Encoding::Avro(Framing::KeySchema));
+    let keys = Keys::new(options.key.as_deref(), key_schema, &simulation.schema)?;
+    let keys = MadeKeys::new(keys, &simulation.schema)?;
     let producer = connect(options, kafka, quiet).await?;
     let totals = RefCell::new(Totals::default());
     let planned = options.schedule.visits();
@@ -48,7 +58,11 @@ pub async fn run(
             count: plan.alerts.len() as u64,
         };
         let sent = send_visit(&producer, options, visit, shutdown, || {
-            send_plan(&producer, options, &simulation, &plan, &frame, shutdown)
+            let made = Making {
+                frame: &frame,
+                keys: &keys,
+            };
+            send_plan(&producer, options, &simulation, &plan, &made, shutdown)
         });
         totals.borrow_mut().add(&sent);
         async {}
@@ -64,7 +78,7 @@ fn send_plan(
     options: &SendOptions,
     simulation: &Simulation,
     plan: &VisitPlan,
-    frame: &Frame,
+    making: &Making<'_>,
     shutdown: &Shutdown,
 ) -> (u64, usize) {
     let start = Instant::now();
@@ -86,13 +100,17 @@ fn send_plan(
             break;
         }
         let mut going = true;
-        generate::each(&simulation.simulator, plan, part, frame, |made| {
-            let record = BaseRecord::to(&options.topic)
+        generate::each(&simulation.simulator, plan, part, making.frame, |made| {
+            let key = making.keys.of(&made.payload);
+            let mut record = BaseRecord::to(&options.topic)
                 .payload(made.payload.as_slice())
                 .headers(produce::visit_headers(
                     plan.grid as u64,
                     u64::from(made.alert.slot),
                 ));
+            if let Some(key) = &key {
+                record = record.key(key.as_slice());
+            }
             going = sent.add(produce(producer, record, shutdown), made.payload.len());
             going
         });
@@ -118,7 +136,9 @@ pub fn framing(encoding: &Encoding, simulation: &Simulation) -> Result<Frame> {
         Encoding::Json => return Err(anyhow!("--simulate sends Avro: drop --encode-off")),
     };
     Ok(match framing {
-        Framing::Schemaless => Box::new(|bare, out| out.extend_from_slice(bare)),
+        Framing::Schemaless | Framing::KeySchema => {
+            Box::new(|bare, out| out.extend_from_slice(bare))
+        }
         Framing::Confluent { schema_id } => Box::new(move |bare, out| {
             out.push(0);
             out.extend_from_slice(&schema_id.to_be_bytes());

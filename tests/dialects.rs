@@ -1,0 +1,198 @@
+//! Brokers' dialects: Fink's key-schema framing (the writer schema's JSON in
+//! the message key, the value bare Avro) read by fink-client's own
+//! AlertConsumer and by alertstream, hostile keys, and keys by alert field.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+fn fixtures() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(ztf_fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "avro"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// 20 real ZTF packets of seven schema versions sent with --format
+/// key-schema: fink-client's AlertConsumer, given no schema, reads each as
+/// fastavro reads the source files, and so does `print` in --format auto.
+#[test]
+fn fink_client_reads_a_key_schema_stream_as_fastavro_does() {
+    let topic = topic("key-schema-fink");
+    let files = fixtures();
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut decode = vec!["decode"];
+    decode.extend(names.iter().map(String::as_str));
+    let expected = json_lines(&python_script("alert_peer.py", &decode));
+    assert_eq!(expected.len(), 20);
+    let mut send = vec!["send", &topic, "--format", "key-schema"];
+    for name in &names {
+        send.extend(["--alerts", name.as_str()]);
+    }
+    ok(&send);
+    let count = expected.len().to_string();
+    let fink = json_lines(&python_script(
+        "fink_check.py",
+        &[&brokers(), &topic, &count],
+    ));
+    assert_eq!(fink.len(), expected.len());
+    for (i, (read, want)) in fink.iter().zip(&expected).enumerate() {
+        assert_same(read, want, &format!("fink-client, alert {i}"));
+    }
+    let printed = json_lines(&ok(&["print", &topic, "-e", "-g", &topic, "--meta"]));
+    assert_eq!(printed.len(), expected.len());
+    for (i, (line, want)) in printed.iter().zip(&expected).enumerate() {
+        assert_eq!(line["_kafka"]["framing"], "key-schema");
+        let mut line = line.clone();
+        line.as_object_mut().unwrap().remove("_kafka");
+        assert_same(&line, want, &format!("print, alert {i}"));
+    }
+}
+
+/// The bytes of one sample alert without cutouts, bare Avro, and the
+/// built-in schema's JSON as send puts it in the key.
+fn bare_alert_and_schema(topic: &str) -> (Vec<u8>, Vec<u8>) {
+    let scratch = format!("{topic}-scratch");
+    ok(&[
+        "send",
+        &scratch,
+        "1",
+        "--no-stamps",
+        "--format",
+        "key-schema",
+    ]);
+    let message = read_committed(&scratch).remove(0);
+    (message.payload, message.key.unwrap())
+}
+
+/// Hostile keys: each message is skipped with a warning naming its offset,
+/// the good alerts around them print, and memory stays bounded.
+#[test]
+fn hostile_keys_skip_their_message_and_nothing_else() {
+    let topic = topic("key-schema-hostile");
+    let (alert, schema) = bare_alert_and_schema(&topic);
+    let deep = format!(
+        "{}\"int\"{}",
+        "{\"type\":".repeat(10_000),
+        "}".repeat(10_000)
+    );
+    let huge = format!(
+        r#"{{"type":"record","name":"x","fields":[],"doc":"{}"}}"#,
+        "a".repeat(3 << 20)
+    );
+    let other = r#"{"type":"record","name":"other","fields":[{"name":"x","type":"string"}]}"#;
+    let keys: Vec<(&[u8], &str)> = vec![
+        (&schema, "good"),
+        (huge.as_bytes(), "over the 1048576"),
+        (deep.as_bytes(), "recursion limit"),
+        (br#"{"type":"banana"}"#, "not valid Avro"),
+        (other.as_bytes(), "other"),
+        (&schema, "good"),
+    ];
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.max.bytes", "10000000")
+        .create()
+        .unwrap();
+    for (key, _) in &keys {
+        producer
+            .send(BaseRecord::to(&topic).key(*key).payload(&alert))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let (output, peak) = run_measured(&["print", &topic, "-e", "-g", &topic]);
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert_eq!(
+        json_lines(&String::from_utf8_lossy(&output.stdout)).len(),
+        2,
+        "{log}"
+    );
+    for (offset, (_, why)) in keys.iter().enumerate().filter(|(_, k)| k.1 != "good") {
+        let warning = log
+            .lines()
+            .find(|l| l.contains(&format!("partition 0 offset {offset}: cannot decode")))
+            .unwrap_or_else(|| panic!("no warning for offset {offset}: {log}"));
+        if *why != "other" {
+            assert!(warning.contains(why), "{warning}");
+        }
+    }
+    assert!(log.contains("4 skipped"), "{log}");
+    assert!(peak < 200 << 20, "peak RSS {} MB", peak >> 20);
+}
+
+/// `send --key FIELD`: each message is keyed by the alert's objectId, so
+/// an object's alerts share a partition; the simulator keys its alerts too.
+#[test]
+fn send_keys_each_message_by_an_alert_field() {
+    let topic = topic("send-key");
+    ok(&["send", &topic, "--key", "objectId", "--no-stamps"]);
+    let keys: Vec<String> = read_committed(&topic)
+        .into_iter()
+        .map(|m| String::from_utf8(m.key.expect("a key")).unwrap())
+        .collect();
+    let objects: Vec<String> = json_lines(&ok(&["print", &topic, "-e", "-g", &topic]))
+        .iter()
+        .map(|l| l["objectId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, objects);
+
+    let simulated = format!("{topic}-simulated");
+    ok(&[
+        "send",
+        &simulated,
+        "300",
+        "--simulate",
+        "ztf",
+        "--key",
+        "objectId",
+        "--partitions",
+        "4",
+        "--no-stamps",
+    ]);
+    let messages = read_committed(&simulated);
+    assert_eq!(messages.len(), 300);
+    let mut partitions: HashMap<Vec<u8>, HashSet<i32>> = HashMap::new();
+    for message in &messages {
+        let key = message.key.clone().expect("a key");
+        assert!(key.starts_with(b"ZTF"), "{}", String::from_utf8_lossy(&key));
+        partitions.entry(key).or_default().insert(message.partition);
+    }
+    assert!(partitions.values().all(|p| p.len() == 1), "{partitions:?}");
+    let used: BTreeMap<i32, usize> = messages.iter().fold(BTreeMap::new(), |mut m, msg| {
+        *m.entry(msg.partition).or_default() += 1;
+        m
+    });
+    assert!(used.len() > 1, "keys spread over partitions: {used:?}");
+}
+
+/// --key goes with every format but key-schema, whose key is the schema.
+#[test]
+fn key_schema_and_key_field_do_not_mix() {
+    let output = run(&[
+        "send",
+        "some-topic",
+        "--format",
+        "key-schema",
+        "--key",
+        "objectId",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("the key is the writer schema"));
+    let output = run(&["send", "some-topic", "--key", "objectid"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("objectId"),
+        "suggests the real name"
+    );
+}

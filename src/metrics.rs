@@ -20,7 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(&'static str, String)>;
+pub type Labels = Vec<(&'static str, String)>;
 type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// End-to-end latency buckets (seconds) around Rubin's 60 s budget.
@@ -215,6 +215,14 @@ pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
 }
 
+/// Whether `--metrics` serves: what only a scrape would read (a consumer's
+/// own lag, which costs broker requests) is measured only then.
+static SERVING: AtomicBool = AtomicBool::new(false);
+
+pub fn serving() -> bool {
+    SERVING.load(Ordering::Relaxed)
+}
+
 /// Serves `/metrics` and `/healthz` on `addr` from a thread of its own;
 /// fails at once, naming the address, when it cannot listen there.
 pub fn serve(addr: &str) -> Result<SocketAddr> {
@@ -236,6 +244,7 @@ pub fn serve(addr: &str) -> Result<SocketAddr> {
                 let _ = answer(stream);
             }
         })?;
+    SERVING.store(true, Ordering::Relaxed);
     tracing::info!("metrics on http://{local}/metrics");
     Ok(local)
 }

@@ -2,7 +2,7 @@
 //! (scripts/prometheus): counters equal to what was sent and printed,
 //! promtool accepts the exposition, Prometheus's query answers the same
 //! numbers, filter counts what it routed and held back, monitor exports a
-//! group's lag, a late visit is counted, a port in use fails at start, a
+//! group's lag, a blocked print its own, a late visit is counted, a port in use fails at start, a
 //! scrape never holds up shutdown.
 
 mod common;
@@ -372,6 +372,55 @@ fn monitor_exports_the_lag_of_the_groups_it_watches() {
     scraped.wait_for(&series, 0.0);
     let (status, _, _) = monitor.terminate();
     assert!(status.success());
+}
+
+/// A print held back part-way through a topic by a stdout nobody reads
+/// exports its own group's lag (the end offset minus its position), kept
+/// up to date while it is blocked, and 0 once it has caught up.
+#[test]
+fn a_blocked_print_exports_its_own_lag() {
+    let topic = topic("own-lag");
+    ok(&["send", &topic, "1000", "--no-stamps"]);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut print = alertstream()
+        .args(["--metrics", &addr, "print", &topic, "-g", &topic])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let series =
+        format!("alertstream_consumer_lag{{topic=\"{topic}\",partition=\"0\",group=\"{topic}\"}}");
+    // Blocked once the pipe is full, a few dozen lines in.
+    let deadline = Instant::now() + RUN_LIMIT;
+    let blocked_at = loop {
+        // The endpoint listens once the command has started.
+        let lag = match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) => get(port, "/metrics").1,
+            Err(_) => String::new(),
+        };
+        if let Some(lag) = sample(&lag, &series).filter(|l| *l >= 900.0) {
+            break lag;
+        }
+        assert!(Instant::now() < deadline, "no lag of its own: {lag}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // More alerts while it is blocked: its lag grows by them, position fixed.
+    ok(&["send", &topic, "100", "--no-stamps"]);
+    scrape_until(port, &series, blocked_at + 100.0);
+    // Read what it printed: it catches up, and its lag falls to 0.
+    let mut stdout = print.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        stdout.read_to_end(&mut all).unwrap();
+        all
+    });
+    scrape_until(port, &series, 0.0);
+    signal(print.id(), "TERM");
+    assert!(print.wait().unwrap().success());
+    let printed = reader.join().unwrap();
+    assert_eq!(printed.iter().filter(|b| **b == b'\n').count(), 1100);
 }
 
 #[test]

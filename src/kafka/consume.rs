@@ -16,6 +16,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::consumer::{self, ConsumerOptions, EndTracker, ErrorLog, Stream};
+use super::lag::OwnLag;
 use super::{ClientLog, KafkaSettings};
 use crate::shutdown::Shutdown;
 
@@ -105,6 +106,10 @@ fn poll_until_done(
         finished: HashSet::new(),
         handled: 0,
         counters: Counters::new(&stream.topic, handler.counts_alerts()),
+        lag: handler
+            .counts_alerts()
+            .then(|| own_lag(stream, kafka))
+            .flatten(),
     };
     let mut errors = ErrorLog::default();
     while !shutdown.requested() {
@@ -130,6 +135,9 @@ fn poll_until_done(
         let revoked = consumer.context().take_revoked();
         if !revoked.is_empty() {
             handler.revoked(consumer, &revoked);
+            if let Some(lag) = &state.lag {
+                lag.forget(&revoked);
+            }
         }
         store_safe(stream, handler);
         if done || state.window_closed(consumer, options) {
@@ -156,6 +164,19 @@ struct State {
     finished: HashSet<i32>,
     handled: u64,
     counters: Counters,
+    /// With --metrics: the command's own lag.
+    lag: Option<OwnLag>,
+}
+
+/// The own-lag reporter, when metrics are served (a client that cannot be
+/// made is said, not fatal: the command's work does not depend on it).
+fn own_lag(stream: &Stream, kafka: &KafkaSettings) -> Option<OwnLag> {
+    if !crate::metrics::serving() {
+        return None;
+    }
+    OwnLag::start(kafka, &stream.topic, &stream.group)
+        .inspect_err(|e| tracing::warn!("no alertstream_consumer_lag of its own: {e:#}"))
+        .ok()
 }
 
 /// Metric handles taken once, so that counting costs an atomic add.
@@ -212,8 +233,16 @@ impl State {
                 return Ok(self.all_finished(consumer));
             }
         }
+        // Its position is this message until the handler is done with it
+        // (which may block: a stalled stdout, a slow disk).
+        if let Some(lag) = &self.lag {
+            lag.handled(partition, message.offset());
+        }
         handler.message(message)?;
         self.counters.handled(message);
+        if let Some(lag) = &self.lag {
+            lag.handled(partition, message.offset() + 1);
+        }
         if stream.in_group && !handler.holds_messages() {
             if let Err(e) = consumer.store_offset_from_message(message) {
                 tracing::warn!("cannot store offset {}: {e}", message.offset());
@@ -241,6 +270,9 @@ impl State {
                 .map(|(_, high)| high)
         });
         handler.end_of_partition(partition, next)?;
+        if let (Some(lag), Some(next)) = (&self.lag, next) {
+            lag.handled(partition, next);
+        }
         Ok(options.exit_at_end && self.ends.all_at_end(consumer))
     }
 

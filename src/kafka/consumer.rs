@@ -261,6 +261,8 @@ pub struct Stream {
     pub consumer: BaseConsumer<ClientLog>,
     pub topic: String,
     pub in_group: bool,
+    /// The group read in, or "" outside any (the own-lag metric's label).
+    pub group: String,
 }
 
 /// The stream a consuming command reads: a time window outside any group,
@@ -289,6 +291,10 @@ pub fn open(
         consumer,
         topic: topic.to_string(),
         in_group,
+        group: match (in_group, group) {
+            (true, Some(group)) => group.to_string(),
+            _ => String::new(),
+        },
     }))
 }
 

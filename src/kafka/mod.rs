@@ -8,6 +8,7 @@ pub mod consumer;
 pub mod context;
 pub mod dead_letter;
 pub mod groups;
+pub mod lag;
 pub mod produce;
 
 pub use config::KafkaSettings;

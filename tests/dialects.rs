@@ -1,6 +1,7 @@
 //! Brokers' dialects: Fink's key-schema framing (the writer schema's JSON in
 //! the message key, the value bare Avro) read by fink-client's own
-//! AlertConsumer and by alertstream, hostile keys, and keys by alert field.
+//! AlertConsumer and by alertstream, hostile keys, keys by alert field, and
+//! Rubin's lsst-alert-stream client both ways.
 
 mod common;
 
@@ -195,4 +196,52 @@ fn key_schema_and_key_field_do_not_mix() {
         stderr(&output).contains("objectId"),
         "suggests the real name"
     );
+}
+
+/// Rubin's own client, lsst-alert-stream: what its serialize_alert writes
+/// (Confluent framing, schema id 0, the latest schema) prints with
+/// `--format confluent --schema`, equal to the alerts it sent; what
+/// alertstream sends with `--schema-id 0` its deserialize_alert reads back.
+#[test]
+fn lsst_alert_stream_reads_and_writes_what_alertstream_does() {
+    let peer = |args: &[&str]| python_script("lsst_stream_check.py", args);
+    let schema_dir = peer(&["schema-dir"]).trim().to_string();
+    let sample = peer(&["sample"]).trim().to_string();
+
+    let from_rubin = topic("lsst-stream-from");
+    let sent = json_lines(&peer(&["produce", &brokers(), &from_rubin]));
+    assert!(!sent.is_empty());
+    let printed = json_lines(&ok(&[
+        "print",
+        &from_rubin,
+        "-e",
+        "-g",
+        &from_rubin,
+        "--format",
+        "confluent",
+        "--schema",
+        &schema_dir,
+    ]));
+    assert_eq!(printed.len(), sent.len());
+    for (i, (line, want)) in printed.iter().zip(&sent).enumerate() {
+        assert_same(line, want, &format!("alert {i} from lsst-alert-stream"));
+    }
+
+    let to_rubin = topic("lsst-stream-to");
+    ok(&[
+        "send",
+        &to_rubin,
+        "--alerts",
+        &sample,
+        "--format",
+        "confluent",
+        "--schema-id",
+        "0",
+    ]);
+    let count = sent.len().to_string();
+    let read = json_lines(&peer(&["consume", &brokers(), &to_rubin, &count]));
+    assert_eq!(read.len(), sent.len());
+    for (i, (line, want)) in read.iter().zip(&sent).enumerate() {
+        assert_same(line, want, &format!("alert {i} read by lsst-alert-stream"));
+    }
 }

@@ -24,7 +24,7 @@ TRANSPORT = ROOT / "target/release/examples/transport"
 PY = sys.executable
 BROKERS = os.environ.get("ALERTSTREAM_BROKERS", "127.0.0.1:9092")
 QUICK = "--quick" in sys.argv
-# --only simulate: just the simulator's rows (docs/performance.md keeps the rest)
+# --only simulate|dialects: just those rows (docs/performance.md keeps the rest)
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 VISIT = 2000 if QUICK else 10000
 SCALE = [1000, 5000] if QUICK else [1000, 10000, 100000]
@@ -106,9 +106,9 @@ def criterion(name):
 
 
 def main():
-    if ONLY == "simulate":
+    if ONLY in ("simulate", "dialects"):
         r = json.loads((ROOT / "docs/performance.json").read_text())
-        r["simulate"] = simulate_vs_samples()
+        r[ONLY] = simulate_vs_samples() if ONLY == "simulate" else dialects()
         write_docs(r)
         return
     fixtures = sorted(glob.glob(str(FIXTURES / "*.avro")))
@@ -177,6 +177,7 @@ def main():
     drop(t)
     results["replay"] = replay_gaps()
     results["simulate"] = simulate_vs_samples()
+    results["dialects"] = dialects()
 
     # Scale: one visit of growing size.
     scale = []
@@ -352,6 +353,32 @@ def simulate_vs_samples():
     return out
 
 
+def dialects():
+    """print of the same alerts (the four v3.1 fixtures cycled) framed
+    key-schema (the schema parsed from each key, once per distinct key) and
+    schemaless (--schema); and print of the schemaless topic with and without
+    --dead-letter, nothing refused. -e, whole process, median of five
+    alternating runs."""
+    v31 = sorted(glob.glob(str(FIXTURES / "v3.1_*.avro")))
+    files = [a for f in v31 for a in ("--alerts", f)]
+    schema = ROOT / "target/bench-v3.1.avsc"
+    with open(v31[0], "rb") as f:
+        schema.write_text(json.dumps(fastavro.reader(f).writer_schema))
+    keyed, bare = topic("dialect-key-schema"), topic("dialect-schemaless")
+    capture([BIN, "send", keyed, VISIT, "--format", "key-schema"] + files)
+    capture([BIN, "send", bare, VISIT] + files)
+
+    def make(name, i):
+        group = ["--group", f"dl-{name}-{i}", "-e"]
+        if name == "key-schema":
+            return [BIN, "print", keyed] + group
+        extra = ["--dead-letter", f"{bare}-dead"] if name == "dead-letter" else []
+        return [BIN, "print", bare, "--schema", schema] + group + extra
+    result = alternate({"schemaless": [], "key-schema": [], "dead-letter": []}, make, rounds=5)
+    drop(keyed, bare, f"{bare}-dead")
+    return result
+
+
 def rate(r):
     return r["alerts"] / r["seconds"]
 
@@ -520,6 +547,27 @@ def write_docs(r):
             "",
             f"Memory: 20 visits of 1,000 alerts, peak RSS {small['rss']:.0f} MB with 20,000 objects and "
             f"{large['rss']:.0f} MB with 1,000,000: **{per_object:.0f} bytes per object** (target 200).",
+        ]
+    dl = r.get("dialects")
+    if dl:
+        base = dl["schemaless"]["seconds"]
+        lines += [
+            "",
+            "## Key-schema framing and `--dead-letter`",
+            "",
+            f"`print -e` of one visit of {r['visit']:,} alerts (the four v3.1 fixtures cycled): framed "
+            "key-schema (the writer schema in each key, parsed once per distinct key), and schemaless "
+            "with `--schema`, with and without `--dead-letter` (nothing refused); whole process, "
+            "median of five alternating runs. Targets: key-schema at most 5% over schemaless, "
+            "`--dead-letter` nothing measurable.",
+            "",
+            "| | time | vs schemaless | peak RSS |",
+            "| --- | --- | --- | --- |",
+        ] + [
+            f"| {label} | {dl[name]['seconds']:.2f} s | **{(dl[name]['seconds'] / base - 1) * 100:+.1f}%** | "
+            f"{dl[name]['rss']:.0f} MB |"
+            for name, label in (("schemaless", "schemaless, --schema"), ("key-schema", "key-schema"),
+                                ("dead-letter", "schemaless, --dead-letter"))
         ]
     lines += ["", "![alerts per second, side by side](performance.svg)", ""]
     docs = ROOT / "docs"

@@ -113,12 +113,16 @@ fn the_purity_cut_selects_what_python_selects_and_forwards_it_unchanged() {
     assert_eq!(printed, candids(&expected["purity"]));
 }
 
+/// A filter killed with -9 mid-stream and restarted in its group: every
+/// alert is routed, and every undecodable message dead-lettered, exactly
+/// once (both go in the same transactions as the input offsets).
 #[test]
 fn a_filter_killed_and_restarted_routes_every_alert_exactly_once() {
     let topic = topic("filter-kill");
     let group = format!("{topic}-group");
     create_topic(&topic, 2);
     let out = format!("{topic}-out");
+    let dead = format!("{topic}-dead");
     let send = spawn(&[
         "send",
         &topic,
@@ -139,17 +143,31 @@ fn a_filter_killed_and_restarted_routes_every_alert_exactly_once() {
         "candid > 0",
         "--to",
         &out,
+        "--dead-letter",
+        &dead,
         "--commit-interval",
         "0.2",
     ];
+    // Undecodable messages among the alerts, before and after the kill.
+    let garbage: Vec<Vec<u8>> = (0..40)
+        .map(|i| format!("garbage-{i}").into_bytes())
+        .collect();
+    let (before, after) = garbage.split_at(20);
+    fn slices(part: &[Vec<u8>]) -> Vec<&[u8]> {
+        part.iter().map(Vec::as_slice).collect()
+    }
     // A short session, so that the killed instance leaves the group soon.
     let mut first = args.to_vec();
     first.extend(["-X", "session.timeout.ms=6000"]);
     let filter = spawn(&first);
     let mut log = Vec::new();
+    send.wait_stderr("visit 2", |l| l.contains("visit 2/8: sending"), &mut log);
+    produce_raw(&topic, &slices(before));
     send.wait_stderr("visit 4", |l| l.contains("visit 4/8: sending"), &mut log);
     signal(filter.child.id(), "KILL");
     let _ = filter.wait();
+    send.wait_stderr("visit 6", |l| l.contains("visit 6/8: sending"), &mut log);
+    produce_raw(&topic, &slices(after));
     let (status, _, _) = send.wait();
     assert!(status.success());
     wait_until_group_is_empty(&group);
@@ -158,11 +176,24 @@ fn a_filter_killed_and_restarted_routes_every_alert_exactly_once() {
     let output = run(&again);
     assert!(output.status.success(), "{}", stderr(&output));
     let (routed, duplicated) = routed_once(&out);
+    let mut dead_letters: Vec<Vec<u8>> = read_committed(&dead)
+        .into_iter()
+        .map(|m| m.payload)
+        .collect();
+    dead_letters.sort();
+    let mut expected = garbage.clone();
+    expected.sort();
     report(&format!(
-        "filter killed -9 and restarted: 2400 sent, {routed} routed (read_committed), {duplicated} duplicated"
+        "filter killed -9 and restarted: 2400 sent, {routed} routed (read_committed), {duplicated} duplicated; \
+         40 undecodable, {} dead-lettered",
+        dead_letters.len()
     ));
     assert_eq!(routed, 2400, "nothing lost");
     assert_eq!(duplicated, 0, "nothing twice");
+    assert_eq!(
+        dead_letters, expected,
+        "each undecodable message dead-lettered once"
+    );
 }
 
 /// Each alert once per (visit, index) in the read_committed output: (routed, duplicated).

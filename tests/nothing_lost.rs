@@ -5,8 +5,9 @@
 mod common;
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
@@ -329,4 +330,53 @@ fn a_rebalance_mid_stream_loses_nothing() {
         seen.len()
     ));
     assert_eq!(lost, 0);
+}
+
+/// SIGTERM: a consumer commits what it handled and leaves its group as it
+/// exits (the group is empty at once, no session timeout waited for).
+#[test]
+fn sigterm_commits_and_leaves_the_group() {
+    let topic = topic("sigterm");
+    ok(&["send", &topic, "5", "--no-stamps"]);
+    let print = spawn(&["print", &topic, "-g", &topic]);
+    let mut printed = Vec::new();
+    print.wait_stdout(5, &mut printed);
+    let (status, _, log) = print.terminate();
+    assert!(status.success(), "{}", log.join("\n"));
+    assert_eq!(committed_offset(&topic, &topic), 5);
+    assert_eq!(group_members(&topic), 0, "left the group on its way out");
+}
+
+/// A second interrupt exits at once with 130, even while the first one
+/// waits on a command blocked by a stdout nobody reads.
+#[test]
+fn a_second_interrupt_exits_at_once_with_130() {
+    let topic = topic("second-interrupt");
+    ok(&["send", &topic, "200", "--no-stamps"]);
+    let mut print = alertstream()
+        .args(["print", &topic, "-g", &topic])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(print.stderr.take().unwrap());
+    let mut lines = stderr.lines().map_while(Result::ok);
+    // One byte read: print is writing its first line (~65 KB, more than the
+    // pipe holds), and blocks there, or on the next, for want of a reader.
+    let mut first = [0u8; 1];
+    print
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    signal(print.id(), "INT");
+    lines
+        .by_ref()
+        .find(|l| l.contains("interrupted: finishing cleanly"))
+        .expect("the first interrupt is taken");
+    signal(print.id(), "INT");
+    let status = print.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
 }

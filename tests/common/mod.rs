@@ -626,6 +626,19 @@ pub fn read_committed(topic: &str) -> Vec<RawMessage> {
 /// Waits until `group` has no members: a consumer killed with -9 stays a
 /// member until its session times out, holding its partitions, and a
 /// restarted `-e` consumer would end at the end of the others.
+/// Members `group` has now, as the broker answers once.
+pub fn group_members(group: &str) -> usize {
+    let client: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    client
+        .client()
+        .fetch_group_list(Some(group), Duration::from_secs(10))
+        .map(|list| list.groups().iter().map(|g| g.members().len()).sum())
+        .expect("the group list")
+}
+
 pub fn wait_until_group_is_empty(group: &str) {
     let consumer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers())

@@ -263,3 +263,20 @@ fn an_interrupt_is_not_a_warning() {
     assert!(log.iter().any(|l| l.contains("interrupted")), "{log:?}");
     assert!(!log.iter().any(|l| l.contains("WARN")), "{log:?}");
 }
+
+/// ALERTSTREAM_SHARD_SLOT in the environment (a stack file sets it for
+/// every service) does not stop a plain send; --shard-slot on the command
+/// line without --simulate is still refused.
+#[test]
+fn a_shard_slot_in_the_environment_leaves_a_plain_send_alone() {
+    let topic = topic("shard-env");
+    let output = alertstream()
+        .args(["send", &topic, "1", "--no-stamps"])
+        .env("ALERTSTREAM_SHARD_SLOT", "2/3")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(&["send", &topic, "1", "--shard-slot", "2/3"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--shard-slot goes with --simulate"));
+}

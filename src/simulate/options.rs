@@ -143,6 +143,13 @@ fn shard(shard: Option<&str>, slot: Option<&str>) -> Result<(u32, u32)> {
     }
 }
 
+/// Whether --shard-slot came on the command line: ALERTSTREAM_SHARD_SLOT in
+/// the environment (a stack file's, shared by every service) is no mistake
+/// for a plain send, which ignores it.
+fn given_as_flag(slot: Option<&str>) -> bool {
+    slot.is_some() && std::env::var("ALERTSTREAM_SHARD_SLOT").ok().as_deref() != slot
+}
+
 /// Refuses simulation options given without `--simulate`.
 pub fn refuse_without_simulate(args: &SimArgs) -> Result<()> {
     let given = [
@@ -155,10 +162,7 @@ pub fn refuse_without_simulate(args: &SimArgs) -> Result<()> {
         (args.bursts.is_some(), "--bursts"),
         (args.spread.is_some(), "--spread"),
         (args.shard.is_some(), "--shard"),
-        (
-            args.shard_slot.is_some(),
-            "--shard-slot (or ALERTSTREAM_SHARD_SLOT)",
-        ),
+        (given_as_flag(args.shard_slot.as_deref()), "--shard-slot"),
     ];
     match given.iter().find(|(set, _)| *set) {
         Some((_, flag)) => Err(bad_input(format!("{flag} goes with --simulate ztf|rubin"))),

@@ -45,7 +45,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
         &'alertstream;send'= {
             cand --alerts 'Avro object container file, or folder of them, to take alerts from (repeatable)'
             cand --format 'How each message frames its Avro data'
-            cand --key 'Key each message by this alert field (e.g. objectId, diaObjectId), so that one object''s alerts stay on one partition, in order [default: no key]. Not with --format key-schema, whose key is the schema'
+            cand --key 'Key each message by this alert field (e.g. objectId; Rubin: diaSource.diaObjectId), so that one object''s alerts stay on one partition, in order [default: no key]. Not with --format key-schema, whose key is the schema'
             cand --schema-id 'Schema registry id written into each message with --format confluent (without --schema-registry)'
             cand --schema-registry 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio''s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file'
             cand --registry-auth-file 'A file holding one line user:password for the registry''s basic auth (kept out of the command line and process list)'
@@ -115,7 +115,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --exit-at-end 'Exit once every assigned partition has reached its end'
             cand --no-wait 'Fail at once if the topic does not exist, instead of waiting for it'
             cand --decode-off 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)'
-            cand --meta 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), the visit and index send gave it, and the schema id of a Confluent-framed message (else null)'
+            cand --meta 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), the visit and index send gave it, the framing (schemaless, container, confluent, key-schema), the schema id of a Confluent-framed message (else null), and, for a copy on a --dead-letter topic, "dead_letter": its error, detail and source'
             cand -v 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand --verbose 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'

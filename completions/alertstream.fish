@@ -46,7 +46,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l format 
 container\t''
 confluent\t''
 key-schema\t''"
-complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l key -d 'Key each message by this alert field (e.g. objectId, diaObjectId), so that one object\'s alerts stay on one partition, in order [default: no key]. Not with --format key-schema, whose key is the schema' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l key -d 'Key each message by this alert field (e.g. objectId; Rubin: diaSource.diaObjectId), so that one object\'s alerts stay on one partition, in order [default: no key]. Not with --format key-schema, whose key is the schema' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema-id -d 'Schema registry id written into each message with --format confluent (without --schema-registry)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l registry-auth-file -d 'A file holding one line user:password for the registry\'s basic auth (kept out of the command line and process list)' -r -F
@@ -110,7 +110,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l metric
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l decode-off -d 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)'
-complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l meta -d 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), the visit and index send gave it, and the schema id of a Confluent-framed message (else null)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l meta -d 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), the visit and index send gave it, the framing (schemaless, container, confluent, key-schema), the schema id of a Confluent-framed message (else null), and, for a copy on a --dead-letter topic, "dead_letter": its error, detail and source'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'

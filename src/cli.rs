@@ -195,7 +195,8 @@ pub struct SendArgs {
     #[arg(long = "format", value_enum, default_value_t = WireFormat::Schemaless, value_name = "FORMAT")]
     pub format: WireFormat,
 
-    /// Key each message by this alert field (e.g. objectId, diaObjectId), so
+    /// Key each message by this alert field (e.g. objectId; Rubin:
+    /// diaSource.diaObjectId), so
     /// that one object's alerts stay on one partition, in order [default: no
     /// key]. Not with --format key-schema, whose key is the schema.
     #[arg(long = "key", value_name = "FIELD", conflicts_with = "encode_off")]
@@ -461,8 +462,10 @@ pub struct PrintArgs {
     pub decode_off: bool,
 
     /// Add where each alert came from to its line, as a "_kafka" object:
-    /// partition, offset, timestamp (ms), the visit and index send gave it, and
-    /// the schema id of a Confluent-framed message (else null).
+    /// partition, offset, timestamp (ms), the visit and index send gave it,
+    /// the framing (schemaless, container, confluent, key-schema), the schema
+    /// id of a Confluent-framed message (else null), and, for a copy on a
+    /// --dead-letter topic, "dead_letter": its error, detail and source.
     #[arg(long = "meta")]
     pub meta: bool,
 

@@ -119,7 +119,7 @@ impl Metrics {
         );
         r.register(
             "consumer_lag",
-            "Messages a group has yet to commit, per partition",
+            "Messages not yet read, per partition: a group monitor watches (end minus committed), or the consuming command itself (end minus its position)",
             m.lag.clone(),
         );
         r.register(

@@ -251,4 +251,16 @@ fn the_input_cannot_be_its_own_dead_letter_topic() {
             stderr(&output)
         );
     }
+    let output = run(&[
+        "filter",
+        "in",
+        "--where",
+        "true",
+        "--to",
+        "out",
+        "--dead-letter",
+        "out",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("is also a --to topic"));
 }

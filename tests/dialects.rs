@@ -221,6 +221,9 @@ fn key_schema_and_key_field_do_not_mix() {
         stderr(&output).contains("objectId"),
         "suggests the real name"
     );
+    let output = run(&["send", "some-topic", "--key", "candidate"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("not one value per alert"));
 }
 
 /// Rubin's own client, lsst-alert-stream: what its serialize_alert writes

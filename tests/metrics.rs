@@ -375,11 +375,13 @@ fn monitor_exports_the_lag_of_the_groups_it_watches() {
 }
 
 /// A print held back part-way through a topic by a stdout nobody reads
-/// exports its own group's lag (the end offset minus its position), kept
-/// up to date while it is blocked, and 0 once it has caught up.
+/// exports its own group's lag on every partition it was assigned (the end
+/// offset minus its position, the committed offset for one it has not
+/// reached), kept up to date while it is blocked, and 0 once it has caught up.
 #[test]
 fn a_blocked_print_exports_its_own_lag() {
     let topic = topic("own-lag");
+    create_topic(&topic, 2);
     ok(&["send", &topic, "1000", "--no-stamps"]);
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
@@ -390,25 +392,37 @@ fn a_blocked_print_exports_its_own_lag() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let series =
-        format!("alertstream_consumer_lag{{topic=\"{topic}\",partition=\"0\",group=\"{topic}\"}}");
-    // Blocked once the pipe is full, a few dozen lines in.
+    let series = |partition: u32| {
+        format!(
+            "alertstream_consumer_lag{{topic=\"{topic}\",partition=\"{partition}\",group=\"{topic}\"}}"
+        )
+    };
+    let total = |text: &str| Some(sample(text, &series(0))? + sample(text, &series(1))?);
+    // Blocked once the pipe is full, a line or two in: both partitions shown.
     let deadline = Instant::now() + RUN_LIMIT;
     let blocked_at = loop {
         // The endpoint listens once the command has started.
-        let lag = match TcpStream::connect(("127.0.0.1", port)) {
+        let text = match TcpStream::connect(("127.0.0.1", port)) {
             Ok(_) => get(port, "/metrics").1,
             Err(_) => String::new(),
         };
-        if let Some(lag) = sample(&lag, &series).filter(|l| *l >= 900.0) {
+        if let Some(lag) = total(&text).filter(|l| *l >= 990.0) {
             break lag;
         }
-        assert!(Instant::now() < deadline, "no lag of its own: {lag}");
+        assert!(Instant::now() < deadline, "no lag of its own: {text}");
         std::thread::sleep(Duration::from_millis(50));
     };
     // More alerts while it is blocked: its lag grows by them, position fixed.
     ok(&["send", &topic, "100", "--no-stamps"]);
-    scrape_until(port, &series, blocked_at + 100.0);
+    let deadline = Instant::now() + RUN_LIMIT;
+    while total(&scrape(port)) != Some(blocked_at + 100.0) {
+        assert!(
+            Instant::now() < deadline,
+            "lag never {}",
+            blocked_at + 100.0
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Read what it printed: it catches up, and its lag falls to 0.
     let mut stdout = print.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -416,7 +430,8 @@ fn a_blocked_print_exports_its_own_lag() {
         stdout.read_to_end(&mut all).unwrap();
         all
     });
-    scrape_until(port, &series, 0.0);
+    scrape_until(port, &series(0), 0.0);
+    scrape_until(port, &series(1), 0.0);
     signal(print.id(), "TERM");
     assert!(print.wait().unwrap().success());
     let printed = reader.join().unwrap();

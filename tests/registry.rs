@@ -354,7 +354,7 @@ fn unknown_ids_stop_by_default_and_refused_ones_are_skipped() {
 /// decodes every alert (an in-memory registry forgot them all).
 #[test]
 fn a_restarted_registry_still_knows_every_id() {
-    let own = OwnRegistry::start(8093);
+    let own = OwnRegistry::start(8095);
     let topic = topic("registry-restart");
     ok(&[
         "send",
@@ -661,6 +661,8 @@ impl OwnRegistry {
     fn start(port: u16) -> Self {
         let dir = root().join(format!("target/registry-{port}"));
         let registry = Self { port, dir };
+        // One left running by an earlier run would keep other storage.
+        registry.script("stop");
         assert!(registry.script("start").success(), "scripts/registry start");
         registry
     }

@@ -25,6 +25,18 @@ pub enum Framing {
     KeySchema,
 }
 
+impl Framing {
+    /// As `--format` names it (with a Confluent message's schema id).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Schemaless => "schemaless".into(),
+            Self::Container => "container".into(),
+            Self::Confluent { schema_id } => format!("confluent (schema id {schema_id})"),
+            Self::KeySchema => "key-schema".into(),
+        }
+    }
+}
+
 /// The framing a reader expects: `None` in a [`Decoder`] means auto.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -281,7 +293,8 @@ impl Decoder {
                 Ok(done) => Ok((second, done)),
                 Err(_) if is_schema_id_error(&first_error) => Err(first_error),
                 Err(second_error) => Err(anyhow!(
-                    "as {first:?}: {first_error}; as bare Avro: {second_error}"
+                    "as {}: {first_error}; as bare Avro: {second_error}",
+                    first.name()
                 )),
             },
         }

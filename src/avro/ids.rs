@@ -22,11 +22,16 @@ pub struct UnknownSchemaId {
     pub id: u32,
     pub why: String,
     pub stop: bool,
+    /// A schema came for it and the gate refused it (reason `schema`).
+    pub hostile: bool,
 }
 
 impl std::fmt::Display for UnknownSchemaId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unknown schema id {} ({})", self.id, self.why)
+        match self.hostile {
+            true => write!(f, "schema id {} refused: {}", self.id, self.why),
+            false => write!(f, "unknown schema id {} ({})", self.id, self.why),
+        }
     }
 }
 
@@ -124,8 +129,9 @@ impl SchemaIds {
     /// unless `--on-unknown-schema skip`.
     fn refuse(&self, id: u32, why: String, hostile: bool) -> Result<Arc<Writer>> {
         if hostile || self.skip_unknown {
+            let reason = if hostile { "schema" } else { "unknown_schema" };
             tracing::warn!(
-                "schema id {id} cannot be used ({why}); its messages are skipped and counted (reason unknown_schema)"
+                "schema id {id} cannot be used ({why}); its messages are not decoded and counted (reason {reason})"
             );
         }
         lock(&self.refused).insert(id, (why.clone(), hostile));
@@ -137,6 +143,7 @@ impl SchemaIds {
             id,
             why,
             stop: !hostile && !self.skip_unknown,
+            hostile,
         }
         .into()
     }

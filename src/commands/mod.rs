@@ -171,8 +171,16 @@ pub fn undecodable(
     dead_letter: Option<&DeadLetter>,
     transaction: Option<&crate::kafka::produce::Producing>,
 ) -> Result<()> {
-    if error.is::<RegistryUnavailable>() || error.is::<crate::exit::Exit>() {
+    if error.is::<crate::exit::Exit>() {
         return Err(error);
+    }
+    if error.is::<RegistryUnavailable>() {
+        return Err(anyhow::anyhow!(
+            "{} partition {} offset {}: {error} (or start the registry, or check --schema-registry)",
+            message.topic(),
+            message.partition(),
+            message.offset()
+        ));
     }
     if let Some(unknown) = error.downcast_ref::<UnknownSchemaId>().filter(|u| u.stop) {
         return Err(anyhow::anyhow!(

@@ -149,14 +149,10 @@ fn collect(e: &IdedExpr, top: &[String], bound: &[&str], need: &mut Need) {
     }
 }
 
-/// The top-level fields `expression` reads, or why a path is wrong.
-pub fn check(expression: &IdedExpr, schema: &Schema) -> Result<Vec<String>, String> {
-    checked(expression, schema).map(|(used, _)| used)
-}
-
-/// As [`check`], for an expression that must be true or false (`--where`):
-/// one whose value can never be (a field that is a number, a record, a
-/// list; arithmetic; a constant) is refused too.
+/// The top-level fields an expression that must be true or false
+/// (`--where`) reads, or why a path is wrong; an expression whose value can
+/// never be (a field that is a number, a record, a list; arithmetic; a
+/// constant) is refused too.
 pub fn check_condition(expression: &IdedExpr, schema: &Schema) -> Result<Vec<String>, String> {
     let (used, root) = checked(expression, schema)?;
     let what = match (&expression.expr, root) {
@@ -175,6 +171,22 @@ pub fn check_condition(expression: &IdedExpr, schema: &Schema) -> Result<Vec<Str
         )),
         None => Ok(used),
     }
+}
+
+/// The top-level fields a key (`--key`, `--dedupe-key`, `--visit-key`,
+/// `--pace`) reads, or why a path is wrong: one value per alert, so a record, list or
+/// map is refused.
+pub fn check_key(expression: &IdedExpr, schema: &Schema) -> Result<Vec<String>, String> {
+    let (used, root) = checked(expression, schema)?;
+    let what = match root {
+        Shape::Record(_) => "a record",
+        Shape::List(_) => "a list",
+        Shape::Map(_) => "a map",
+        _ => return Ok(used),
+    };
+    Err(format!(
+        "is {what}, not one value per alert: name a field inside it (e.g. candidate.candid)"
+    ))
 }
 
 /// Functions whose value is a number.
@@ -311,7 +323,7 @@ fn unknown<'a>(path: &str, within: &str, names: impl Iterator<Item = &'a str>) -
         })
         .collect();
     format!(
-        "no field {path} in {within} of the reader schema; closest: {}",
+        "no field {path} in {within} of the schema; closest: {}",
         closest.join(", ")
     )
 }

@@ -52,7 +52,7 @@ impl Compiled {
         let check = if flag == "--where" {
             fields::check_condition
         } else {
-            fields::check
+            fields::check_key
         };
         let variables = check(program.expression(), schema)
             .map_err(|why| bad_input(format!("{flag} {text:?}: {why}")))?;
@@ -350,7 +350,13 @@ mod tests {
             None,
             "null"
         );
-        assert_eq!(key("prv_candidates").of(&a), None, "a list is no key");
+        let error = KeyOf::compile("--key", "prv_candidates", &schema).unwrap_err();
+        assert!(
+            error.to_string().contains("is a list, not one value"),
+            "{error}"
+        );
+        let error = KeyOf::compile("--key", "candidate", &schema).unwrap_err();
+        assert!(error.to_string().contains("is a record"), "{error}");
         let error = KeyOf::compile("--visit-key", "candidate.jdd", &schema).unwrap_err();
         assert!(
             error.to_string().contains("--visit-key") && error.to_string().contains("jd"),

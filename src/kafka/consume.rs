@@ -121,6 +121,7 @@ fn poll_until_done(
             Some(Ok(message)) => {
                 errors.clear();
                 consumer.context().brokers_answered();
+                state.take_assignment(consumer);
                 state.message(stream, options, handler, &message)?
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
@@ -299,6 +300,15 @@ impl State {
                 self.all_finished(consumer)
             }
             _ => false,
+        }
+    }
+
+    /// Partitions a rebalance assigned: their lag counts from the group's
+    /// committed offsets until a message of theirs is handled.
+    fn take_assignment(&mut self, consumer: &BaseConsumer<ClientLog>) {
+        let assigned = consumer.context().take_assigned();
+        if let (Some(lag), Some(partitions)) = (&self.lag, assigned) {
+            lag.assigned(&partitions);
         }
     }
 

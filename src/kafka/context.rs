@@ -17,6 +17,8 @@ pub struct ClientLog {
     all_down_since: Mutex<Option<Instant>>,
     /// Partitions revoked by rebalances, until the consume loop takes them.
     revoked: Mutex<Vec<i32>>,
+    /// Partitions assigned by the last rebalance, until the loop takes them.
+    assigned: Mutex<Option<Vec<i32>>>,
 }
 
 impl ClientLog {
@@ -60,6 +62,11 @@ impl ClientLog {
             .lock()
             .map(|mut r| std::mem::take(&mut *r))
             .unwrap_or_default()
+    }
+
+    /// Partitions assigned since the last call, if a rebalance assigned any.
+    pub fn take_assigned(&self) -> Option<Vec<i32>> {
+        self.assigned.lock().ok().and_then(|mut a| a.take())
     }
 
     fn remember(&self, message: String) {
@@ -142,6 +149,11 @@ impl ConsumerContext for ClientLog {
                     .map(|e| format!("{}[{}]", e.topic(), e.partition()))
                     .collect();
                 tracing::info!("partitions assigned: {}", parts.join(" "));
+                if let Ok(mut assigned) = self.assigned.lock() {
+                    let partitions: Vec<i32> =
+                        list.elements().iter().map(|e| e.partition()).collect();
+                    assigned.get_or_insert_with(Vec::new).extend(partitions);
+                }
             }
             Rebalance::Revoke(list) => {
                 tracing::info!("partitions revoked: {}", list.count());

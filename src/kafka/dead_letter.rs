@@ -117,9 +117,17 @@ impl DeadLetter {
             .context()
             .first_error()
             .unwrap_or_else(|| "not acknowledged in time".into());
+        let next = if why.contains("MessageSizeTooLarge") || why.contains("too large") {
+            format!(
+                "raise max.message.bytes on {} (and -X message.max.bytes)",
+                self.topic
+            )
+        } else {
+            format!("check that {} can be written, then start again", self.topic)
+        };
         Err(anyhow!(
             "{source}: the dead-letter topic {} did not take its copy ({why}); stopped before \
-             this message, its offset not committed",
+             this message, its offset not committed: {next}",
             self.topic
         ))
     }

@@ -82,6 +82,17 @@ impl FilterOptions {
             )));
         }
         crate::commands::check_dead_letter(args.decode.dead_letter.as_deref(), &args.topic)?;
+        if let Some(dead) = args
+            .decode
+            .dead_letter
+            .as_ref()
+            .filter(|d| args.to.contains(d))
+        {
+            return Err(bad_input(format!(
+                "--dead-letter {dead} is also a --to topic: undecodable copies would mix with \
+                 the routed alerts; give another topic"
+            )));
+        }
         for to in &args.to {
             admin::check_topic(to)?;
             if *to == args.topic {

@@ -354,7 +354,8 @@ def simulate_vs_samples():
 
 
 def dialects():
-    """print of the same alerts (the four v3.1 fixtures cycled) framed
+    """print of the same alerts (the four v3.1 fixtures cycled, two visits,
+    cutouts included) framed
     key-schema (the schema parsed from each key, once per distinct key) and
     schemaless (--schema); and print of the schemaless topic with and without
     --dead-letter, nothing refused. -e, whole process, median of five
@@ -365,8 +366,10 @@ def dialects():
     with open(v31[0], "rb") as f:
         schema.write_text(json.dumps(fastavro.reader(f).writer_schema))
     keyed, bare = topic("dialect-key-schema"), topic("dialect-schemaless")
-    capture([BIN, "send", keyed, VISIT, "--format", "key-schema"] + files)
-    capture([BIN, "send", bare, VISIT] + files)
+    # Two visits, cutouts included, as Fink's streams carry them: a run of
+    # one is mostly the group join.
+    capture([BIN, "send", keyed, 2 * VISIT, "--format", "key-schema"] + files)
+    capture([BIN, "send", bare, 2 * VISIT] + files)
 
     def make(name, i):
         group = ["--group", f"dl-{name}-{i}", "-e"]
@@ -555,11 +558,14 @@ def write_docs(r):
             "",
             "## Key-schema framing and `--dead-letter`",
             "",
-            f"`print -e` of one visit of {r['visit']:,} alerts (the four v3.1 fixtures cycled): framed "
+            f"`print -e` of two visits of {r['visit']:,} alerts (the four v3.1 fixtures cycled, "
+            "cutouts included, as Fink's streams carry them): framed "
             "key-schema (the writer schema in each key, parsed once per distinct key), and schemaless "
             "with `--schema`, with and without `--dead-letter` (nothing refused); whole process, "
             "median of five alternating runs. Targets: key-schema at most 5% over schemaless, "
-            "`--dead-letter` nothing measurable.",
+            "`--dead-letter` nothing measurable. The key-schema schema is parsed once; what it costs "
+            "is the framing itself: every key carries the schema's JSON (22 KB for ZTF 3.1) on top "
+            "of a ~63 KB alert, a third more bytes to fetch.",
             "",
             "| | time | vs schemaless | peak RSS |",
             "| --- | --- | --- | --- |",

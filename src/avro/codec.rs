@@ -206,6 +206,9 @@ pub struct Decoder {
     kind: Option<Kind>,
     budget: Budget,
     writers: WriterCache,
+    /// The last key schema and its writer: a stream repeats one key, and
+    /// comparing it costs less than hashing it for the cache.
+    last_key: std::sync::Mutex<Option<(Vec<u8>, Arc<Writer>)>>,
     /// Writer schemas by Confluent id (`--schema-registry`, `--schema-dir`);
     /// without them Confluent messages are read with the reader schema.
     ids: Option<Arc<SchemaIds>>,
@@ -237,6 +240,7 @@ impl Decoder {
                 alert_bytes: DEFAULT_MAX_ALERT_BYTES,
             },
             writers: WriterCache::default(),
+            last_key: Default::default(),
             ids: None,
         }
     }
@@ -497,7 +501,16 @@ impl Decoder {
                 MAX_KEY_SCHEMA_BYTES
             ));
         }
-        self.writers.get_as(key, "the key's writer schema")
+        let mut last = self
+            .last_key
+            .lock()
+            .map_err(|_| anyhow!("a poisoned lock"))?;
+        if let Some((_, writer)) = last.as_ref().filter(|(text, _)| text == key) {
+            return Ok(writer.clone());
+        }
+        let writer = self.writers.get_as(key, "the key's writer schema")?;
+        *last = Some((key.to_vec(), writer.clone()));
+        Ok(writer)
     }
 
     fn reader_compiled(&self) -> Result<Arc<Writer>> {

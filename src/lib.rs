@@ -19,7 +19,7 @@ pub mod metrics;
 pub mod progress;
 pub mod schedule;
 pub mod shutdown;
-pub mod simulate;
+pub mod synthetic;
 pub mod time;
 
 use std::process::ExitCode;

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crate::avro::container::{self, Codec};
 use crate::cli::SimulateArgs;
 use crate::exit::bad_input;
-use crate::simulate::{self, generate, Simulation};
+use crate::synthetic::{self, generate, Simulation};
 
 /// Alerts per container block.
 const BLOCK_ALERTS: usize = 100;
@@ -39,7 +39,7 @@ impl SimulateOptions {
                 "--bursts and --spread go with send --simulate: a file holds a visit whole",
             ));
         }
-        let simulation = simulate::simulation(simulate::Asked {
+        let simulation = synthetic::simulation(synthetic::Asked {
             survey: args.survey,
             count: u64::from(args.count),
             interval: args.interval,
@@ -87,7 +87,7 @@ fn write_visit(
     path: &Path,
     schema: &str,
     simulation: &Simulation,
-    plan: &simulate::VisitPlan,
+    plan: &synthetic::VisitPlan,
 ) -> Result<()> {
     let temp = path.with_extension("avro.part");
     let written =
@@ -102,7 +102,7 @@ fn write_blocks(
     temp: &Path,
     schema: &str,
     simulation: &Simulation,
-    plan: &simulate::VisitPlan,
+    plan: &synthetic::VisitPlan,
 ) -> std::io::Result<()> {
     let sync: [u8; 16] = *b"alertstream-sim!";
     let file = std::fs::File::create(temp)?;

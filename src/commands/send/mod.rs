@@ -31,7 +31,7 @@ use crate::metrics;
 use crate::progress;
 use crate::schedule::{self, Schedule};
 use crate::shutdown::Shutdown;
-use crate::simulate::{self, Simulation};
+use crate::synthetic::{self, Simulation};
 use replay::Pace;
 
 /// Producer settings chosen for bursts of large messages; `-X` overrides any.
@@ -131,7 +131,7 @@ impl SendOptions {
             ));
         }
         let simulation = match args.simulate {
-            Some(survey) => Some(Arc::new(simulate::simulation(simulate::Asked {
+            Some(survey) => Some(Arc::new(synthetic::simulation(synthetic::Asked {
                 survey,
                 count: args.count.unwrap_or(10_000),
                 interval: args.interval,
@@ -139,7 +139,7 @@ impl SendOptions {
                 args: &args.sim,
             })?)),
             None => {
-                simulate::options::refuse_without_simulate(&args.sim)?;
+                synthetic::options::refuse_without_simulate(&args.sim)?;
                 None
             }
         };

@@ -16,7 +16,7 @@ use crate::kafka::produce::{self, produce, Producing, Totals};
 use crate::kafka::KafkaSettings;
 use crate::schedule;
 use crate::shutdown::Shutdown;
-use crate::simulate::{generate, Simulation, VisitPlan};
+use crate::synthetic::{generate, Simulation, VisitPlan};
 
 /// Wraps an alert's bare Avro in the message framing.
 pub type Frame = Box<dyn Fn(&[u8], &mut Vec<u8>) + Sync>;

@@ -1,16 +1,14 @@
 //! Prometheus metrics from every command (`--metrics ADDR`): one registry
 //! for the process, served at `GET /metrics` in the Prometheus text format
 //! (the `prometheus-client` crate) and `GET /healthz` (200 while the brokers
-//! answer, 503 when every broker is down), by a small HTTP thread. Counting
+//! answer, 503 when every broker is down), over HTTP. Counting
 //! is always on (atomic increments on handles taken once); serving only
-//! with `--metrics`. The thread never holds up shutdown: the process exits
-//! whatever a scrape is doing.
+//! with `--metrics`. The server (axum, a task on the runtime) never holds
+//! up shutdown: the process exits whatever a scrape is doing.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use prometheus_client::encoding::text::encode;
@@ -223,65 +221,78 @@ pub fn serving() -> bool {
     SERVING.load(Ordering::Relaxed)
 }
 
-/// Serves `/metrics` and `/healthz` on `addr` from a thread of its own;
-/// fails at once, naming the address, when it cannot listen there.
+/// Serves `/metrics` and `/healthz` on `addr` (axum, on the runtime's
+/// workers); fails at once, naming the address, when it cannot listen there.
 pub fn serve(addr: &str) -> Result<SocketAddr> {
-    let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .map_err(|e| {
-            crate::exit::bad_input(format!(
-                "--metrics {addr}: not a host:port ({e}); give e.g. 127.0.0.1:9464"
-            ))
-        })?
-        .collect();
-    let listener = TcpListener::bind(&addresses[..]).map_err(|e| {
-        anyhow!("--metrics {addr}: cannot listen there: {e} (give a free host:port, e.g. 127.0.0.1:9464)")
-    })?;
+    let listener = bind("--metrics", addr, "127.0.0.1:9464")?;
     let local = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = answer(stream);
-            }
-        })?;
+    let router = routes().fallback(|| async {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            "try /metrics or /healthz\n",
+        )
+    });
+    spawn_server(listener, router)?;
     SERVING.store(true, Ordering::Relaxed);
     tracing::info!("metrics on http://{local}/metrics");
     Ok(local)
 }
 
-/// Answers one request; a slow client waits at most a few seconds.
-fn answer(mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut request = String::new();
-    BufReader::new(&stream).read_line(&mut request)?;
-    let path = request.split_whitespace().nth(1).unwrap_or("");
-    let (status, kind, body) = match path {
-        "/metrics" => (
-            "200 OK",
+/// `/metrics` and `/healthz`, for any server that carries them (`--metrics`, `view`).
+pub fn routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/metrics", get(exposition))
+        .route("/healthz", get(health))
+}
+
+async fn exposition() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
-            get().render(),
-        ),
-        "/healthz" if get().brokers_up.load(Ordering::Relaxed) => {
-            ("200 OK", "text/plain", "ok: brokers reachable\n".into())
+        )],
+        get().render(),
+    )
+}
+
+async fn health() -> (axum::http::StatusCode, &'static str) {
+    if get().brokers_up.load(Ordering::Relaxed) {
+        (axum::http::StatusCode::OK, "ok: brokers reachable\n")
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "brokers unreachable\n",
+        )
+    }
+}
+
+/// Listens on `addr` for `flag`, or says what to give instead.
+pub fn bind(flag: &str, addr: &str, example: &str) -> Result<TcpListener> {
+    let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(|e| {
+            crate::exit::bad_input(format!(
+                "{flag} {addr}: not a host:port ({e}); give e.g. {example}"
+            ))
+        })?
+        .collect();
+    let listener = TcpListener::bind(&addresses[..]).map_err(|e| {
+        anyhow!("{flag} {addr}: cannot listen there: {e} (give a free host:port, e.g. {example})")
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves `router` on `listener` from a task on the runtime; the process
+/// exits whatever a request is doing.
+pub fn spawn_server(listener: TcpListener, router: axum::Router) -> Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!("HTTP server stopped: {e}");
         }
-        "/healthz" => (
-            "503 Service Unavailable",
-            "text/plain",
-            "brokers unreachable\n".into(),
-        ),
-        _ => (
-            "404 Not Found",
-            "text/plain",
-            "try /metrics or /healthz\n".into(),
-        ),
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    stream.flush()
+    });
+    Ok(())
 }
 
 #[cfg(test)]

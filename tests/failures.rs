@@ -294,7 +294,11 @@ fn a_consumer_killed_mid_stream_resumes_without_loss() {
 fn healthz(port: u16) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET /healthz HTTP/1.1\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
     text.split_whitespace().nth(1).map(str::to_string)

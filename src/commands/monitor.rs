@@ -7,14 +7,14 @@ use std::io::{StdoutLock, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::cli::MonitorArgs;
 use crate::exit::bad_input;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
-use crate::kafka::groups::{GroupLag, GroupWatch};
+use crate::kafka::groups::{watermarks, GroupLag, GroupWatch};
 use crate::kafka::{ClientLog, KafkaSettings};
 use crate::shutdown::Shutdown;
 
@@ -200,22 +200,6 @@ impl Handler for Monitor {
 }
 
 /// (partition, low, high) of every assigned partition whose marks answer.
-fn watermarks(consumer: &BaseConsumer<ClientLog>, topic: &str) -> Vec<(i32, i64, i64)> {
-    let Ok(assignment) = consumer.assignment() else {
-        return Vec::new();
-    };
-    assignment
-        .elements()
-        .iter()
-        .filter_map(|e| {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, e.partition(), Duration::from_secs(1))
-                .ok()?;
-            Some((e.partition(), low, high))
-        })
-        .collect()
-}
-
 /// `[0=N, 1=N]`, `?` where unknown.
 fn per_partition(lags: &[(i32, Option<i64>)]) -> String {
     let parts: Vec<String> = lags

@@ -84,3 +84,20 @@ impl GroupWatch {
             .collect()
     }
 }
+
+/// (partition, low, high) watermarks of the partitions `consumer` is assigned.
+pub fn watermarks(consumer: &BaseConsumer<ClientLog>, topic: &str) -> Vec<(i32, i64, i64)> {
+    let Ok(assignment) = consumer.assignment() else {
+        return Vec::new();
+    };
+    assignment
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, e.partition(), Duration::from_secs(1))
+                .ok()?;
+            Some((e.partition(), low, high))
+        })
+        .collect()
+}

@@ -98,6 +98,9 @@ pub enum Command {
     /// Route the alerts an expression selects to other topics, unchanged, exactly once.
     #[command(after_help = FILTER_EXAMPLES)]
     Filter(FilterArgs),
+    /// Look at a stream in a web browser: rates, the newest alerts, cutouts, light curves.
+    #[command(after_help = VIEW_EXAMPLES)]
+    View(ViewArgs),
     /// Write simulated alerts to Avro files, one per visit, instead of Kafka.
     #[command(after_help = SIMULATE_EXAMPLES)]
     Simulate(SimulateArgs),
@@ -128,6 +131,12 @@ const PRINT_EXAMPLES: &str = "Examples:
   alertstream print my-stream --stamp-dir stamps/ -e
   alertstream print my-stream --decode-off --max-messages 1
   alertstream print my-stream --format confluent --max-alert-bytes 4M";
+
+const VIEW_EXAMPLES: &str = "Examples:
+  alertstream view my-stream                     # then open http://127.0.0.1:8080/
+  alertstream view ztf ztf-pure --from -1h --where 'candidate.rb >= 0.65' --group pure
+  alertstream view lsst --schema schema/11/1 --listen 0.0.0.0:8080 --token \"$VIEW_TOKEN\"
+  curl -s 'http://127.0.0.1:8080/api/alerts?where=candidate.magpsf<17.0&limit=5'";
 
 const MONITOR_EXAMPLES: &str = "Examples:
   alertstream monitor my-stream
@@ -512,6 +521,69 @@ pub struct MonitorArgs {
         allow_hyphen_values = true
     )]
     pub every: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    /// Topics to show (read outside any consumer group: nothing is committed).
+    #[arg(required = true, value_name = "TOPIC")]
+    pub topics: Vec<String>,
+
+    /// Address the page is served on. Anything but a loopback address is
+    /// reachable by others: give --token then.
+    #[arg(
+        long = "listen",
+        default_value = "127.0.0.1:8080",
+        value_name = "HOST:PORT"
+    )]
+    pub listen: String,
+
+    /// Require this token on every request: `Authorization: Bearer TOKEN`, or
+    /// `?token=TOKEN` in the page's address (the page passes it on).
+    #[arg(
+        long = "token",
+        env = "ALERTSTREAM_VIEW_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// Keep only the alerts this CEL expression selects (as print --where);
+    /// the page's filter box narrows further.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// Keep the newest N alerts in memory.
+    #[arg(long = "keep", default_value_t = 2000, value_name = "N")]
+    pub keep: usize,
+
+    /// ... and at most this many bytes of messages (the oldest go first).
+    /// Suffixes K, M, G.
+    #[arg(long = "keep-bytes", default_value = "256M", value_name = "BYTES")]
+    pub keep_bytes: String,
+
+    /// A consumer group whose lag the page shows (repeatable); view never
+    /// joins or commits for it.
+    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+
+    /// How messages frame their Avro data (as print --format).
+    #[arg(long = "format", visible_alias = "wire", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
+    pub format: ReadFormat,
+
+    /// The most one alert may take, in bytes of Avro binary.
+    #[arg(long = "max-alert-bytes", default_value = "16M", value_name = "BYTES")]
+    pub max_alert_bytes: String,
+
+    /// Reader schema: .avsc files or a folder of them [default: built-in] (as print --schema).
+    #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
+    pub schema: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub ids: SchemaIdArgs,
 }
 
 #[derive(Debug, Args)]

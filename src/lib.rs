@@ -3,7 +3,7 @@
 //! Where things live: `cli` (flags), `commands/` (one file per subcommand),
 //! `kafka/` (client configuration, admin, consumer plumbing), `avro/` (the
 //! codec), `alerts/` (alert sources and cutouts), `schedule` (visit timing),
-//! `progress` (progress bars), `shutdown` (Ctrl-C and SIGTERM), `exit` (exit codes).
+//! `view/` (the web page of `view`), `progress` (progress bars), `shutdown` (Ctrl-C and SIGTERM), `exit` (exit codes).
 
 pub mod alerts;
 pub mod archive;
@@ -21,6 +21,7 @@ pub mod schedule;
 pub mod shutdown;
 pub mod synthetic;
 pub mod time;
+pub mod view;
 
 use std::process::ExitCode;
 

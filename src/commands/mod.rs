@@ -9,6 +9,7 @@ pub mod print;
 pub mod record;
 pub mod send;
 pub mod simulate;
+pub mod view;
 
 use std::sync::Arc;
 
@@ -62,6 +63,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Filter(args) => {
             let options = filter::FilterOptions::from_args(args)?;
             filter::run(options, kafka()?, Shutdown::install(), global.quiet).await
+        }
+        Command::View(args) => {
+            let options = view::ViewOptions::from_args(args)?;
+            view::run(options, kafka()?, Shutdown::install()).await
         }
         Command::Simulate(args) => simulate::run(simulate::SimulateOptions::from_args(args)?),
         Command::Completions(args) => completions::run(args.shell),

@@ -1,0 +1,278 @@
+//! `alertstream view`: reads topics outside any consumer group (never
+//! committing, like monitor), keeps the newest alerts, and serves a page to
+//! look at them: rates, a live table, cutouts, light curves (`crate::view`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::message::{BorrowedMessage, Message as _};
+
+use crate::avro::codec::{Decoder, Framing};
+use crate::cli::ViewArgs;
+use crate::commands::DecodeOptions;
+use crate::exit::bad_input;
+use crate::expr::Selector;
+use crate::kafka::consume::{self, Handler};
+use crate::kafka::consumer::{self, ConsumerOptions};
+use crate::kafka::groups::{watermarks, GroupWatch};
+use crate::kafka::{ClientLog, KafkaSettings};
+use crate::shutdown::Shutdown;
+use crate::view::store::{Entry, Message, Store};
+use crate::view::summary::Summary;
+use crate::view::Shared;
+
+/// Validated `view` options.
+#[derive(Debug, Clone)]
+pub struct ViewOptions {
+    pub topics: Vec<String>,
+    pub listen: String,
+    pub token: Option<String>,
+    pub filter: Option<String>,
+    pub keep: usize,
+    pub keep_bytes: usize,
+    pub groups: Vec<String>,
+    pub consumer: ConsumerOptions,
+    pub decode: DecodeOptions,
+}
+
+impl ViewOptions {
+    pub fn from_args(args: ViewArgs) -> Result<Self> {
+        for topic in &args.topics {
+            crate::kafka::admin::check_topic(topic)?;
+        }
+        if args.keep == 0 {
+            return Err(bad_input("--keep 0: give at least 1"));
+        }
+        if args.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(bad_input(
+                "--token is empty: give a secret, or leave --token out on a loopback address",
+            ));
+        }
+        if args.groups.iter().any(|g| g.trim().is_empty()) {
+            return Err(bad_input("--group is empty"));
+        }
+        Ok(Self {
+            topics: args.topics,
+            listen: args.listen,
+            token: args.token,
+            filter: args.filter,
+            keep: args.keep,
+            keep_bytes: super::byte_size("--keep-bytes", &args.keep_bytes)?,
+            groups: args.groups,
+            consumer: ConsumerOptions::from_args(args.consumer)?,
+            decode: DecodeOptions::new(args.schema, args.format, &args.max_alert_bytes, &args.ids)?,
+        })
+    }
+}
+
+pub async fn run(options: ViewOptions, kafka: KafkaSettings, shutdown: Shutdown) -> Result<()> {
+    let reader = options.decode.reader_schema()?;
+    // A bad --where fails before anything starts.
+    if let Some(text) = &options.filter {
+        Selector::compile(text, &reader)?;
+    }
+    let store = Store::new(&options.topics, options.keep, options.keep_bytes);
+    let shared = Arc::new(Shared::new(
+        store,
+        options.decode.decoder()?,
+        reader,
+        options.token.clone(),
+    ));
+    let listener = crate::metrics::bind("--listen", &options.listen, "127.0.0.1:8080")?;
+    let local = listener.local_addr()?;
+    warn_if_open(local, options.token.is_some());
+    crate::metrics::spawn_server(listener, crate::view::router(shared.clone()))?;
+    tracing::info!("view on http://{local}/ (Ctrl-C to stop)");
+    let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+    for topic in &options.topics {
+        let reading = Reading {
+            topic: topic.clone(),
+            options: options.clone(),
+            kafka: kafka.clone(),
+            shutdown: shutdown.clone(),
+            shared: shared.clone(),
+            selector: options
+                .filter
+                .as_deref()
+                .map(|text| Selector::compile(text, &shared.reader))
+                .transpose()?,
+        };
+        let done = done.clone();
+        std::thread::Builder::new()
+            .name(format!("view {topic}"))
+            .spawn(move || {
+                let topic = reading.topic.clone();
+                let _ = done.send((topic, reading.read()));
+            })?;
+    }
+    drop(done);
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return Ok(()),
+            ended = finished.recv() => match ended {
+                Some((topic, Err(e))) => return Err(e.context(format!("view: reading {topic}"))),
+                Some((topic, Ok(()))) => {
+                    shared.store.set_at_end(&topic);
+                    tracing::info!("{topic}: read to the end; the page stays up (Ctrl-C to stop)");
+                }
+                None => {
+                    shutdown.wait().await;
+                    return Ok(());
+                }
+            },
+        }
+    }
+}
+
+/// Anything but loopback is reachable by others, and the page has no
+/// accounts: say so unless a token guards it.
+fn warn_if_open(local: SocketAddr, token: bool) {
+    if !local.ip().is_loopback() && !token {
+        tracing::warn!(
+            "--listen {local}: the page has no authentication and anyone who can reach this address sees the stream; give --token (or ALERTSTREAM_VIEW_TOKEN)"
+        );
+    }
+}
+
+/// One topic's consumer, on a thread of its own (consuming blocks).
+struct Reading {
+    topic: String,
+    options: ViewOptions,
+    kafka: KafkaSettings,
+    shutdown: Shutdown,
+    shared: Arc<Shared>,
+    selector: Option<Selector>,
+}
+
+impl Reading {
+    fn read(self) -> Result<()> {
+        let Some(stream) = consumer::open(
+            &self.kafka,
+            &self.options.consumer,
+            &self.topic,
+            None,
+            &[("client.id", "alertstream-view")],
+            &self.shutdown,
+        )?
+        else {
+            return Ok(());
+        };
+        let mut keeper = Keeper {
+            topic: Arc::from(self.topic.as_str()),
+            decoder: self.options.decode.decoder()?,
+            selector: self.selector,
+            shared: self.shared,
+            groups: GroupWatch::new(&self.kafka, &self.options.groups)?,
+            lags_read: None,
+            lines: Vec::new(),
+        };
+        consume::run(
+            stream,
+            &self.kafka,
+            &self.options.consumer,
+            &self.shutdown,
+            &mut keeper,
+        )
+    }
+}
+
+/// How often the watched groups' lag is read.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Decodes each message and keeps its alerts for the page.
+struct Keeper {
+    topic: Arc<str>,
+    decoder: Decoder,
+    selector: Option<Selector>,
+    shared: Arc<Shared>,
+    groups: GroupWatch,
+    lags_read: Option<Instant>,
+    lines: Vec<u8>,
+}
+
+impl Handler for Keeper {
+    fn counts_alerts(&self) -> bool {
+        false
+    }
+
+    /// Bad messages are reported and skipped as in print; an unknown schema
+    /// id stops the view unless --on-unknown-schema skip.
+    fn message(&mut self, message: &BorrowedMessage<'_>) -> Result<()> {
+        match self.keep(message) {
+            Ok(entries) => self.shared.store.push(entries),
+            Err(e) => {
+                super::undecodable(message, e, None, None)?;
+                self.shared.store.skipped(&self.topic);
+            }
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        if self.groups.is_empty() || self.lags_read.is_some_and(|at| at.elapsed() < LAG_EVERY) {
+            return Ok(());
+        }
+        self.lags_read = Some(Instant::now());
+        let marks = watermarks(consumer, &self.topic);
+        self.shared
+            .store
+            .set_lags(&self.topic, self.groups.lags(&self.topic, &marks));
+        Ok(())
+    }
+}
+
+impl Keeper {
+    /// The message's alerts (those --where selects) as entries for the store.
+    fn keep(&mut self, message: &BorrowedMessage<'_>) -> Result<Vec<Entry>> {
+        let value = message.payload().unwrap_or_default();
+        if value.is_empty() {
+            return Err(anyhow!("empty message"));
+        }
+        self.lines.clear();
+        let (framing, count) = self
+            .decoder
+            .decode_json(super::wire(message), &mut self.lines)?;
+        let selected: Vec<bool> = match &self.selector {
+            None => vec![true; count],
+            Some(selector) => {
+                let alerts = self.decoder.fields(super::wire(message), selector.need())?;
+                alerts.iter().map(|a| selector.selects(a)).collect()
+            }
+        };
+        let kept = Arc::new(Message {
+            key: message.key().map(<[u8]>::to_vec),
+            value: value.to_vec(),
+            timestamp_ms: message.timestamp().to_millis(),
+            framing: framing_name(framing),
+        });
+        let lines = self.lines.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+        Ok(lines
+            .enumerate()
+            .filter(|(index, _)| selected.get(*index).copied().unwrap_or(false))
+            .map(|(index, line)| {
+                let summary = serde_json::from_slice(line)
+                    .map(|alert| Summary::of(&alert))
+                    .unwrap_or_default();
+                Entry::new(
+                    self.topic.clone(),
+                    message.partition(),
+                    message.offset(),
+                    index,
+                    count,
+                    kept.clone(),
+                    summary,
+                )
+            })
+            .collect())
+    }
+}
+
+fn framing_name(framing: Framing) -> String {
+    match framing {
+        Framing::Confluent { .. } => "confluent".into(),
+        other => other.name(),
+    }
+}

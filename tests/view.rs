@@ -243,13 +243,36 @@ impl Browser {
         );
     }
 
+    fn find(&self, css: &str) -> String {
+        let element = self.call(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        element[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {element}"))
+            .to_string()
+    }
+
+    /// Moves the mouse to the middle of an element.
+    fn point_at(&self, css: &str) {
+        let id = self.find(css);
+        self.call("POST", "/actions", json!({"actions": [{"type": "pointer", "id": "mouse",
+            "parameters": {"pointerType": "mouse"},
+            "actions": [{"type": "pointerMove", "duration": 0, "x": 0, "y": 0, "origin": {ELEMENT: id}}]}]}));
+    }
+
     fn type_into(&self, css: &str, text: &str) {
         let element = self.call(
             "POST",
             "/element",
             json!({"using": "css selector", "value": css}),
         );
-        let id = element[ELEMENT].as_str().unwrap_or_else(|| panic!("{css}: {element}")).to_string();
+        let id = element[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {element}"))
+            .to_string();
         self.call("POST", &format!("/element/{id}/clear"), json!({}));
         self.call(
             "POST",
@@ -336,7 +359,8 @@ fn expected_marks(alert: &Json) -> (usize, usize, usize) {
 fn the_page_follows_the_stream_and_shows_cutouts_and_light_curves() {
     let topic = common::topic("view-page");
     common::create_topic(&topic, 1);
-    let view = View::start(&[&topic]);
+    let group = common::topic("view-watched-group");
+    let view = View::start(&[&topic, "--group", &group]);
     let browser = Browser::start();
     browser.goto(&view.url("/"));
     browser.wait_for(
@@ -404,7 +428,45 @@ fn the_page_follows_the_stream_and_shows_cutouts_and_light_curves() {
     );
     assert!(detections >= 1);
 
-    // The field tree holds the alert's fields; the pixel under the pointer is reported.
+    // The value of the pixel under the pointer, in FITS orientation: the
+    // middle of the enlarged 63 x 63 image is pixel (31, 31).
+    let pixels = get_json(&view.url(&format!(
+        "/api/alerts/{topic}/0/{}/cutouts",
+        rows[0]["offset"]
+    )));
+    let expected = pixels["science"]["pixels"][31 * 63 + 31]
+        .as_f64()
+        .expect("a finite centre pixel");
+    browser.point_at("#cutout-science img");
+    browser.wait_for(
+        "the pixel value",
+        "document.querySelector('#cutout-science .pixel').textContent.startsWith('(31, 31) = ')",
+    );
+    let caption =
+        browser.run("return document.querySelector('#cutout-science .pixel').textContent;");
+    let shown: f64 = caption
+        .as_str()
+        .unwrap()
+        .rsplit("= ")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (shown - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+        "{caption} vs {expected}"
+    );
+
+    // The watched group never read the topic: all 20 are its lag.
+    browser.wait_for(
+        "the group's lag",
+        &format!(
+            "document.getElementById('topics').textContent.includes({})",
+            json!(format!("group {group}: lag 20"))
+        ),
+    );
+
+    // The field tree holds the alert's fields.
     let tree = browser.run("return document.getElementById('fields').textContent;");
     assert!(
         tree.as_str().unwrap().contains("candidate") && tree.as_str().unwrap().contains(&first_id)
@@ -717,4 +779,79 @@ fn an_open_address_without_a_token_is_warned_about() {
             .any(|l| l.contains("no authentication") && l.contains("--token")),
         "{stderr:?}"
     );
+}
+
+/// A PNG's width and height, from its IHDR chunk.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && &png[12..16] == b"IHDR",
+        "not a PNG"
+    );
+    let word = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (word(16), word(20))
+}
+
+#[test]
+fn rubin_alerts_show_fluxes_cutouts_and_a_flux_light_curve() {
+    let topic = common::topic("view-rubin");
+    common::create_topic(&topic, 1);
+    let schema = PathBuf::from(common::python_script("registry_peer.py", &["schema-root"]).trim())
+        .join("11/1");
+    let schema = schema.display().to_string();
+    let view = View::start(&[&topic, "--schema", &schema]);
+    ok(&[
+        "send",
+        &topic,
+        "5",
+        "--simulate",
+        "rubin",
+        "--schema",
+        &schema,
+        "--seed",
+        "7",
+    ]);
+    let rows = view.wait_for_alerts(5);
+    for row in &rows {
+        assert_eq!(row["unit"], json!("nJy"), "{row}");
+        assert!(
+            row["band"].is_string() && row["value"].is_number() && row["object_id"].is_string(),
+            "{row}"
+        );
+    }
+    let at = format!("{topic}/0/{}", rows[0]["offset"]);
+    let described = get_json(&view.url(&format!("/api/alerts/{at}/cutouts")));
+    for stamp in ["science", "template", "difference"] {
+        let (status, headers, png) = get(&view.url(&format!("/cutouts/{at}/{stamp}.png")));
+        assert_eq!(status, 200);
+        assert!(!headers.contains("x-cutout-error"), "{stamp}: {headers}");
+        let size = (
+            described[stamp]["width"].as_u64().unwrap() as u32,
+            described[stamp]["height"].as_u64().unwrap() as u32,
+        );
+        assert_eq!(png_size(&png), size, "{stamp}");
+        let (status, _, fits) = get(&view.url(&format!("/cutouts/{at}/{stamp}.fits")));
+        assert_eq!(status, 200);
+        assert!(
+            fits.starts_with(b"SIMPLE"),
+            "{stamp}: Rubin's cutouts are plain FITS"
+        );
+    }
+    let (status, headers, svg) = get(&view.url(&format!("/api/alerts/{at}/lightcurve.svg")));
+    assert_eq!(status, 200);
+    assert!(headers.contains("image/svg+xml"));
+    let svg = String::from_utf8(svg).unwrap();
+    let alert = get_json(&view.url(&format!("/api/alerts/{at}")));
+    let history = alert["prvDiaSources"].as_array().map_or(0, Vec::len);
+    let forced = alert["prvDiaForcedSources"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        svg.matches("class=\"mark detection\"").count(),
+        1 + history,
+        "{svg}"
+    );
+    assert_eq!(svg.matches("class=\"mark forced\"").count(), forced);
+    assert!(svg.contains("nJy"));
+    let (status, _, raw) = get(&view.url(&format!("/api/alerts/{at}/raw")));
+    assert_eq!(status, 200);
+    assert!(raw.len() > 1000, "the message's bytes");
+    view.stop();
 }

@@ -40,6 +40,7 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Archive a stream to Avro or Parquet files, each committed only once on disk')
             [CompletionResult]::new('filter', 'filter', [CompletionResultType]::ParameterValue, 'Route the alerts an expression selects to other topics, unchanged, exactly once')
+            [CompletionResult]::new('view', 'view', [CompletionResultType]::ParameterValue, 'Look at a stream in a web browser: rates, the newest alerts, cutouts, light curves')
             [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Write simulated alerts to Avro files, one per visit, instead of Kafka')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a manual page (roff) to stdout: alertstream(1), or a subcommand''s')
@@ -238,6 +239,45 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'alertstream;view' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the page is served on. Anything but a loopback address is reachable by others: give --token then')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Require this token on every request: `Authorization: Bearer TOKEN`, or `?token=TOKEN` in the page''s address (the page passes it on)')
+            [CompletionResult]::new('--where', '--where', [CompletionResultType]::ParameterName, 'Keep only the alerts this CEL expression selects (as print --where); the page''s filter box narrows further')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the newest N alerts in memory')
+            [CompletionResult]::new('--keep-bytes', '--keep-bytes', [CompletionResultType]::ParameterName, '... and at most this many bytes of messages (the oldest go first). Suffixes K, M, G')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'A consumer group whose lag the page shows (repeatable); view never joins or commits for it')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'A consumer group whose lag the page shows (repeatable); view never joins or commits for it')
+            [CompletionResult]::new('--max-messages', '--max-messages', [CompletionResultType]::ParameterName, 'Exit after this many messages')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start at this time instead of a group''s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from')
+            [CompletionResult]::new('--broker-timeout', '--broker-timeout', [CompletionResultType]::ParameterName, 'Exit with an error once every broker has been unreachable this long')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How messages frame their Avro data (as print --format)')
+            [CompletionResult]::new('--wire', '--wire', [CompletionResultType]::ParameterName, 'How messages frame their Avro data (as print --format)')
+            [CompletionResult]::new('--max-alert-bytes', '--max-alert-bytes', [CompletionResultType]::ParameterName, 'The most one alert may take, in bytes of Avro binary')
+            [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'Reader schema: .avsc files or a folder of them [default: built-in] (as print --schema)')
+            [CompletionResult]::new('--schema-registry', '--schema-registry', [CompletionResultType]::ParameterName, 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio''s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file')
+            [CompletionResult]::new('--registry-auth-file', '--registry-auth-file', [CompletionResultType]::ParameterName, 'A file holding one line user:password for the registry''s basic auth (kept out of the command line and process list)')
+            [CompletionResult]::new('--registry-ca', '--registry-ca', [CompletionResultType]::ParameterName, 'PEM file of the CA that signed the registry''s certificate [default: the system''s roots]')
+            [CompletionResult]::new('--registry-cache', '--registry-cache', [CompletionResultType]::ParameterName, 'Keep each schema fetched from the registry in this folder too, so a restart decodes without the registry (ids are never reused)')
+            [CompletionResult]::new('--schema-dir', '--schema-dir', [CompletionResultType]::ParameterName, 'Writer schemas by id without a registry, laid out as Rubin publishes them (lsst-alert-packet''s schema/ folder): id 703 is DIR/7/3/*.avsc')
+            [CompletionResult]::new('--on-unknown-schema', '--on-unknown-schema', [CompletionResultType]::ParameterName, 'A Confluent-framed message whose schema id neither the registry nor --schema-dir knows: stop before it (exit 1, its offset not committed: an unknown id almost always means a wrong or reset registry), or skip it (counted in alertstream_decode_errors_total, reason unknown_schema)')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
+            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
+            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)')
+            [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'Exit once every assigned partition has reached its end')
+            [CompletionResult]::new('--exit-at-end', '--exit-at-end', [CompletionResultType]::ParameterName, 'Exit once every assigned partition has reached its end')
+            [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Fail at once if the topic does not exist, instead of waiting for it')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'alertstream;simulate' {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Folder to write the visits to, one Avro object container file each (visit-N.avro)')
             [CompletionResult]::new('--visits', '--visits', [CompletionResultType]::ParameterName, 'Number of visits')
@@ -303,6 +343,7 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Archive a stream to Avro or Parquet files, each committed only once on disk')
             [CompletionResult]::new('filter', 'filter', [CompletionResultType]::ParameterValue, 'Route the alerts an expression selects to other topics, unchanged, exactly once')
+            [CompletionResult]::new('view', 'view', [CompletionResultType]::ParameterValue, 'Look at a stream in a web browser: rates, the newest alerts, cutouts, light curves')
             [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Write simulated alerts to Avro files, one per visit, instead of Kafka')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a manual page (roff) to stdout: alertstream(1), or a subcommand''s')
@@ -322,6 +363,9 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             break
         }
         'alertstream;help;filter' {
+            break
+        }
+        'alertstream;help;view' {
             break
         }
         'alertstream;help;simulate' {

@@ -37,6 +37,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand monitor 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
             cand record 'Archive a stream to Avro or Parquet files, each committed only once on disk'
             cand filter 'Route the alerts an expression selects to other topics, unchanged, exactly once'
+            cand view 'Look at a stream in a web browser: rates, the newest alerts, cutouts, light curves'
             cand simulate 'Write simulated alerts to Avro files, one per visit, instead of Kafka'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Print a manual page (roff) to stdout: alertstream(1), or a subcommand''s'
@@ -229,6 +230,44 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'alertstream;view'= {
+            cand --listen 'Address the page is served on. Anything but a loopback address is reachable by others: give --token then'
+            cand --token 'Require this token on every request: `Authorization: Bearer TOKEN`, or `?token=TOKEN` in the page''s address (the page passes it on)'
+            cand --where 'Keep only the alerts this CEL expression selects (as print --where); the page''s filter box narrows further'
+            cand --keep 'Keep the newest N alerts in memory'
+            cand --keep-bytes '... and at most this many bytes of messages (the oldest go first). Suffixes K, M, G'
+            cand -g 'A consumer group whose lag the page shows (repeatable); view never joins or commits for it'
+            cand --group 'A consumer group whose lag the page shows (repeatable); view never joins or commits for it'
+            cand --max-messages 'Exit after this many messages'
+            cand --from 'Start at this time instead of a group''s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)'
+            cand --until 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from'
+            cand --broker-timeout 'Exit with an error once every broker has been unreachable this long'
+            cand --format 'How messages frame their Avro data (as print --format)'
+            cand --wire 'How messages frame their Avro data (as print --format)'
+            cand --max-alert-bytes 'The most one alert may take, in bytes of Avro binary'
+            cand --schema 'Reader schema: .avsc files or a folder of them [default: built-in] (as print --schema)'
+            cand --schema-registry 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio''s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file'
+            cand --registry-auth-file 'A file holding one line user:password for the registry''s basic auth (kept out of the command line and process list)'
+            cand --registry-ca 'PEM file of the CA that signed the registry''s certificate [default: the system''s roots]'
+            cand --registry-cache 'Keep each schema fetched from the registry in this folder too, so a restart decodes without the registry (ids are never reused)'
+            cand --schema-dir 'Writer schemas by id without a registry, laid out as Rubin publishes them (lsst-alert-packet''s schema/ folder): id 703 is DIR/7/3/*.avsc'
+            cand --on-unknown-schema 'A Confluent-framed message whose schema id neither the registry nor --schema-dir knows: stop before it (exit 1, its offset not committed: an unknown id almost always means a wrong or reset registry), or skip it (counted in alertstream_decode_errors_total, reason unknown_schema)'
+            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
+            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
+            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
+            cand --metrics 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)'
+            cand -e 'Exit once every assigned partition has reached its end'
+            cand --exit-at-end 'Exit once every assigned partition has reached its end'
+            cand --no-wait 'Fail at once if the topic does not exist, instead of waiting for it'
+            cand -v 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
+            cand --verbose 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
+            cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand --quiet 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'alertstream;simulate'= {
             cand --out 'Folder to write the visits to, one Avro object container file each (visit-N.avro)'
             cand --visits 'Number of visits'
@@ -291,6 +330,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand monitor 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
             cand record 'Archive a stream to Avro or Parquet files, each committed only once on disk'
             cand filter 'Route the alerts an expression selects to other topics, unchanged, exactly once'
+            cand view 'Look at a stream in a web browser: rates, the newest alerts, cutouts, light curves'
             cand simulate 'Write simulated alerts to Avro files, one per visit, instead of Kafka'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Print a manual page (roff) to stdout: alertstream(1), or a subcommand''s'
@@ -305,6 +345,8 @@ set edit:completion:arg-completer[alertstream] = {|@words|
         &'alertstream;help;record'= {
         }
         &'alertstream;help;filter'= {
+        }
+        &'alertstream;help;view'= {
         }
         &'alertstream;help;simulate'= {
         }

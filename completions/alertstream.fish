@@ -37,6 +37,7 @@ complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "print" -d '
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "filter" -d 'Route the alerts an expression selects to other topics, unchanged, exactly once'
+complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "view" -d 'Look at a stream in a web browser: rates, the newest alerts, cutouts, light curves'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "simulate" -d 'Write simulated alerts to Avro files, one per visit, instead of Kafka'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "man" -d 'Print a manual page (roff) to stdout: alertstream(1), or a subcommand\'s'
@@ -207,6 +208,39 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l no-wa
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l listen -d 'Address the page is served on. Anything but a loopback address is reachable by others: give --token then' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l token -d 'Require this token on every request: `Authorization: Bearer TOKEN`, or `?token=TOKEN` in the page\'s address (the page passes it on)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l where -d 'Keep only the alerts this CEL expression selects (as print --where); the page\'s filter box narrows further' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l keep -d 'Keep the newest N alerts in memory' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l keep-bytes -d '... and at most this many bytes of messages (the oldest go first). Suffixes K, M, G' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s g -l group -d 'A consumer group whose lag the page shows (repeatable); view never joins or commits for it' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l max-messages -d 'Exit after this many messages' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l format -l wire -d 'How messages frame their Avro data (as print --format)' -r -f -a "auto\t''
+schemaless\t''
+container\t''
+confluent\t''
+key-schema\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l schema -d 'Reader schema: .avsc files or a folder of them [default: built-in] (as print --schema)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l registry-auth-file -d 'A file holding one line user:password for the registry\'s basic auth (kept out of the command line and process list)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l registry-ca -d 'PEM file of the CA that signed the registry\'s certificate [default: the system\'s roots]' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l registry-cache -d 'Keep each schema fetched from the registry in this folder too, so a restart decodes without the registry (ids are never reused)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l schema-dir -d 'Writer schemas by id without a registry, laid out as Rubin publishes them (lsst-alert-packet\'s schema/ folder): id 703 is DIR/7/3/*.avsc' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l on-unknown-schema -d 'A Confluent-framed message whose schema id neither the registry nor --schema-dir knows: stop before it (exit 1, its offset not committed: an unknown id almost always means a wrong or reset registry), or skip it (counted in alertstream_decode_errors_total, reason unknown_schema)' -r -f -a "stop\t''
+skip\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l out -d 'Folder to write the visits to, one Avro object container file each (visit-N.avro)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l visits -d 'Number of visits' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l interval -d 'Seconds between visits (the simulated survey\'s cadence)' -r
@@ -242,12 +276,13 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l metrics 
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "filter" -d 'Route the alerts an expression selects to other topics, unchanged, exactly once'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "simulate" -d 'Write simulated alerts to Avro files, one per visit, instead of Kafka'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "man" -d 'Print a manual page (roff) to stdout: alertstream(1), or a subcommand\'s'
-complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter simulate completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "record" -d 'Archive a stream to Avro or Parquet files, each committed only once on disk'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "filter" -d 'Route the alerts an expression selects to other topics, unchanged, exactly once'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "view" -d 'Look at a stream in a web browser: rates, the newest alerts, cutouts, light curves'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "simulate" -d 'Write simulated alerts to Avro files, one per visit, instead of Kafka'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "man" -d 'Print a manual page (roff) to stdout: alertstream(1), or a subcommand\'s'
+complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

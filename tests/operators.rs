@@ -140,7 +140,7 @@ fn readme_commands_exist() {
 
 #[test]
 fn every_subcommand_help_has_examples() {
-    for subcommand in ["send", "print", "monitor", "completions", "man"] {
+    for subcommand in ["send", "print", "monitor", "view", "completions", "man"] {
         let help = ok(&[subcommand, "--help"]);
         assert!(
             help.contains("Examples:"),

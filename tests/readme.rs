@@ -27,9 +27,9 @@ use common::*;
 const EXAMPLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Subcommands whose first positional is a topic.
-const TOPIC_COMMANDS: &[&str] = &["send", "print", "monitor", "record", "filter"];
+const TOPIC_COMMANDS: &[&str] = &["send", "print", "monitor", "record", "filter", "view"];
 /// Subcommands that consume (and wait for more unless bounded).
-const CONSUMERS: &[&str] = &["print", "monitor", "record", "filter"];
+const CONSUMERS: &[&str] = &["print", "monitor", "record", "filter", "view"];
 /// Subcommands without a topic.
 const OTHER_COMMANDS: &[&str] = &["simulate", "completions", "man", "help"];
 
@@ -179,6 +179,14 @@ const REWRITES: &[(&str, &str, Rewrite)] = &[
          topic within the run, so a send feeds the prints after it, and nothing is left over \
          from earlier runs or other tests",
         rewrite_topics,
+    ),
+    (
+        "view: every TOPIC, and --listen",
+        "every topic as for the other commands; --listen 127.0.0.1:0, a free port (the page's \
+         address is read from view's log): view serves until stopped, so the test asks the \
+         page's /api/stats for every topic named (with the --token given, if any), then stops \
+         view with SIGTERM, which must exit 0",
+        rewrite_view,
     ),
     (
         "COUNT of 1000 or more",
@@ -690,6 +698,19 @@ fn rewrite_topics(run: &mut Run, cmd: &mut Cmd) {
     }
 }
 
+fn rewrite_view(run: &mut Run, cmd: &mut Cmd) {
+    if cmd.sub != "view" {
+        return;
+    }
+    for n in 1.. {
+        let Some(at) = cmd.positional(n) else { break };
+        if let Item::Pos(name) = cmd.items[at].clone() {
+            cmd.items[at] = Item::Pos(run.topic(&name));
+        }
+    }
+    cmd.set_or_append("--listen", "127.0.0.1:0");
+}
+
 fn rewrite_count(_: &mut Run, cmd: &mut Cmd) {
     if ["send", "simulate"].contains(&cmd.sub.as_str()) {
         if let Some(at) = cmd.positional(1) {
@@ -901,6 +922,120 @@ fn execute(run: &Run, argv: &[String]) -> (std::process::Output, f64) {
     (output, started.elapsed().as_secs_f64())
 }
 
+/// Runs a `view` example: waits for its page, asks `/api/stats` for the
+/// topics it names, then stops it with SIGTERM (it serves until stopped).
+fn execute_view(
+    run: &Run,
+    cmd: &Cmd,
+    argv: &[String],
+) -> Result<(std::process::Output, f64), String> {
+    let started = Instant::now();
+    let mut child = alertstream()
+        .args(argv)
+        .current_dir(run.dir.path())
+        .env_remove("ALERTSTREAM_SCHEMA_REGISTRY")
+        .env_remove("ALERTSTREAM_METRICS")
+        .env_remove("ALERTSTREAM_VIEW_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn alertstream");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let base = loop {
+        match lines.recv_timeout(EXAMPLE_LIMIT.saturating_sub(started.elapsed())) {
+            Ok(line) => {
+                let base = line
+                    .split("view on ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .map(str::to_string);
+                seen.push(line);
+                if let Some(base) = base {
+                    break base;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                return Err(format!(
+                    "view never said where its page is; stderr:\n{}",
+                    seen.join("\n")
+                ));
+            }
+        }
+    };
+    let checked = check_view_page(&base, cmd);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut output = wait_with_limit(child, EXAMPLE_LIMIT);
+    let _ = reader.join();
+    seen.extend(lines.try_iter());
+    output.stderr = seen.join("\n").into_bytes();
+    checked?;
+    Ok((output, started.elapsed().as_secs_f64()))
+}
+
+/// The page answers and lists every topic the command names.
+fn check_view_page(base: &str, cmd: &Cmd) -> Result<(), String> {
+    let token = cmd.items.iter().find_map(|i| match i {
+        Item::Opt {
+            name,
+            value: Some(v),
+            ..
+        } if name == "--token" => Some(v.clone()),
+        _ => None,
+    });
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut request = agent.get(&format!("{base}api/stats"));
+    if let Some(token) = &token {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request
+        .call()
+        .map_err(|e| format!("{base}api/stats: {e}"))?;
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    if response.status().as_u16() != 200 {
+        return Err(format!(
+            "{base}api/stats answered {}: {body}",
+            response.status()
+        ));
+    }
+    let stats: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    let listed: Vec<&str> = stats["topics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["topic"].as_str())
+        .collect();
+    for n in 0.. {
+        let Some(at) = cmd.positional(n) else { break };
+        if let Item::Pos(topic) = &cmd.items[at] {
+            if !listed.contains(&topic.as_str()) {
+                return Err(format!("the page does not list topic {topic}: {body}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fills a README topic no example has written to yet, as [`SEEDS`] says.
 fn seed(run: &mut Run, name: &str) -> Result<(), String> {
     let Some((_, why, args)) = SEEDS.iter().find(|(n, ..)| *n == name) else {
@@ -943,7 +1078,11 @@ fn run_alertstream(
     }
     let argv = cmd.argv();
     let (expected, why) = expected_code(line);
-    let (output, seconds) = execute(run, &argv);
+    let (output, seconds) = if cmd.sub == "view" {
+        execute_view(run, &cmd, &argv)?
+    } else {
+        execute(run, &argv)
+    };
     let err = stderr(&output);
     let problem = if output.status.code() != Some(expected) {
         Some(format!(

@@ -968,6 +968,7 @@ fn execute_view(
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 return Err(format!(
                     "view never said where its page is; stderr:\n{}",
                     seen.join("\n")

@@ -80,5 +80,61 @@ fn bench(c: &mut Criterion) {
     eprintln!("{} fixture alerts, {} bytes encoded", corpus.len(), bytes);
 }
 
-criterion_group!(benches, bench);
+/// A plain FITS image of `side` x `side` float32 pixels (BITPIX -32).
+fn plain_fits(side: usize) -> Vec<u8> {
+    let cards = [
+        "SIMPLE  =                    T".to_string(),
+        "BITPIX  =                  -32".to_string(),
+        "NAXIS   =                    2".to_string(),
+        format!("NAXIS1  = {side:>20}"),
+        format!("NAXIS2  = {side:>20}"),
+        "END".to_string(),
+    ];
+    let mut fits: Vec<u8> = cards
+        .iter()
+        .flat_map(|c| format!("{c:<80}").into_bytes())
+        .collect();
+    fits.resize(2880, b' ');
+    for i in 0..side * side {
+        // A sky of noise with a source in the middle.
+        let (x, y) = (
+            (i % side) as f32 - side as f32 / 2.0,
+            (i / side) as f32 - side as f32 / 2.0,
+        );
+        let value = 100.0 + ((i * 7919) % 97) as f32 + 5000.0 * (-(x * x + y * y) / 20.0).exp();
+        fits.extend_from_slice(&value.to_be_bytes());
+    }
+    fits.resize(fits.len().div_ceil(2880) * 2880, 0);
+    fits
+}
+
+/// `view`'s cutout path per stamp: decode, zscale, PNG. `scripts/bench
+/// --only view` reads the medians.
+fn cutouts(c: &mut Criterion) {
+    use alertstream::view::cutout::{decode, render_png, Stamp};
+    let ztf = corpus()
+        .into_iter()
+        .find_map(|(_, _, alert)| {
+            alertstream::alerts::stamps::cutouts(&alert)
+                .into_iter()
+                .find(|c| c.field == "cutoutScience")
+                .map(|c| c.data.to_vec())
+        })
+        .expect("a ZTF science cutout");
+    let mut group = c.benchmark_group("cutouts");
+    for (name, bytes) in [
+        ("ztf-63x63-gzip", ztf),
+        ("plain-300x300-f32", plain_fits(300)),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let image = decode(black_box(&bytes)).unwrap();
+                black_box(render_png(&image, Stamp::Science));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, cutouts);
 criterion_main!(benches);

@@ -24,7 +24,7 @@ TRANSPORT = ROOT / "target/release/examples/transport"
 PY = sys.executable
 BROKERS = os.environ.get("ALERTSTREAM_BROKERS", "127.0.0.1:9092")
 QUICK = "--quick" in sys.argv
-# --only simulate|dialects: just those rows (docs/performance.md keeps the rest)
+# --only simulate|dialects|view: just those rows (docs/performance.md keeps the rest)
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 VISIT = 2000 if QUICK else 10000
 SCALE = [1000, 5000] if QUICK else [1000, 10000, 100000]
@@ -106,9 +106,9 @@ def criterion(name):
 
 
 def main():
-    if ONLY in ("simulate", "dialects"):
+    if ONLY in ("simulate", "dialects", "view"):
         r = json.loads((ROOT / "docs/performance.json").read_text())
-        r[ONLY] = simulate_vs_samples() if ONLY == "simulate" else dialects()
+        r[ONLY] = {"simulate": simulate_vs_samples, "dialects": dialects, "view": view_bench}[ONLY]()
         write_docs(r)
         return
     fixtures = sorted(glob.glob(str(FIXTURES / "*.avro")))
@@ -178,6 +178,7 @@ def main():
     results["replay"] = replay_gaps()
     results["simulate"] = simulate_vs_samples()
     results["dialects"] = dialects()
+    results["view"] = view_bench()
 
     # Scale: one visit of growing size.
     scale = []
@@ -382,6 +383,113 @@ def dialects():
     return result
 
 
+def view_until_read(t, schema, keep):
+    """view reading a topic from its start (-e: it logs when every partition
+    is read, then keeps serving): seconds to that line, peak RSS then."""
+    start = time.monotonic()
+    proc = subprocess.Popen([str(c) for c in [BIN, "view", t, "--from", "@0", "-e", "--keep", keep,
+                                              "--listen", "127.0.0.1:0", "--schema", schema]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, RUST_LOG="info"))
+    base = None
+    for line in proc.stderr:
+        if "view on http://" in line:
+            base = line.split("view on ")[1].split()[0]
+        if "read to the end" in line:
+            break
+    else:
+        sys.exit(f"view of {t} ended before reading it")
+    seconds = time.monotonic() - start
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    rss = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+    return proc, base, {"seconds": seconds, "rss": rss, "alerts": VISIT}
+
+
+def view_bench():
+    """view vs print of one visit (the four v3.1 fixtures cycled, cutouts
+    included), both from the topic's start outside any group (--from @0 -e),
+    whole process to the last alert read (print exits; view logs it and keeps
+    serving), view keeping all (--keep 10000); alternating, median of five.
+    Then the page in headless chromium with 2,000 alerts kept: milliseconds
+    from navigation until the table holds all 2,000 rows."""
+    v31 = sorted(glob.glob(str(FIXTURES / "v3.1_*.avro")))
+    schema = ROOT / "target/bench-v3.1.avsc"
+    with open(v31[0], "rb") as f:
+        schema.write_text(json.dumps(fastavro.reader(f).writer_schema))
+    t = topic("view")
+    subprocess.run([TRANSPORT, "produce", t, str(VISIT)] + v31, check=True, capture_output=True)
+    runs = {"print": [], "view": []}
+    for i in range(5):
+        runs["print"].append(timed([BIN, "print", t, "--from", "@0", "-e", "--schema", schema]))
+        proc, _, r = view_until_read(t, schema, 10000)
+        proc.terminate()
+        proc.wait()
+        runs["view"].append(r)
+        for name in runs:
+            print("bench", name, json.dumps({k: v for k, v in runs[name][-1].items() if k != "log"}), flush=True)
+    result = {name: sorted(r, key=lambda x: x["seconds"])[2] for name, r in runs.items()}
+    result["page_ms"] = page_ready_ms(t, schema)
+    result["cutout_us"] = {name: criterion_median("cutouts", name) / 1000
+                           for name in ("ztf-63x63-gzip", "plain-300x300-f32")}
+    drop(t)
+    return result
+
+
+def criterion_median(group, name):
+    path = ROOT / f"target/criterion/{group}/{name}/new/estimates.json"
+    return json.loads(path.read_text())["median"]["point_estimate"]
+
+
+def page_ready_ms(t, schema):
+    """The stream page with 2,000 kept alerts in headless chromium (through
+    chromedriver's WebDriver API): ms from navigation start until every row
+    is in the table, median of three page loads."""
+    import socket
+    import tempfile
+    import urllib.request
+    proc, base, _ = view_until_read(t, schema, 2000)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    driver = subprocess.Popen(["chromedriver", f"--port={port}"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    profile = tempfile.mkdtemp(prefix="bench-chromium-")
+
+    def call(method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return json.loads(answer.read())["value"]
+    try:
+        for _ in range(200):
+            try:
+                call("GET", "/status")
+                break
+            except OSError:
+                time.sleep(0.05)
+        args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--no-first-run", f"--user-data-dir={profile}"]
+        session = call("POST", "/session", {"capabilities": {"alwaysMatch": {
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}})["sessionId"]
+        call("POST", f"/session/{session}/timeouts", {"script": 60000})
+        times = []
+        for _ in range(3):
+            call("POST", f"/session/{session}/url", {"url": base})
+            times.append(call("POST", f"/session/{session}/execute/async", {"args": [], "script": """
+                const done = arguments[arguments.length - 1];
+                const full = () => document.querySelectorAll('#alerts tbody tr').length >= 2000;
+                if (full()) return done(performance.now());
+                new MutationObserver((_, o) => { if (full()) { o.disconnect(); done(performance.now()); } })
+                  .observe(document.body, {subtree: true, childList: true});"""}))
+        call("DELETE", f"/session/{session}")
+        return sorted(times)[1]
+    finally:
+        driver.terminate()
+        proc.terminate()
+        proc.wait()
+
+
 def rate(r):
     return r["alerts"] / r["seconds"]
 
@@ -574,6 +682,34 @@ def write_docs(r):
             f"{dl[name]['rss']:.0f} MB |"
             for name, label in (("schemaless", "schemaless, --schema"), ("key-schema", "key-schema"),
                                 ("dead-letter", "schemaless, --dead-letter"))
+        ]
+    vw = r.get("view")
+    if vw:
+        lines += [
+            "",
+            "## `view`",
+            "",
+            f"`view` and `print` of one visit of {r['visit']:,} alerts (the four v3.1 fixtures cycled, "
+            "cutouts included), both from the topic's start outside any group (`--from @0 -e`), whole "
+            "process until the last alert is read (print exits; view logs it and goes on serving), "
+            "`view --keep 10000` (within the default `--keep-bytes`); median of five alternating runs. "
+            "Targets: view at most 1.3x print's time, RSS at most 300 MB; a cutout in at most 1 ms "
+            "(63x63) and 5 ms (large); the page interactive with 2,000 alerts in under a second.",
+            "",
+            "| | time | vs print | peak RSS |",
+            "| --- | --- | --- | --- |",
+        ] + [
+            f"| {name} | {vw[name]['seconds']:.2f} s | **{vw[name]['seconds'] / vw['print']['seconds']:.2f}x** | "
+            f"{vw[name]['rss']:.0f} MB |" for name in ("print", "view")
+        ] + [
+            "",
+            "| cutout: decode, zscale, PNG (criterion, median) | time |",
+            "| --- | --- |",
+            f"| ZTF 63 x 63, gzip-compressed FITS | {vw['cutout_us']['ztf-63x63-gzip']:.0f} µs |",
+            f"| 300 x 300 float32, plain FITS | {vw['cutout_us']['plain-300x300-f32']:.0f} µs |",
+            "",
+            f"The stream page with 2,000 kept alerts in headless chromium: all rows in the table "
+            f"**{vw['page_ms']:.0f} ms** after navigation starts (median of three loads).",
         ]
     lines += ["", "![alerts per second, side by side](performance.svg)", ""]
     docs = ROOT / "docs"

@@ -526,8 +526,14 @@ pub struct MonitorArgs {
 #[derive(Debug, Args)]
 pub struct ViewArgs {
     /// Topics to show (read outside any consumer group: nothing is committed).
-    #[arg(required = true, value_name = "TOPIC")]
+    #[arg(required_unless_present = "archive", value_name = "TOPIC")]
     pub topics: Vec<String>,
+
+    /// Show a folder that `record --format avro` wrote instead of topics:
+    /// its newest --keep alerts, with the topic, partition and offset each
+    /// came from (filter with e.g. objectId == "ZTF18abc").
+    #[arg(long = "archive", value_name = "DIR", conflicts_with = "topics")]
+    pub archive: Option<PathBuf>,
 
     /// Address the page is served on. Anything but a loopback address is
     /// reachable by others: give --token then.

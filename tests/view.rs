@@ -855,3 +855,79 @@ fn rubin_alerts_show_fluxes_cutouts_and_a_flux_light_curve() {
     assert!(raw.len() > 1000, "the message's bytes");
     view.stop();
 }
+
+#[test]
+fn an_avro_archive_is_served_with_its_stream_places_and_searched_by_object_id() {
+    let topic = common::topic("view-archive");
+    let fixtures = ztf_fixtures().display().to_string();
+    ok(&[
+        "send",
+        &topic,
+        "--alerts",
+        &fixtures,
+        "--format",
+        "container",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let out = archive.display().to_string();
+    ok(&[
+        "record",
+        &topic,
+        "--out",
+        &out,
+        "--group",
+        &common::topic("archivers"),
+        "-e",
+        "--roll-alerts",
+        "7",
+    ]);
+    let printed = common::json_lines(&ok(&[
+        "print",
+        &topic,
+        "--group",
+        &common::topic("readers"),
+        "-e",
+        "--meta",
+    ]));
+    assert_eq!(printed.len(), 20);
+    std::fs::write(archive.join("notes.parquet"), b"PAR1").unwrap();
+
+    let view = View::start(&["--archive", &out]);
+    let rows = view.wait_for_alerts(20);
+    assert_eq!(rows.len(), 20);
+    // Each alert under the topic, partition and offset it had, equal to print's.
+    for line in &printed {
+        let offset = line["_kafka"]["offset"].as_i64().unwrap();
+        let mut alert = get_json(&view.url(&format!("/api/alerts/{topic}/0/{offset}")));
+        let mut expected = line.clone();
+        expected.as_object_mut().unwrap().remove("_kafka");
+        alert.as_object_mut().unwrap().remove("_kafka");
+        assert_eq!(alert, expected, "offset {offset}");
+    }
+    // Search by object id is a --where expression.
+    let id = printed[3]["objectId"].as_str().unwrap();
+    let expected = printed
+        .iter()
+        .filter(|l| l["objectId"] == json!(id))
+        .count();
+    let found = get_json(&view.url(&format!("/api/alerts?where=objectId%20%3D%3D%20%22{id}%22")));
+    let found = found["alerts"].as_array().unwrap();
+    assert_eq!(found.len(), expected);
+    assert!(found
+        .iter()
+        .all(|r| r["object_id"] == json!(id) && r["framing"] == json!("archive")));
+    let at = format!("{topic}/0/{}", found[0]["offset"]);
+    let (status, headers, png) = get(&view.url(&format!("/cutouts/{at}/difference.png")));
+    assert_eq!((status, headers.contains("x-cutout-error")), (200, false));
+    let described = get_json(&view.url(&format!("/api/alerts/{at}/cutouts")));
+    let size = |k: &str| described["difference"][k].as_u64().unwrap() as u32;
+    assert_eq!(png_size(&png), (size("width"), size("height")));
+    let stderr = view.stop();
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("1 Parquet file(s) not shown")),
+        "the Parquet file is named, not silently left out: {stderr:?}"
+    );
+}

@@ -16,7 +16,8 @@ use crate::kafka::groups::GroupLag;
 /// One Kafka message as it arrived: what a download gives back unchanged.
 #[derive(Debug)]
 pub struct Message {
-    pub key: Option<Vec<u8>>,
+    /// Shared: an archive's alerts all carry their file's writer schema here.
+    pub key: Option<Arc<[u8]>>,
     pub value: Vec<u8>,
     pub timestamp_ms: Option<i64>,
     /// How it was framed (schemaless, container, ...), for the page.
@@ -53,7 +54,7 @@ impl Entry {
         message: Arc<Message>,
         summary: Summary,
     ) -> Self {
-        let whole = message.value.len() + message.key.as_ref().map_or(0, Vec::len);
+        let whole = message.value.len() + message.key.as_ref().map_or(0, |k| k.len());
         Self {
             seq: 0,
             topic,

@@ -2,6 +2,8 @@
 //! committing, like monitor), keeps the newest alerts, and serves a page to
 //! look at them: rates, a live table, cutouts, light curves (`crate::view`).
 
+mod archive;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +30,7 @@ use crate::view::Shared;
 #[derive(Debug, Clone)]
 pub struct ViewOptions {
     pub topics: Vec<String>,
+    pub archive: Option<std::path::PathBuf>,
     pub listen: String,
     pub token: Option<String>,
     pub filter: Option<String>,
@@ -54,8 +57,15 @@ impl ViewOptions {
         if args.groups.iter().any(|g| g.trim().is_empty()) {
             return Err(bad_input("--group is empty"));
         }
+        if let Some(dir) = args.archive.as_ref().filter(|d| !d.is_dir()) {
+            return Err(bad_input(format!(
+                "--archive {}: not a folder (give the --out folder of alertstream record)",
+                dir.display()
+            )));
+        }
         Ok(Self {
             topics: args.topics,
+            archive: args.archive,
             listen: args.listen,
             token: args.token,
             filter: args.filter,
@@ -86,6 +96,14 @@ pub async fn run(options: ViewOptions, kafka: KafkaSettings, shutdown: Shutdown)
     warn_if_open(local, options.token.is_some());
     crate::metrics::spawn_server(listener, crate::view::router(shared.clone()))?;
     tracing::info!("view on http://{local}/ (Ctrl-C to stop)");
+    if let Some(dir) = options.archive.clone() {
+        let (shared, options) = (shared.clone(), options.clone());
+        let loaded = tokio::task::spawn_blocking(move || archive::load(&dir, &shared, &options));
+        loaded.await??;
+        tracing::info!("archive loaded; the page stays up (Ctrl-C to stop)");
+        shutdown.wait().await;
+        return Ok(());
+    }
     let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
     for topic in &options.topics {
         let reading = Reading {
@@ -231,43 +249,68 @@ impl Keeper {
         if value.is_empty() {
             return Err(anyhow!("empty message"));
         }
-        self.lines.clear();
-        let (framing, count) = self
-            .decoder
-            .decode_json(super::wire(message), &mut self.lines)?;
-        let selected: Vec<bool> = match &self.selector {
-            None => vec![true; count],
-            Some(selector) => {
-                let alerts = self.decoder.fields(super::wire(message), selector.need())?;
-                alerts.iter().map(|a| selector.selects(a)).collect()
-            }
-        };
-        let kept = Arc::new(Message {
-            key: message.key().map(<[u8]>::to_vec),
+        let kept = Message {
+            key: message.key().map(Arc::from),
             value: value.to_vec(),
             timestamp_ms: message.timestamp().to_millis(),
-            framing: framing_name(framing),
-        });
-        let lines = self.lines.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-        Ok(lines
-            .enumerate()
-            .filter(|(index, _)| selected.get(*index).copied().unwrap_or(false))
-            .map(|(index, line)| {
-                let summary = serde_json::from_slice(line)
-                    .map(|alert| Summary::of(&alert))
-                    .unwrap_or_default();
-                Entry::new(
-                    self.topic.clone(),
-                    message.partition(),
-                    message.offset(),
-                    index,
-                    count,
-                    kept.clone(),
-                    summary,
-                )
-            })
-            .collect())
+            framing: String::new(),
+        };
+        let at = (self.topic.clone(), message.partition(), message.offset());
+        entries(
+            &self.decoder,
+            self.selector.as_ref(),
+            &mut self.lines,
+            at,
+            kept,
+        )
     }
+}
+
+/// A message's alerts (those `selector` selects) as entries for the store,
+/// each with its table row. `lines` is scratch space.
+pub(super) fn entries(
+    decoder: &Decoder,
+    selector: Option<&Selector>,
+    lines: &mut Vec<u8>,
+    (topic, partition, offset): (Arc<str>, i32, i64),
+    mut message: Message,
+) -> Result<Vec<Entry>> {
+    lines.clear();
+    let payload = || crate::avro::codec::Payload {
+        key: message.key.as_deref(),
+        value: &message.value,
+    };
+    let (framing, count) = decoder.decode_json(payload(), lines)?;
+    let selected: Vec<bool> = match selector {
+        None => vec![true; count],
+        Some(selector) => {
+            let alerts = decoder.fields(payload(), selector.need())?;
+            alerts.iter().map(|a| selector.selects(a)).collect()
+        }
+    };
+    if message.framing.is_empty() {
+        message.framing = framing_name(framing);
+    }
+    let message = Arc::new(message);
+    let rows = lines.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    Ok(rows
+        .enumerate()
+        .filter(|(index, _)| selected.get(*index).copied().unwrap_or(false))
+        .map(|(index, line)| {
+            let summary = serde_json::from_slice(line)
+                .map(|alert| Summary::of(&alert))
+                .unwrap_or_default();
+            Entry::new(
+                topic.clone(),
+                partition,
+                offset,
+                index,
+                count,
+                message.clone(),
+                summary,
+            )
+        })
+        .collect())
 }
 
 fn framing_name(framing: Framing) -> String {

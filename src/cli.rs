@@ -565,7 +565,7 @@ pub struct ViewArgs {
 
     /// ... and at most this many bytes of messages (the oldest go first).
     /// Suffixes K, M, G.
-    #[arg(long = "keep-bytes", default_value = "256M", value_name = "BYTES")]
+    #[arg(long = "keep-bytes", default_value = "192M", value_name = "BYTES")]
     pub keep_bytes: String,
 
     /// A consumer group whose lag the page shows (repeatable); view never

@@ -393,9 +393,19 @@ impl Decoder {
     /// an expression reads); every alert is still checked whole. Alerts
     /// resolved to a reader schema are decoded in full.
     pub fn fields<'a>(&self, payload: impl Into<Payload<'a>>, wanted: &Need) -> Result<Vec<Value>> {
+        self.framed_fields(payload, wanted)
+            .map(|(_, alerts)| alerts)
+    }
+
+    /// [`Decoder::fields`], and how the message was framed.
+    pub fn framed_fields<'a>(
+        &self,
+        payload: impl Into<Payload<'a>>,
+        wanted: &Need,
+    ) -> Result<(Framing, Vec<Value>)> {
         let message = payload.into();
         let payload = message.value;
-        let (_, alerts) = self.either(message, |framing| {
+        self.either(message, |framing| {
             match self.written(framing, message)? {
                 Some(checked) if self.resolve_to.is_some() => return self.values(&checked),
                 Some(checked) => {
@@ -421,8 +431,7 @@ impl Decoder {
                 .fields(bare, self.budget, wanted)
                 .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))?;
             Ok(vec![alert])
-        })?;
-        Ok(alerts)
+        })
     }
 
     /// A message's alerts as written (for archives that keep them so).

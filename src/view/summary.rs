@@ -5,6 +5,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::avro::plan::Need;
+
 /// What the stream page's table shows of one alert.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
@@ -28,7 +30,57 @@ const MJD_OFFSET: f64 = 2_400_000.5;
 /// TAI minus UTC since 2017 (Rubin's times are TAI).
 const TAI_MINUS_UTC_S: f64 = 37.0;
 
+/// The fields a row reads, ZTF's and Rubin's (old and new names): decoding
+/// only these skips the rest of an alert (its history, its cutouts).
+const ROW_FIELDS: &[&str] = &[
+    "objectId",
+    "diaSourceId",
+    "alertId",
+    "diaObject.diaObjectId",
+    "candidate.jd",
+    "candidate.ra",
+    "candidate.dec",
+    "candidate.fid",
+    "candidate.magpsf",
+    "candidate.sigmapsf",
+    "candidate.rb",
+    "candidate.drb",
+    "diaSource.midpointMjdTai",
+    "diaSource.midPointTai",
+    "diaSource.ra",
+    "diaSource.dec",
+    "diaSource.decl",
+    "diaSource.band",
+    "diaSource.filterName",
+    "diaSource.psfFlux",
+    "diaSource.psFlux",
+    "diaSource.psfFluxErr",
+    "diaSource.psFluxErr",
+    "diaSource.reliability",
+    "diaSource.diaObjectId",
+    "diaSource.ssObjectId",
+];
+
+/// What the decoder must decode of an alert for its row.
+pub fn need() -> Need {
+    let mut need = Need::none();
+    for path in ROW_FIELDS {
+        let parts: Vec<String> = path.split('.').map(str::to_string).collect();
+        need.add(&parts);
+    }
+    need
+}
+
 impl Summary {
+    /// The row of an alert decoded with at least [`need`].
+    pub fn of_avro(alert: &apache_avro::types::Value) -> Self {
+        let mut line = Vec::with_capacity(1024);
+        crate::avro::json::write_alert(&mut line, alert);
+        serde_json::from_slice(&line)
+            .map(|alert| Self::of(&alert))
+            .unwrap_or_default()
+    }
+
     pub fn of(alert: &Value) -> Self {
         if let Some(candidate) = alert.get("candidate").filter(|c| c.is_object()) {
             return Self::ztf(alert, candidate);
@@ -136,6 +188,22 @@ mod tests {
         // MJD 60000 (TAI) is 2023-02-25T00:00:00 TAI, 37 s ahead of UTC.
         assert_eq!(a.time_ms, Some(1_677_283_200_000 - 37_000));
         assert_eq!((a.value, a.unit), (Some(1500.0), "nJy"));
+    }
+
+    #[test]
+    fn rows_from_the_needed_fields_equal_rows_from_whole_alerts() {
+        let (schema, alert) = crate::alerts::source::samples()
+            .map(|a| (a[0].schema.clone(), a[0].value.clone()))
+            .unwrap();
+        let bytes = apache_avro::to_avro_datum(&schema, alert.clone()).unwrap();
+        let decoder = crate::avro::codec::Decoder::new((*schema).clone(), false);
+        let partial = decoder.fields(bytes.as_slice(), &need()).unwrap();
+        let row = Summary::of_avro(&partial[0]);
+        assert_eq!(row, Summary::of_avro(&alert));
+        assert!(
+            row.object_id.is_some() && row.value.is_some() && row.time_ms.is_some(),
+            "{row:?}"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub fn load(dir: &Path, shared: &Shared, options: &ViewOptions) -> Result<()> {
         alert_bytes: options.decode.max_alert_bytes,
     };
     let writers = WriterCache::default();
-    let mut lines = Vec::new();
+    let need = super::row_need(selector.as_ref());
     let mut alerts = 0;
     for file in &files {
         let name = file
@@ -66,7 +66,7 @@ pub fn load(dir: &Path, shared: &Shared, options: &ViewOptions) -> Result<()> {
                 timestamp_ms: meta.and_then(|m| m.timestamp),
                 framing: "archive".into(),
             };
-            match entries(&decoder, selector.as_ref(), &mut lines, at, message) {
+            match entries(&decoder, selector.as_ref(), &need, at, message) {
                 Ok(kept) => {
                     alerts += kept.len();
                     shared.store.push(kept);

@@ -13,6 +13,7 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{BorrowedMessage, Message as _};
 
 use crate::avro::codec::{Decoder, Framing};
+use crate::avro::plan::Need;
 use crate::cli::ViewArgs;
 use crate::commands::DecodeOptions;
 use crate::exit::bad_input;
@@ -181,11 +182,11 @@ impl Reading {
         let mut keeper = Keeper {
             topic: Arc::from(self.topic.as_str()),
             decoder: self.options.decode.decoder()?,
-            selector: self.selector,
             shared: self.shared,
             groups: GroupWatch::new(&self.kafka, &self.options.groups)?,
             lags_read: None,
-            lines: Vec::new(),
+            need: row_need(self.selector.as_ref()),
+            selector: self.selector,
         };
         consume::run(
             stream,
@@ -208,7 +209,7 @@ struct Keeper {
     shared: Arc<Shared>,
     groups: GroupWatch,
     lags_read: Option<Instant>,
-    lines: Vec<u8>,
+    need: Need,
 }
 
 impl Handler for Keeper {
@@ -259,7 +260,7 @@ impl Keeper {
         entries(
             &self.decoder,
             self.selector.as_ref(),
-            &mut self.lines,
+            &self.need,
             at,
             kept,
         )
@@ -267,39 +268,30 @@ impl Keeper {
 }
 
 /// A message's alerts (those `selector` selects) as entries for the store,
-/// each with its table row. `lines` is scratch space.
+/// each with its table row; `need`: the row's fields and the selector's.
 pub(super) fn entries(
     decoder: &Decoder,
     selector: Option<&Selector>,
-    lines: &mut Vec<u8>,
+    need: &Need,
     (topic, partition, offset): (Arc<str>, i32, i64),
     mut message: Message,
 ) -> Result<Vec<Entry>> {
-    lines.clear();
-    let payload = || crate::avro::codec::Payload {
+    let payload = crate::avro::codec::Payload {
         key: message.key.as_deref(),
         value: &message.value,
     };
-    let (framing, count) = decoder.decode_json(payload(), lines)?;
-    let selected: Vec<bool> = match selector {
-        None => vec![true; count],
-        Some(selector) => {
-            let alerts = decoder.fields(payload(), selector.need())?;
-            alerts.iter().map(|a| selector.selects(a)).collect()
-        }
-    };
+    let (framing, alerts) = decoder.framed_fields(payload, need)?;
     if message.framing.is_empty() {
         message.framing = framing_name(framing);
     }
     let message = Arc::new(message);
-    let rows = lines.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-    Ok(rows
+    let count = alerts.len();
+    Ok(alerts
+        .iter()
         .enumerate()
-        .filter(|(index, _)| selected.get(*index).copied().unwrap_or(false))
-        .map(|(index, line)| {
-            let summary = serde_json::from_slice(line)
-                .map(|alert| Summary::of(&alert))
-                .unwrap_or_default();
+        .filter(|(_, alert)| selector.is_none_or(|s| s.selects(alert)))
+        .map(|(index, alert)| {
+            let summary = Summary::of_avro(alert);
             Entry::new(
                 topic.clone(),
                 partition,
@@ -311,6 +303,15 @@ pub(super) fn entries(
             )
         })
         .collect())
+}
+
+/// What a keeper decodes of each alert: the row's fields and what `--where` reads.
+fn row_need(selector: Option<&Selector>) -> Need {
+    let mut need = crate::view::summary::need();
+    if let Some(selector) = selector {
+        need.merge(selector.need());
+    }
+    need
 }
 
 fn framing_name(framing: Framing) -> String {

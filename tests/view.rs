@@ -48,7 +48,8 @@ fn get_json(url: &str) -> Json {
 
 /// `view` running, and the address it serves.
 struct View {
-    running: Running,
+    /// `None` once stopped; a test that fails first kills it on drop.
+    running: Option<Running>,
     base: String,
     stderr: Vec<String>,
 }
@@ -77,7 +78,7 @@ impl View {
             .trim_end_matches('/')
             .to_string();
         Self {
-            running,
+            running: Some(running),
             base,
             stderr,
         }
@@ -108,13 +109,23 @@ impl View {
         }
     }
 
-    fn stop(self) -> Vec<String> {
-        let (status, _, mut stderr) = self.running.terminate();
+    fn stop(mut self) -> Vec<String> {
+        let running = self.running.take().expect("running");
+        let (status, _, mut stderr) = running.terminate();
         assert!(status.success(), "view exited with {status}: {stderr:?}");
-        let mut all = self.stderr;
+        let mut all = std::mem::take(&mut self.stderr);
         all.append(&mut stderr);
         assert!(!all.iter().any(|l| l.contains("panicked")), "{all:?}");
         all
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        if let Some(mut running) = self.running.take() {
+            let _ = running.child.kill();
+            let _ = running.child.wait();
+        }
     }
 }
 

@@ -1027,12 +1027,16 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__view)
-            opts="-g -e -b -X -v -q -h --listen --token --where --keep --keep-bytes --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --wire --format --max-alert-bytes --schema --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --on-unknown-schema --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
+            opts="-g -e -b -X -v -q -h --archive --listen --token --where --keep --keep-bytes --group --exit-at-end --max-messages --no-wait --from --until --broker-timeout --wire --format --max-alert-bytes --schema --schema-registry --registry-auth-file --registry-ca --registry-cache --schema-dir --on-unknown-schema --brokers --kafka --kafka-config --metrics --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --archive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -211,7 +211,8 @@ const REWRITES: &[(&str, &str, Rewrite)] = &[
         rewrite_repeat,
     ),
     (
-        "print/monitor/record/filter without -e, --max-messages or --until",
+        "print/monitor/record/filter without -e, --max-messages or --until (not view: stopped \
+         by the test)",
         "-e appended: they would wait for more alerts forever",
         rewrite_exit_at_end,
     ),
@@ -749,7 +750,9 @@ fn rewrite_repeat(_: &mut Run, cmd: &mut Cmd) {
 }
 
 fn rewrite_exit_at_end(_: &mut Run, cmd: &mut Cmd) {
+    // view is stopped by the test once its page answers.
     if CONSUMERS.contains(&cmd.sub.as_str())
+        && cmd.sub != "view"
         && !cmd.has(&["-e", "--exit-at-end", "--max-messages", "--until"])
     {
         cmd.items.push(Item::Opt {

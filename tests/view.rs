@@ -478,6 +478,16 @@ fn the_page_follows_the_stream_and_shows_cutouts_and_light_curves() {
     );
 
     // The field tree holds the alert's fields.
+    // 64-bit ids (ZTF's candid) keep every digit, which a JavaScript number would not.
+    let candid = alert["candid"].as_u64().expect("a candid").to_string();
+    assert!(candid.len() >= 17);
+    browser.wait_for(
+        "the field tree",
+        &format!(
+            "document.getElementById('fields').textContent.includes({})",
+            json!(format!("candid: {candid}"))
+        ),
+    );
     let tree = browser.run("return document.getElementById('fields').textContent;");
     assert!(
         tree.as_str().unwrap().contains("candidate") && tree.as_str().unwrap().contains(&first_id)
@@ -864,7 +874,30 @@ fn rubin_alerts_show_fluxes_cutouts_and_a_flux_light_curve() {
     let (status, _, raw) = get(&view.url(&format!("/api/alerts/{at}/raw")));
     assert_eq!(status, 200);
     assert!(raw.len() > 1000, "the message's bytes");
+    // Bad parameters get a JSON reason.
+    let (status, _, body) = get(&view.url("/api/alerts?limit=abc"));
+    assert_eq!(status, 400);
+    let body: Json = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("limit=abc"),
+        "{body}"
+    );
     view.stop();
+
+    // -e: view exits once every topic is read to its end, as the other consumers do.
+    let output = common::run(&[
+        "view",
+        &topic,
+        "--from",
+        "-1h",
+        "-e",
+        "--listen",
+        "127.0.0.1:0",
+        "--schema",
+        &schema,
+    ]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert!(common::stderr(&output).contains("read 1 topic(s) to their end"));
 }
 
 #[test]

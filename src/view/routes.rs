@@ -127,13 +127,36 @@ fn authorized(request: &Request, token: &str) -> bool {
     bearer == Some(token) || query.as_deref() == Some(token)
 }
 
+/// Query parameters, as text: a bad number gets a JSON error like any other.
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     #[serde(rename = "where")]
     filter: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
     /// Events: first the kept alerts that arrived after this one (by `seq`).
-    after: Option<u64>,
+    after: Option<String>,
+}
+
+/// A number parameter, or a 400 saying what to give.
+fn number<T: std::str::FromStr>(name: &str, text: Option<&str>) -> Result<Option<T>, Refusal> {
+    text.map(|t| {
+        t.trim().parse().map_err(|_| {
+            Refusal(
+                StatusCode::BAD_REQUEST,
+                format!("{name}={t}: give a whole number"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// A request refused: its status, and the reason as a JSON body.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
 }
 
 fn bad_request(message: String) -> Response {
@@ -141,11 +164,11 @@ fn bad_request(message: String) -> Response {
 }
 
 fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": "no such alert kept here (it may have left the --keep window)" })),
-    )
-        .into_response()
+    missing("no such alert kept here (it may have left the --keep window)".into()).into_response()
+}
+
+fn missing(why: String) -> Refusal {
+    Refusal(StatusCode::NOT_FOUND, why)
 }
 
 /// A filter box's expression, compiled, or what is wrong with it.
@@ -182,7 +205,10 @@ async fn alerts(State(shared): State<Arc<Shared>>, Query(query): Query<ListQuery
         Ok(selector) => selector,
         Err(why) => return bad_request(why),
     };
-    let limit = query.limit.unwrap_or(usize::MAX);
+    let limit = match number("limit", query.limit.as_deref()) {
+        Ok(limit) => limit.unwrap_or(usize::MAX),
+        Err(refusal) => return refusal.into_response(),
+    };
     let (rows, last_seq) = tokio::task::spawn_blocking(move || {
         let entries = shared.store.newest();
         let last_seq = entries.first().map_or(0, |e| e.seq);
@@ -208,7 +234,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 fn stats_json(shared: &Shared) -> serde_json::Value {
-    json!({ "topics": shared.store.topics(), "kept": shared.store.len() })
+    json!({ "topics": shared.store.topics(), "kept": shared.store.len(), "keep": shared.store.keep() })
 }
 
 /// `/api/events?where=EXPR`: new alerts as they arrive (event `alert`), and
@@ -218,9 +244,13 @@ async fn events(State(shared): State<Arc<Shared>>, Query(query): Query<ListQuery
         Ok(selector) => selector,
         Err(why) => return bad_request(why),
     };
+    let after: Option<u64> = match number("after", query.after.as_deref()) {
+        Ok(after) => after,
+        Err(refusal) => return refusal.into_response(),
+    };
     // Subscribed before the backlog is taken: an alert is in one or the other, or both (then sent once).
     let live = shared.store.subscribe();
-    let backlog: VecDeque<Arc<Entry>> = match query.after {
+    let backlog: VecDeque<Arc<Entry>> = match after {
         Some(after) => shared
             .store
             .newest()
@@ -233,7 +263,7 @@ async fn events(State(shared): State<Arc<Shared>>, Query(query): Query<ListQuery
     let feed = Feed {
         live,
         backlog,
-        sent: query.after.unwrap_or(0),
+        sent: after.unwrap_or(0),
         ticker: tokio::time::interval(Duration::from_secs(1)),
         shared,
         selector,
@@ -298,20 +328,28 @@ async fn next_event(feed: &mut Feed) -> Option<Event> {
 
 #[derive(Debug, Deserialize)]
 struct AlertQuery {
-    index: Option<usize>,
+    index: Option<String>,
 }
 
-/// The kept alert a path names, if it is one.
+/// The kept alert a path names, or a 404 (400 for a bad `index`) saying why.
 fn entry(
     shared: &Shared,
     (topic, partition, offset): &(String, String, String),
-    index: Option<usize>,
-) -> Option<Arc<Entry>> {
-    let partition = partition.parse().ok()?;
-    let offset = offset.parse().ok()?;
+    index: Option<&str>,
+) -> Result<Arc<Entry>, Refusal> {
+    let partition = partition
+        .parse()
+        .map_err(|_| missing(format!("{partition}: not a partition number")))?;
+    let offset = offset
+        .parse()
+        .map_err(|_| missing(format!("{offset}: not an offset")))?;
+    let index = number("index", index)?.unwrap_or(0);
     shared
         .store
-        .find(topic, partition, offset, index.unwrap_or(0))
+        .find(topic, partition, offset, index)
+        .ok_or_else(|| {
+            missing("no such alert kept here (it may have left the --keep window)".into())
+        })
 }
 
 /// The alert in print's JSON shape (cutouts left out), decoded again.
@@ -334,9 +372,10 @@ async fn alert(
     Path(path): Path<(String, String, String)>,
     Query(query): Query<AlertQuery>,
 ) -> Response {
-    match entry(&shared, &path, query.index).and_then(|e| alert_json(&shared, &e)) {
-        Some(alert) => Json(alert).into_response(),
-        None => not_found(),
+    match entry(&shared, &path, query.index.as_deref()).map(|e| alert_json(&shared, &e)) {
+        Ok(Some(alert)) => Json(alert).into_response(),
+        Ok(None) => not_found(),
+        Err(refusal) => refusal.into_response(),
     }
 }
 
@@ -345,8 +384,9 @@ async fn raw(
     State(shared): State<Arc<Shared>>,
     Path(path): Path<(String, String, String)>,
 ) -> Response {
-    let Some(entry) = entry(&shared, &path, None) else {
-        return not_found();
+    let entry = match entry(&shared, &path, None) {
+        Ok(entry) => entry,
+        Err(refusal) => return refusal.into_response(),
     };
     let name = format!(
         "{}-{}-{}.avro",
@@ -417,11 +457,15 @@ async fn cutout_file(
     Query(query): Query<AlertQuery>,
 ) -> Response {
     let (name, extension) = file.rsplit_once('.').unwrap_or((&file, ""));
-    let (Some(stamp), Some(entry)) = (
-        Stamp::parse(name),
-        entry(&shared, &(topic, partition, offset), query.index),
-    ) else {
-        return not_found();
+    let entry = match entry(&shared, &(topic, partition, offset), query.index.as_deref()) {
+        Ok(entry) => entry,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let (Some(stamp), "png" | "fits") = (Stamp::parse(name), extension) else {
+        return missing(format!(
+            "no cutout {file}: give science, template or difference, .png or .fits"
+        ))
+        .into_response();
     };
     match extension {
         "fits" => match stamp_bytes(&shared, &entry, stamp) {
@@ -442,7 +486,7 @@ async fn cutout_file(
             }
             Err(why) => (StatusCode::NOT_FOUND, Json(json!({ "error": why }))).into_response(),
         },
-        "png" => {
+        _ => {
             let rendered = tokio::task::spawn_blocking(move || {
                 stamp_bytes(&shared, &entry, stamp).and_then(|bytes| {
                     let image = cutout::decode(&bytes).map_err(|e| e.to_string())?;
@@ -453,7 +497,6 @@ async fn cutout_file(
             .unwrap_or_else(|_| Err("the cutout could not be rendered".into()));
             png_response(rendered)
         }
-        _ => not_found(),
     }
 }
 
@@ -486,8 +529,9 @@ async fn cutout_pixels(
     Path(path): Path<(String, String, String)>,
     Query(query): Query<AlertQuery>,
 ) -> Response {
-    let Some(entry) = entry(&shared, &path, query.index) else {
-        return not_found();
+    let entry = match entry(&shared, &path, query.index.as_deref()) {
+        Ok(entry) => entry,
+        Err(refusal) => return refusal.into_response(),
     };
     let body = tokio::task::spawn_blocking(move || {
         let mut out = serde_json::Map::new();
@@ -526,9 +570,11 @@ async fn light_curve(
     Path(path): Path<(String, String, String)>,
     Query(query): Query<AlertQuery>,
 ) -> Response {
-    let Some(alert) = entry(&shared, &path, query.index).and_then(|e| alert_json(&shared, &e))
-    else {
-        return not_found();
+    let alert = match entry(&shared, &path, query.index.as_deref()).map(|e| alert_json(&shared, &e))
+    {
+        Ok(Some(alert)) => alert,
+        Ok(None) => return not_found(),
+        Err(refusal) => return refusal.into_response(),
     };
     let curve = lightcurve::from_alert(&alert).unwrap_or(lightcurve::Curve {
         unit: lightcurve::Unit::Magnitude,

@@ -248,6 +248,11 @@ impl Store {
         self.lock().entries.iter().rev().cloned().collect()
     }
 
+    /// `--keep`: the most alerts kept (the page shows as many rows).
+    pub fn keep(&self) -> usize {
+        self.keep
+    }
+
     pub fn len(&self) -> usize {
         self.lock().entries.len()
     }

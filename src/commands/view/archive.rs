@@ -13,44 +13,87 @@ use super::{entries, ViewOptions};
 use crate::archive::Meta;
 use crate::avro::gate::{self, WriterCache};
 use crate::avro::plan::Budget;
+use crate::avro::plan::Need;
 use crate::exit::bad_input;
 use crate::expr::Selector;
-use crate::view::store::Message;
+use crate::view::store::{Entry, Message};
 use crate::view::Shared;
 
-/// Reads every `.avro` file of `dir` into the store (the newest --keep
-/// stay); a file that is not a readable archive is reported and skipped.
+/// Reads every `.avro` file of `dir` and keeps the newest --keep alerts (by
+/// broker timestamp, then partition and offset); a file that is not a
+/// readable archive is reported and skipped.
 pub fn load(dir: &Path, shared: &Shared, options: &ViewOptions) -> Result<()> {
     let files = archive_files(dir)?;
-    let decoder = options.decode.decoder()?;
-    let selector = options
-        .filter
-        .as_deref()
-        .map(|text| Selector::compile(text, &shared.reader))
-        .transpose()?;
-    let budget = Budget {
-        alert_bytes: options.decode.max_alert_bytes,
+    let mut reader = Reader {
+        decoder: options.decode.decoder()?,
+        selector: options
+            .filter
+            .as_deref()
+            .map(|text| Selector::compile(text, &shared.reader))
+            .transpose()?,
+        need: Need::none(),
+        budget: Budget {
+            alert_bytes: options.decode.max_alert_bytes,
+        },
+        writers: WriterCache::default(),
     };
-    let writers = WriterCache::default();
-    let need = super::row_need(selector.as_ref());
-    let mut alerts = 0;
+    reader.need = super::row_need(reader.selector.as_ref());
+    let keep = options.keep;
+    let mut newest: Vec<Entry> = Vec::new();
+    let mut shown = 0;
     for file in &files {
+        match reader.file(file, shared, &mut newest) {
+            Ok(()) => shown += 1,
+            Err(e) => tracing::warn!("{}: not shown: {e:#}", file.display()),
+        }
+        // Bounded: never more than twice --keep alerts held while reading.
+        if newest.len() > 2 * keep {
+            keep_newest(&mut newest, keep);
+        }
+    }
+    keep_newest(&mut newest, keep);
+    tracing::info!(
+        "{} alert(s) kept from {shown} archive file(s) in {}",
+        newest.len(),
+        dir.display()
+    );
+    shared.store.push(newest);
+    Ok(())
+}
+
+/// The newest `keep` of `entries`, oldest first.
+fn keep_newest(entries: &mut Vec<Entry>, keep: usize) {
+    entries.sort_by_key(|e| {
+        (
+            e.timestamp_ms.unwrap_or(i64::MIN),
+            e.partition,
+            e.offset,
+            e.index,
+        )
+    });
+    let extra = entries.len().saturating_sub(keep);
+    entries.drain(..extra);
+}
+
+struct Reader {
+    decoder: crate::avro::codec::Decoder,
+    selector: Option<Selector>,
+    need: Need,
+    budget: Budget,
+    writers: WriterCache,
+}
+
+impl Reader {
+    /// One archive file's alerts, appended to `into`.
+    fn file(&self, file: &Path, shared: &Shared, into: &mut Vec<Entry>) -> Result<()> {
         let name = file
             .file_name()
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
         let (topic, partition, first) = place(&name);
-        let bytes =
-            std::fs::read(file).map_err(|e| bad_input(format!("{}: {e}", file.display())))?;
-        let checked = match gate::open_container(&bytes, budget, usize::MAX, &writers) {
-            Ok(checked) => checked,
-            Err(e) => {
-                tracing::warn!("{}: not shown: {e:#}", file.display());
-                shared.store.skipped(&topic);
-                continue;
-            }
-        };
+        let bytes = std::fs::read(file)?;
+        let checked = gate::open_container(&bytes, self.budget, usize::MAX, &self.writers)?;
         let metas = sidecar(file, checked.len());
         let key: Arc<[u8]> = Arc::from(checked.writer.text.as_bytes());
         let topic: Arc<str> = Arc::from(topic.as_str());
@@ -66,46 +109,45 @@ pub fn load(dir: &Path, shared: &Shared, options: &ViewOptions) -> Result<()> {
                 timestamp_ms: meta.and_then(|m| m.timestamp),
                 framing: "archive".into(),
             };
-            match entries(&decoder, selector.as_ref(), &need, at, message) {
-                Ok(kept) => {
-                    alerts += kept.len();
-                    shared.store.push(kept);
-                }
+            match entries(
+                &self.decoder,
+                self.selector.as_ref(),
+                &self.need,
+                at,
+                message,
+            ) {
+                Ok(kept) => into.extend(kept),
                 Err(e) => {
                     tracing::warn!("{} alert {}: not shown: {e:#}", file.display(), index + 1);
                     shared.store.skipped(&topic);
                 }
             }
         }
+        Ok(())
     }
-    tracing::info!(
-        "{alerts} alert(s) from {} archive file(s) in {}",
-        files.len(),
-        dir.display()
-    );
-    Ok(())
 }
 
-/// The archive's `.avro` files in name order (stream order, as record names them).
+/// The archive's `.avro` files in name order (stream order, as record names
+/// them); Parquet files, which view does not read, are named.
 fn archive_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let listed = std::fs::read_dir(dir)
-        .map_err(|e| bad_input(format!("--archive {}: {e}", dir.display())))?;
-    let mut files: Vec<PathBuf> = listed
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "avro") && p.is_file())
-        .collect();
+    let mut files = Vec::new();
+    let mut parquet = Vec::new();
+    walk(dir, 0, &mut files, &mut parquet);
     files.sort();
-    let parquet = std::fs::read_dir(dir)
-        .map(|l| {
-            l.filter_map(|e| e.ok())
-                .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-                .count()
-        })
-        .unwrap_or(0);
-    if parquet > 0 {
+    if !parquet.is_empty() {
+        parquet.sort();
+        let named: Vec<String> = parquet
+            .iter()
+            .take(3)
+            .map(|p| p.display().to_string())
+            .collect();
+        let more = parquet.len().saturating_sub(3);
         tracing::warn!(
-            "--archive {}: {parquet} Parquet file(s) not shown: view reads Avro archives (record --format avro)",
-            dir.display()
+            "--archive {}: {} Parquet file(s) not shown ({}{}): view reads Avro archives (record --format avro)",
+            dir.display(),
+            parquet.len(),
+            named.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
         );
     }
     if files.is_empty() {
@@ -115,6 +157,22 @@ fn archive_files(dir: &Path) -> Result<Vec<PathBuf>> {
         )));
     }
     Ok(files)
+}
+
+/// The `.avro` and `.parquet` files of `dir`, and of its folders (record's
+/// Parquet goes under `date=...`), a few levels deep.
+fn walk(dir: &Path, depth: usize, avro: &mut Vec<PathBuf>, parquet: &mut Vec<PathBuf>) {
+    let Ok(listed) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in listed.filter_map(|e| e.ok().map(|e| e.path())) {
+        match path.extension().and_then(|x| x.to_str()) {
+            _ if path.is_dir() && depth < 3 => walk(&path, depth + 1, avro, parquet),
+            Some("avro") if depth == 0 && path.is_file() => avro.push(path),
+            Some("parquet") if path.is_file() => parquet.push(path),
+            _ => {}
+        }
+    }
 }
 
 /// (topic, partition, first offset) from a name record gave a file

@@ -59,8 +59,13 @@ impl ViewOptions {
             return Err(bad_input("--group is empty"));
         }
         if let Some(dir) = args.archive.as_ref().filter(|d| !d.is_dir()) {
+            let what = if dir.exists() {
+                "not a folder"
+            } else {
+                "does not exist"
+            };
             return Err(bad_input(format!(
-                "--archive {}: not a folder (give the --out folder of alertstream record)",
+                "--archive {}: {what} (give the --out folder of alertstream record)",
                 dir.display()
             )));
         }
@@ -96,8 +101,13 @@ pub async fn run(options: ViewOptions, kafka: KafkaSettings, shutdown: Shutdown)
     let local = listener.local_addr()?;
     warn_if_open(local, options.token.is_some());
     crate::metrics::spawn_server(listener, crate::view::router(shared.clone()))?;
-    tracing::info!("view on http://{local}/ (Ctrl-C to stop)");
+    tracing::info!(
+        "view on http://{local}/{} (Ctrl-C to stop)",
+        address_hint(local, options.token.is_some())
+    );
     if let Some(dir) = options.archive.clone() {
+        // No brokers to reach: the archive is what the page serves.
+        crate::metrics::get().set_brokers_up(true);
         let (shared, options) = (shared.clone(), options.clone());
         let loaded = tokio::task::spawn_blocking(move || archive::load(&dir, &shared, &options));
         loaded.await??;
@@ -105,6 +115,32 @@ pub async fn run(options: ViewOptions, kafka: KafkaSettings, shutdown: Shutdown)
         shutdown.wait().await;
         return Ok(());
     }
+    read_topics(&options, &kafka, &shutdown, &shared).await
+}
+
+/// What to add to the address the log gives: how to open it.
+fn address_hint(local: SocketAddr, token: bool) -> String {
+    let mut hint = String::new();
+    if local.ip().is_unspecified() {
+        hint.push_str(&format!(
+            " (every address of this host, e.g. http://127.0.0.1:{}/)",
+            local.port()
+        ));
+    }
+    if token {
+        hint.push_str(" (open it with ?token=TOKEN, the --token given)");
+    }
+    hint
+}
+
+/// Reads every topic on a thread of its own until Ctrl-C, or until each has
+/// ended (-e, --until, --max-messages); the first error ends the view.
+async fn read_topics(
+    options: &ViewOptions,
+    kafka: &KafkaSettings,
+    shutdown: &Shutdown,
+    shared: &Arc<Shared>,
+) -> Result<()> {
     let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
     for topic in &options.topics {
         let reading = Reading {
@@ -128,17 +164,19 @@ pub async fn run(options: ViewOptions, kafka: KafkaSettings, shutdown: Shutdown)
             })?;
     }
     drop(done);
+    let mut ended = 0;
     loop {
         tokio::select! {
             () = shutdown.wait() => return Ok(()),
-            ended = finished.recv() => match ended {
+            next = finished.recv() => match next {
                 Some((topic, Err(e))) => return Err(e.context(format!("view: reading {topic}"))),
                 Some((topic, Ok(()))) => {
                     shared.store.set_at_end(&topic);
-                    tracing::info!("{topic}: read to the end; the page stays up (Ctrl-C to stop)");
+                    ended += 1;
+                    tracing::info!("{topic}: read to the end");
                 }
                 None => {
-                    shutdown.wait().await;
+                    tracing::info!("read {ended} topic(s) to their end: exiting");
                     return Ok(());
                 }
             },
@@ -257,13 +295,7 @@ impl Keeper {
             framing: String::new(),
         };
         let at = (self.topic.clone(), message.partition(), message.offset());
-        entries(
-            &self.decoder,
-            self.selector.as_ref(),
-            &self.need,
-            at,
-            kept,
-        )
+        entries(&self.decoder, self.selector.as_ref(), &self.need, at, kept)
     }
 }
 

@@ -3,9 +3,21 @@
 // Content-Security-Policy allows no inline script besides.
 'use strict';
 
-const MAX_ROWS = 2000;
+/** A number as the server wrote it: integers past 2^53 (ZTF's candid,
+ * Rubin's ids) keep every digit, which a JavaScript number would not. */
+class Exact {
+  constructor(text) { this.text = text; }
+}
+
+/** JSON with big integers kept exact (JSON.parse's source text access). */
+function parseExact(text) {
+  return JSON.parse(text, (key, value, context) =>
+    (typeof value === 'number' && !Number.isSafeInteger(value) && context && /^-?\d+$/.test(context.source))
+      ? new Exact(context.source) : value);
+}
+
 const token = new URLSearchParams(location.search).get('token');
-const state = { rows: [], selected: -1, where: '', feed: null, lastSeq: 0, loaded: null };
+const state = { rows: [], selected: -1, where: '', feed: null, lastSeq: 0, loaded: null, maxRows: 2000 };
 
 /** A same-origin address with the query parameters given (and the token). */
 function address(path, params) {
@@ -62,7 +74,7 @@ function addRow(row) {
   const body = document.querySelector('#alerts tbody');
   body.insertBefore(rowElement(row), body.firstChild);
   if (state.selected >= 0) state.selected += 1;
-  while (state.rows.length > MAX_ROWS) {
+  while (state.rows.length > state.maxRows) {
     const gone = state.rows.pop();
     gone.element.remove();
     if (state.selected >= state.rows.length) state.selected = -1;
@@ -73,7 +85,7 @@ function addRow(row) {
 /** Loads the kept alerts the filter selects, then follows new ones. */
 async function load() {
   const error = document.getElementById('where-error');
-  const response = await fetch(address('/api/alerts', { where: state.where, limit: MAX_ROWS }));
+  const response = await fetch(address('/api/alerts', { where: state.where, limit: state.maxRows }));
   const body = await response.json();
   if (!response.ok) {
     error.textContent = body.error || `HTTP ${response.status}`;
@@ -113,7 +125,7 @@ function topicElement(topic) {
   div.dataset.topic = topic.topic;
   div.appendChild(el('div', 'name', topic.topic));
   const end = topic.at_end ? ' (read to the end)' : '';
-  div.appendChild(el('div', 'numbers', `${topic.alerts} alerts, ${topic.rate.toFixed(1)} alerts/s over the last minute${end}`));
+  div.appendChild(el('div', 'numbers', `${topic.alerts} alerts read, ${topic.rate.toFixed(1)}/s over the last minute${end}`));
   div.appendChild(sparkline(topic.series));
   for (const lag of topic.lags) div.appendChild(el('div', 'lag', `group ${lag.group}: lag ${lag.lag}`));
   if (topic.skipped) div.appendChild(el('div', 'skipped', `${topic.skipped} skipped (undecodable)`));
@@ -137,7 +149,7 @@ function sparkline(series) {
     bar.setAttribute('width', Math.max(1, step - 1).toFixed(1));
     bar.setAttribute('height', h.toFixed(1));
     const title = document.createElementNS(ns, 'title');
-    title.textContent = `${value.toFixed(1)} alerts/s`;
+    title.textContent = `${value.toFixed(1)} alerts read/s`;
     bar.appendChild(title);
     svg.appendChild(bar);
   });
@@ -169,7 +181,7 @@ async function show(row) {
   showDownloads(path, index);
   const response = await fetch(address(`/api/alerts/${path}`, { index }));
   const fields = document.getElementById('fields');
-  fields.replaceChildren(response.ok ? tree('alert', await response.json(), true) : el('p', null, 'no longer kept'));
+  fields.replaceChildren(response.ok ? tree('alert', parseExact(await response.text()), true) : el('p', null, 'no longer kept'));
 }
 
 async function showCutouts(row, path, index) {
@@ -234,7 +246,7 @@ function showDownloads(path, index) {
 
 /** Every field as a collapsible tree. */
 function tree(name, value, open) {
-  if (value !== null && typeof value === 'object') {
+  if (value !== null && typeof value === 'object' && !(value instanceof Exact)) {
     const details = document.createElement('details');
     details.open = Boolean(open);
     const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
@@ -244,7 +256,7 @@ function tree(name, value, open) {
   }
   const leaf = el('div', 'leaf');
   leaf.appendChild(el('span', 'key', `${name}: `));
-  leaf.appendChild(el('span', 'value', JSON.stringify(value)));
+  leaf.appendChild(el('span', 'value', value instanceof Exact ? value.text : JSON.stringify(value)));
   return leaf;
 }
 
@@ -266,6 +278,9 @@ document.addEventListener('DOMContentLoaded', () => {
     load();
   });
   document.addEventListener('keydown', onKey);
-  fetch(address('/api/stats')).then((r) => r.json()).then(renderTopics);
-  load();
+  fetch(address('/api/stats')).then((r) => r.json()).then((stats) => {
+    state.maxRows = stats.keep || state.maxRows;
+    renderTopics(stats);
+    load();
+  });
 });

@@ -673,7 +673,7 @@ def write_docs(r):
             "",
             f"`view` and `print` of one visit of {r['visit']:,} alerts (the four v3.1 fixtures cycled, "
             "cutouts included), both from the topic's start outside any group (`--from @0 -e`), whole "
-            "process until the last alert is read (print exits; view logs it and goes on serving), "
+            "process (both exit once every partition is read), "
             "`view --keep 10000` (within the default `--keep-bytes`); median of five alternating runs. "
             "Targets: view at most 1.3x print's time, RSS at most 300 MB; a cutout in at most 1 ms "
             "(63x63) and 5 ms (large); the page interactive with 2,000 alerts in under a second.",

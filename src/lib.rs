@@ -23,6 +23,7 @@ pub mod synthetic;
 pub mod time;
 pub mod view;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -43,14 +44,22 @@ pub fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("alertstream: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "alertstream: cannot start the async runtime: {e}"
+            );
             return ExitCode::from(exit::FAILURE);
         }
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("alertstream: error: {}", one_line(&error));
+            // Not eprintln!: it panics when stderr's reader has gone.
+            let _ = writeln!(
+                std::io::stderr(),
+                "alertstream: error: {}",
+                one_line(&error)
+            );
             ExitCode::from(exit::code_of(&error))
         }
     }

@@ -28,7 +28,11 @@ impl Shutdown {
                 wait_for_signal().await;
                 signals += 1;
                 if signals > 1 {
-                    eprintln!("alertstream: interrupted again, exiting now");
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "alertstream: interrupted again, exiting now"
+                    );
                     std::process::exit(130);
                 }
                 tracing::info!("interrupted: finishing cleanly (interrupt again to exit at once)");

@@ -975,3 +975,32 @@ fn an_avro_archive_is_served_with_its_stream_places_and_searched_by_object_id() 
         "the Parquet file is named, not silently left out: {stderr:?}"
     );
 }
+
+#[test]
+fn a_closed_log_pipe_neither_crashes_nor_holds_view() {
+    use std::io::BufRead;
+    let topic = common::topic("view-closed-pipe");
+    common::create_topic(&topic, 1);
+    // As `alertstream view ... 2>&1 | head -1`: stderr's reader leaves after one line.
+    let mut child = common::alertstream()
+        .args(["view", &topic, "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("view on http://"), "{first}");
+    // The reader is gone; more lines are logged (the topic is read, the signal noted).
+    ok(&["send", &topic, "3", "--no-stamps"]);
+    common::signal(child.id(), "TERM");
+    let output = common::wait_with_limit(child, common::RUN_LIMIT);
+    assert!(
+        output.status.success(),
+        "exit {:?} (101: a panic on the broken pipe)",
+        output.status.code()
+    );
+}

@@ -247,6 +247,9 @@ pub struct SendArgs {
     pub repeat: bool,
 
     /// Seconds between visits with --repeat (fractions allowed, e.g. 0.5).
+    ///
+    /// Also the grid visits are numbered on: a visit's alertstream-visit
+    /// header is its start time divided by the interval, unique across runs.
     #[arg(
         long = "interval",
         default_value_t = 39.0,

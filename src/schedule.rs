@@ -47,6 +47,12 @@ pub fn next_tick(now: Duration, interval: Duration) -> Duration {
     nanos(ticks * step)
 }
 
+/// The tick `at` falls in: visit numbers on the wall clock's grid of
+/// `interval`, unique across runs and equal on every host.
+pub fn grid_number(at: Duration, interval: Duration) -> u64 {
+    (at.as_nanos() / interval.as_nanos().max(1)) as u64
+}
+
 fn nanos(n: u128) -> Duration {
     Duration::new((n / 1_000_000_000) as u64, (n % 1_000_000_000) as u32)
 }
@@ -147,6 +153,12 @@ mod tests {
         assert_eq!(next_tick(secs(39.0), i), secs(39.0));
         assert_eq!(next_tick(secs(39.001), i), secs(78.0));
         assert_eq!(next_tick(secs(100.3), secs(0.5)), secs(100.5));
+        assert_eq!(grid_number(secs(78.0), i), 2);
+        assert_eq!(grid_number(secs(116.9), i), 2);
+        assert_eq!(
+            grid_number(next_tick(secs(1_795_838_255.4), secs(0.5)), secs(0.5)),
+            3_591_676_511
+        );
     }
 
     /// A wall clock that starts at `start` seconds and follows tokio's (paused) clock.

@@ -113,6 +113,64 @@ fn the_purity_cut_selects_what_python_selects_and_forwards_it_unchanged() {
     assert_eq!(printed, candids(&expected["purity"]));
 }
 
+/// Visit numbers are ticks of the wall clock (time / --interval), so two
+/// runs of send into one topic never share one, and --limit-per-visit counts
+/// each run's visits apart; a single visit is numbered by the tick it is in.
+#[test]
+fn separate_sends_never_share_a_visit_number() {
+    let topic = topic("filter-runs");
+    for _ in 0..2 {
+        ok(&[
+            "send",
+            &topic,
+            "3",
+            "--no-stamps",
+            "--repeat",
+            "--interval",
+            "0.5",
+            "--max-repeats",
+            "2",
+        ]);
+    }
+    ok(&["send", &topic, "3", "--no-stamps"]);
+    let input = read_committed(&topic);
+    assert_eq!(input.len(), 15);
+    let visits: HashSet<String> = input
+        .iter()
+        .map(|m| header(m, "alertstream-visit"))
+        .collect();
+    assert_eq!(visits.len(), 5, "{visits:?}");
+    let single = &input[12];
+    let tick: u64 = header(single, "alertstream-visit").parse().unwrap();
+    let sent_ms = single.timestamp.unwrap() as u64;
+    assert!(
+        (tick * 39_000..(tick + 1) * 39_000 + 1_000).contains(&sent_ms),
+        "visit {tick} of 39 s, sent at {sent_ms} ms"
+    );
+    let (log, capped) = filter_with(&topic, &format!("{topic}-two"), &["--limit-per-visit", "2"]);
+    assert_eq!(capped.len(), 10, "two of each of 5 visits:\n{log}");
+}
+
+/// The README's purity-cut example is [`PURITY`], and it selects most of the
+/// built-in sample alerts (realistic values), not none of them.
+#[test]
+fn the_readme_purity_cut_selects_most_sample_alerts() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        readme.contains(&format!("'{}'", words(PURITY))),
+        "the README's filter example is not tests/filter.rs' PURITY"
+    );
+    let topic = topic("filter-samples");
+    ok(&["send", &topic, "--no-stamps"]);
+    let pure = format!("{topic}-pure");
+    ok(&[
+        "filter", &topic, "--group", &topic, "-e", "--where", PURITY, "--to", &pure,
+    ]);
+    let routed = read_committed(&pure).len();
+    assert!((7..12).contains(&routed), "{routed} of 12 sample alerts");
+}
+
 /// A filter killed with -9 mid-stream and restarted in its group: every
 /// alert is routed, and every undecodable message dead-lettered, exactly
 /// once (both go in the same transactions as the input offsets).

@@ -191,6 +191,12 @@ fn three_visits(topic: &str) -> Vec<(u64, i64)> {
 fn a_time_window_selects_exactly_one_visit() {
     let topic = topic("window");
     let times = three_visits(&topic);
+    // Visits are numbered by their tick on the wall clock (--interval 1: the
+    // second they start in), so another run never repeats a number.
+    let visits: std::collections::BTreeSet<u64> = times.iter().map(|(v, _)| *v).collect();
+    let visits: Vec<u64> = visits.into_iter().collect();
+    assert_eq!(visits.len(), 3, "{times:?}");
+    assert_eq!(visits[2] - visits[0], 2, "consecutive ticks: {visits:?}");
     let first_of = |visit| {
         times
             .iter()
@@ -199,12 +205,21 @@ fn a_time_window_selects_exactly_one_visit() {
             .min()
             .unwrap()
     };
-    let (from, until) = (format!("@{}", first_of(2)), format!("@{}", first_of(3)));
+    assert_eq!(
+        first_of(visits[0]) as u64 / 1000,
+        visits[0],
+        "the tick's second"
+    );
+    let (second, third) = (visits[1], visits[2]);
+    let (from, until) = (
+        format!("@{}", first_of(second)),
+        format!("@{}", first_of(third)),
+    );
     let lines = json_lines(&ok(&[
         "print", &topic, "--meta", "--from", &from, "--until", &until,
     ]));
     assert_eq!(lines.len(), 4, "one visit");
-    assert!(lines.iter().all(|l| l["_kafka"]["visit"] == 2));
+    assert!(lines.iter().all(|l| l["_kafka"]["visit"] == second));
     // The same window as RFC 3339 text, and for record.
     let rfc = |ms: i64| alertstream::time::rfc3339_utc(ms);
     let out = tempfile::tempdir().unwrap();
@@ -214,9 +229,9 @@ fn a_time_window_selects_exactly_one_visit() {
         "--out",
         out.path().to_str().unwrap(),
         "--from",
-        &rfc(first_of(2)),
+        &rfc(first_of(second)),
         "--until",
-        &rfc(first_of(3)),
+        &rfc(first_of(third)),
     ]);
     let archived = alertstream::alerts::source::load(&[out.path().to_path_buf()]).unwrap();
     assert_eq!(archived.len(), 4);

@@ -448,3 +448,61 @@ fn a_single_visit_is_never_in_the_future() {
         );
     }
 }
+
+/// The sample alerts built into the binary are the simulator's output for
+/// scripts/sample-alerts' seed and start, byte for byte, and they, a larger
+/// simulated night with every class and the real ZTF packets all lie within
+/// ZTF's own ranges (tests/peer/ztf_ranges.py, read with fastavro): no
+/// negative fwhm, no magdiff of 15 as the hand-made samples had.
+#[test]
+fn sample_alerts_are_simulated_and_within_ztfs_ranges() {
+    let script = std::fs::read_to_string(root().join("scripts/sample-alerts")).unwrap();
+    let args: Vec<&str> = script
+        .lines()
+        .skip_while(|l| !l.contains("alertstream simulate"))
+        .take(2)
+        .flat_map(|l| l.split_whitespace())
+        .skip_while(|w| *w != "simulate")
+        .skip(1)
+        .take_while(|w| *w != "--out")
+        .filter(|w| *w != "\\")
+        .collect();
+    assert!(
+        args.contains(&"--seed") && args.contains(&"--start"),
+        "{args:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec!["simulate"];
+    all.extend_from_slice(&args);
+    all.extend_from_slice(&["--out", dir.path().to_str().unwrap()]);
+    ok(&all);
+    let mut made: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    made.sort();
+    assert_eq!(made.len(), 3);
+    for (n, path) in made.iter().enumerate() {
+        let sample = root().join(format!("sample-alerts/visit-{}.avro", n + 1));
+        assert!(
+            std::fs::read(path).unwrap() == std::fs::read(&sample).unwrap(),
+            "{} differs from the simulator's {}: run scripts/sample-alerts",
+            sample.display(),
+            path.display()
+        );
+    }
+
+    let night = tempfile::tempdir().unwrap();
+    let mix = "periodic=0.3,transient=0.2,agn=0.2,solar-system=0.1,bogus=0.2";
+    simulate(night.path(), &["ztf", "300", "--visits", "4", "--mix", mix]);
+    for folder in [
+        root().join("sample-alerts"),
+        night.path().to_path_buf(),
+        ztf_fixtures(),
+    ] {
+        let found: serde_json::Value =
+            serde_json::from_str(&python_script("ztf_ranges.py", &[folder.to_str().unwrap()]))
+                .unwrap();
+        assert!(found["values"].as_u64().unwrap() > 1000, "{found}");
+    }
+}

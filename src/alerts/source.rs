@@ -25,7 +25,7 @@ pub struct SourceAlert {
     pub meta: Option<Meta>,
 }
 
-/// The sample alerts made by `examples/make_sample_alerts.rs`, built into the binary.
+/// The sample alerts made by `scripts/sample-alerts` (the simulator), built into the binary.
 const SAMPLES: [(&str, &[u8]); 3] = [
     (
         "sample-alerts/visit-1.avro",

@@ -402,7 +402,11 @@ fn write_value(node: &Node, q: &Q<'_>, out: &mut Vec<u8>) -> bool {
             None => false,
         },
         (Node::Union(variants), _) => {
-            let branch = variants.iter().position(|v| accepts(v, q));
+            // The closest kind first: a number goes to a float branch before an int one.
+            let branch = variants
+                .iter()
+                .position(|v| accepts(v, q))
+                .or_else(|| variants.iter().position(|v| converts(v, q)));
             match branch {
                 Some(i) => {
                     write_long(out, i as i64);
@@ -415,7 +419,7 @@ fn write_value(node: &Node, q: &Q<'_>, out: &mut Vec<u8>) -> bool {
     }
 }
 
-/// Whether `q` is written in this branch of a union (the closest kind first).
+/// Whether `q` is written in this branch of a union as it is.
 fn accepts(node: &Node, q: &Q<'_>) -> bool {
     matches!(
         (node, q),
@@ -425,7 +429,17 @@ fn accepts(node: &Node, q: &Q<'_>) -> bool {
             | (Node::Float | Node::Double, Q::Num(_))
             | (Node::String | Node::Enum(_), Q::Str(_))
             | (Node::Bytes, Q::Bytes(_))
-    ) || matches!((node, q), (Node::Float | Node::Double, Q::Int(_)))
+    )
+}
+
+/// Whether `q` can be written in this branch of a union converted (a
+/// count computed as a number into `["null", "int"]`, as ZTF's `nbad`).
+fn converts(node: &Node, q: &Q<'_>) -> bool {
+    match (node, q) {
+        (Node::Float | Node::Double, Q::Int(_)) => true,
+        (Node::Int | Node::Long, Q::Num(x)) => x.is_finite(),
+        _ => false,
+    }
 }
 
 fn write_record(
@@ -531,5 +545,21 @@ mod tests {
         );
         assert!(template.has(Scope::Detection, Quantity::Ra));
         assert!(!template.has(Scope::Detection, Quantity::Visit));
+    }
+
+    /// A count computed as a number fills a nullable int (ZTF's `nbad`), and
+    /// a number prefers a float branch to an int one.
+    #[test]
+    fn a_number_fills_the_closest_branch_of_a_union() {
+        let nullable_int = Node::Union(vec![Node::Null, Node::Int]);
+        let mut out = Vec::new();
+        assert!(write_value(&nullable_int, &Q::Num(2.0), &mut out));
+        assert_eq!(out, [2, 4], "branch 1, zigzag 2");
+        let int_or_float = Node::Union(vec![Node::Int, Node::Float]);
+        out.clear();
+        assert!(write_value(&int_or_float, &Q::Num(0.5), &mut out));
+        assert_eq!(out[0], 2, "the float branch");
+        out.clear();
+        assert!(!write_value(&nullable_int, &Q::Num(f64::NAN), &mut out));
     }
 }

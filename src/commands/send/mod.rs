@@ -82,6 +82,10 @@ pub struct SendOptions {
     pub stamps: bool,
     pub encoding: Encoding,
     pub schedule: Schedule,
+    /// The grid visits are numbered on (`--interval`): a visit's number is
+    /// its tick, the time divided by the interval, the same on every host
+    /// and never repeated by a later run (as the simulator's grid visits).
+    pub grid: Duration,
     /// `--partitions`: for a topic created here (default 1).
     pub partitions: Option<i32>,
     /// `None`: the cluster's default replication factor (KIP-464).
@@ -171,6 +175,11 @@ impl SendOptions {
             stamps: !args.no_stamps,
             encoding,
             schedule,
+            grid: Duration::from_secs_f64(if args.interval.is_finite() && args.interval > 0.0 {
+                args.interval
+            } else {
+                39.0
+            }),
             partitions: args.partitions,
             replication: args.replication_factor,
             flush_timeout: Duration::from_secs_f64(args.flush_timeout),
@@ -321,23 +330,29 @@ pub async fn run(
     let visits_planned = options.schedule.visits();
     // Visits run on this thread (the runtime's block_on thread): producing is
     // blocking librdkafka work, and the signal handler runs on the workers.
-    let outcome = schedule::run(options.schedule, SystemTime::now, &shutdown, |number, _| {
-        let visit = Visit {
-            number,
-            planned: visits_planned,
-            count,
-        };
-        totals
-            .borrow_mut()
-            .add(&send_visit(&producer, &options, visit, &shutdown, || {
-                let messages = Messages {
-                    payloads: &payloads,
-                    keys: &keys,
-                };
-                produce_visit(&producer, &options, &messages, visit, &shutdown)
-            }));
-        async {}
-    })
+    let outcome = schedule::run(
+        options.schedule,
+        SystemTime::now,
+        &shutdown,
+        |number, at| {
+            let visit = Visit {
+                number,
+                grid: schedule::grid_number(at, options.grid),
+                planned: visits_planned,
+                count,
+            };
+            totals
+                .borrow_mut()
+                .add(&send_visit(&producer, &options, visit, &shutdown, || {
+                    let messages = Messages {
+                        payloads: &payloads,
+                        keys: &keys,
+                    };
+                    produce_visit(&producer, &options, &messages, visit, &shutdown)
+                }));
+            async {}
+        },
+    )
     .await;
     report(&options, &kafka, &producer, outcome, &totals.into_inner())
 }
@@ -514,7 +529,10 @@ fn check_sizes(
 /// Which visit, of how many, with how many alerts.
 #[derive(Debug, Clone, Copy)]
 struct Visit {
+    /// 1, 2, ... within this run.
     number: u64,
+    /// The visit's tick ([`SendOptions::grid`]): its `alertstream-visit` header.
+    grid: u64,
     planned: u64,
     count: u64,
 }
@@ -534,11 +552,12 @@ fn send_visit(
     let start = Instant::now();
     progress::start_visit(&delivery.bar, visit.number, visit.count);
     tracing::info!(
-        "visit {}/{}: sending {} alert(s) to {}",
+        "visit {}/{}: sending {} alert(s) to {} (alertstream-visit {})",
         visit.number,
         visit.planned,
         visit.count,
-        options.topic
+        options.topic,
+        visit.grid
     );
     let (produced, bytes) = produce_all();
     settle(producer, options.flush_timeout, shutdown);
@@ -595,7 +614,7 @@ fn produce_visit(
         let payload = &payloads[at];
         let mut record = BaseRecord::to(&options.topic)
             .payload(payload.as_slice())
-            .headers(produce::visit_headers(visit.number, i));
+            .headers(produce::visit_headers(visit.grid, i));
         if let Some(Some(key)) = messages.keys.get(at) {
             record = record.key(key.as_slice());
         }

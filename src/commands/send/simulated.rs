@@ -54,6 +54,7 @@ pub async fn run(
         let plan = simulation.simulator.plan(grid);
         let visit = Visit {
             number,
+            grid: grid as u64,
             planned,
             count: plan.alerts.len() as u64,
         };

@@ -2,6 +2,7 @@
 //! and logging is not quieted, so scripts and logs stay clean.
 
 use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -54,10 +55,13 @@ pub fn rates(alerts: u64, bytes: u64, seconds: f64) -> String {
 
 /// A bar for commands that consume (record, filter): alerts handled, their
 /// rate, and how many messages are left before the end of the assigned
-/// partitions (refreshed every second).
+/// partitions: the ends asked of the brokers once a second, the positions
+/// read locally ten times a second, so the count moves with every batch.
 pub struct ConsumeBar {
     bar: ProgressBar,
-    checked: std::time::Instant,
+    ends: Option<std::collections::BTreeMap<i32, (i64, i64)>>,
+    asked: Option<Instant>,
+    drawn: Instant,
 }
 
 impl ConsumeBar {
@@ -81,7 +85,9 @@ impl ConsumeBar {
         };
         Self {
             bar,
-            checked: std::time::Instant::now(),
+            ends: None,
+            asked: None,
+            drawn: Instant::now(),
         }
     }
 
@@ -89,18 +95,32 @@ impl ConsumeBar {
         self.bar.inc(alerts);
     }
 
-    /// Shows the lag left, at most once a second.
+    /// Updates the messages left: the first ends as soon as partitions are
+    /// assigned, then once a second.
     pub fn tick(
         &mut self,
         consumer: &rdkafka::consumer::BaseConsumer<crate::kafka::ClientLog>,
         topic: &str,
     ) {
-        if self.bar.is_hidden() || self.checked.elapsed() < std::time::Duration::from_secs(1) {
+        if self.bar.is_hidden() {
             return;
         }
-        self.checked = std::time::Instant::now();
-        if let Some(lag) = crate::kafka::consume::lag(consumer, topic) {
-            self.bar.set_message(format!("{lag} left"));
+        if self
+            .asked
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            if let Some(ends) = crate::kafka::consume::ends(consumer, topic) {
+                self.ends = Some(ends);
+                self.asked = Some(Instant::now());
+            }
+        } else if self.drawn.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.drawn = Instant::now();
+        if let Some(ends) = &self.ends {
+            let left = crate::kafka::consume::left(consumer, topic, ends);
+            self.bar
+                .set_message(format!("{} left", indicatif::HumanCount(left as u64)));
         }
     }
 

@@ -82,6 +82,24 @@ fn filter_outputs_take_the_inputs_partitions() {
         !topic_exists(&never),
         "no output for an input that does not exist"
     );
+    // Waiting for its input (the default), filter creates its output only
+    // once the input exists, with the input's partitions.
+    let late = topic("filter-late");
+    let late_out = format!("{late}-out");
+    let waiting = spawn(&[
+        "filter", &late, "--where", "true", "--to", &late_out, "-e", "-g", &late,
+    ]);
+    let mut seen = Vec::new();
+    waiting.wait_stderr(
+        "the wait for the input",
+        |l| l.contains("waiting for it"),
+        &mut seen,
+    );
+    assert!(!topic_exists(&late_out), "output before its input");
+    create_topic(&late, 3);
+    let (status, _, err) = waiting.wait();
+    assert!(status.success(), "{}", err.join("\n"));
+    assert_eq!(partitions_of(&late_out), 3, "{}", err.join("\n"));
 }
 
 /// Alerts without a key go to every partition, not all to one.

@@ -493,3 +493,66 @@ fn corrupt_archives_are_named_with_the_byte_offset_before_anything_is_sent() {
         stderr(&output)
     );
 }
+
+/// On a terminal (script(1) gives record a pseudo-terminal), record's bar
+/// shows the alerts archived, a whole-number rate and the messages left,
+/// counting down as it reads.
+#[test]
+fn on_a_terminal_record_shows_its_rate_and_what_is_left() {
+    let topic = topic("record-bar");
+    ok(&["send", &topic, "3000"]);
+    let out = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{} record {topic} --out {} -e -g {topic}",
+        env!("CARGO_BIN_EXE_alertstream"),
+        out.path().display()
+    );
+    let output = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("ALERTSTREAM_BROKERS", brokers())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("script(1) from util-linux");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    let draws: Vec<&str> = screen
+        .split(['\r', '\n'])
+        .filter(|d| d.contains(" alerts archived ("))
+        .collect();
+    assert!(!draws.is_empty(), "no bar drawn:\n{screen}");
+    let rate = number_between(draws[draws.len() - 1], "archived (", "/s)");
+    assert!(
+        rate.is_some(),
+        "a whole-number rate: {}",
+        draws[draws.len() - 1]
+    );
+    let left: Vec<u64> = draws
+        .iter()
+        .filter_map(|d| number_between(d, ") ", " left"))
+        .collect();
+    assert!(
+        left.iter().any(|n| *n > 0),
+        "no count of what is left:\n{draws:?}"
+    );
+    assert!(
+        left.windows(2).all(|w| w[1] <= w[0]),
+        "what is left only goes down: {left:?}"
+    );
+    let mut counts = left.clone();
+    counts.dedup();
+    assert!(
+        counts.len() >= 3,
+        "what is left moves as record reads: {left:?}"
+    );
+}
+
+/// The number (digits and thousands commas) between `before` and `after` in `text`.
+fn number_between(text: &str, before: &str, after: &str) -> Option<u64> {
+    let start = text.find(before)? + before.len();
+    let end = start + text[start..].find(after)?;
+    let digits = &text[start..end];
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == ',') {
+        return None;
+    }
+    digits.replace(',', "").parse().ok()
+}

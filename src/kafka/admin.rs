@@ -97,6 +97,29 @@ pub fn check_topic(topic: &str) -> Result<()> {
 }
 
 /// Partition count of `topic`, or `None` if the cluster does not know it.
+/// Waits until `topic` exists, asking for its metadata every half second
+/// (Kafka announces no topic's creation); its partition count, or `None`
+/// once a stop is requested.
+pub fn await_topic<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    shutdown: &crate::shutdown::Shutdown,
+) -> Option<usize> {
+    loop {
+        if shutdown.requested() {
+            return None;
+        }
+        let found = client
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| partition_count(&m, topic));
+        if found.is_some() {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 pub fn partition_count(metadata: &Metadata, topic: &str) -> Option<usize> {
     metadata
         .topics()

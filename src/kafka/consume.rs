@@ -5,7 +5,7 @@
 //! handler has succeeded with it. A handler error stops the loop with that
 //! message's offset unstored, so the same group reads it again next time.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::ErrorKind;
 use std::time::Duration;
 
@@ -336,18 +336,41 @@ fn store_safe(stream: &Stream, handler: &mut impl Handler) {
     }
 }
 
-/// Messages left before the end of every assigned partition, if known.
-pub fn lag(consumer: &BaseConsumer<ClientLog>, topic: &str) -> Option<i64> {
+/// The (low, high) watermarks of every assigned partition, asked of the
+/// brokers; `None` before an assignment or when one does not answer.
+pub fn ends(consumer: &BaseConsumer<ClientLog>, topic: &str) -> Option<BTreeMap<i32, (i64, i64)>> {
     let assignment = consumer.assignment().ok()?;
-    let mut total = 0;
+    let mut ends = BTreeMap::new();
     for element in assignment.elements() {
-        let (low, high) = consumer
+        let marks = consumer
             .fetch_watermarks(topic, element.partition(), Duration::from_millis(500))
             .ok()?;
-        let at = position(consumer, topic, element.partition()).unwrap_or(low);
-        total += (high - at).max(0);
+        ends.insert(element.partition(), marks);
     }
-    Some(total)
+    (!ends.is_empty()).then_some(ends)
+}
+
+/// Messages left before the high watermarks of `ends`, from the consumer's
+/// own positions (no round trip to the brokers); a partition not read yet
+/// counts from its low watermark.
+pub fn left(
+    consumer: &BaseConsumer<ClientLog>,
+    topic: &str,
+    ends: &BTreeMap<i32, (i64, i64)>,
+) -> i64 {
+    let positions = consumer.position().ok();
+    ends.iter()
+        .map(|(partition, (low, high))| {
+            let at = positions
+                .as_ref()
+                .and_then(|p| p.find_partition(topic, *partition))
+                .and_then(|p| match p.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            (high - at.unwrap_or(*low)).max(0)
+        })
+        .sum()
 }
 
 /// The consumer's position in a partition (the next offset it will read).

@@ -216,15 +216,11 @@ pub fn assign_all(
     if partitions.is_none() {
         waiting_for(topic, kafka);
     }
-    while partitions.is_none() {
-        if shutdown.requested() {
+    if partitions.is_none() {
+        partitions = admin::await_topic(consumer.client(), topic, shutdown);
+        if partitions.is_none() {
             return Ok(None);
         }
-        std::thread::sleep(Duration::from_millis(500));
-        partitions = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .ok()
-            .and_then(|m| admin::partition_count(&m, topic));
     }
     let mut list = TopicPartitionList::new();
     let offset = match start {

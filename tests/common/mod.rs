@@ -170,6 +170,24 @@ pub fn topic_exists(topic: &str) -> bool {
     metadata.topics().iter().any(|t| t.name() == topic)
 }
 
+/// How many partitions the broker says `topic` has (0: no such topic).
+pub fn partitions_of(topic: &str) -> usize {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap();
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("broker metadata");
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map_or(0, |t| t.partitions().len())
+}
+
 /// Produces raw payloads (e.g. garbage) with a plain client.
 pub fn produce_raw(topic: &str, payloads: &[&[u8]]) {
     let producer: BaseProducer = ClientConfig::new()

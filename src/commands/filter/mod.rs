@@ -177,7 +177,9 @@ pub async fn run(
     let Some(stream) = stream? else {
         return Ok(());
     };
-    ensure_outputs(&producer, &kafka, &options).await?;
+    if !ensure_outputs(&producer, &kafka, &options, &shutdown).await? {
+        return Ok(());
+    }
     let mut wanted = Need::none();
     for route in &routes {
         wanted.merge(&route.need());
@@ -220,12 +222,14 @@ pub async fn run(
 }
 
 /// Creates the output topics that are missing, with the input's partition
-/// count, once the input exists (the consumer waits for it first).
+/// count, once the input exists: a subscribed consumer waits for its topic
+/// without knowing its size, so this waits too. False: stopped while waiting.
 async fn ensure_outputs(
     producer: &Producing,
     kafka: &KafkaSettings,
     options: &FilterOptions,
-) -> Result<()> {
+    shutdown: &Shutdown,
+) -> Result<bool> {
     let input = admin::reach(
         producer.client(),
         &producer.context().log,
@@ -236,12 +240,18 @@ async fn ensure_outputs(
         &options.topic,
         admin::REACH_TIMEOUT,
     )?;
-    let partitions = admin::partition_count(&input, &options.topic).unwrap_or(1) as i32;
+    let partitions = match admin::partition_count(&input, &options.topic) {
+        Some(n) => n,
+        None => match admin::await_topic(producer.client(), &options.topic, shutdown) {
+            Some(n) => n,
+            None => return Ok(false),
+        },
+    } as i32;
     let dead_letter = options.decode.dead_letter.iter();
     for to in options.routes.iter().map(|(_, to)| to).chain(dead_letter) {
         produce::ensure_topic(producer, kafka, to, Some(partitions), None).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The producer, its transactions initialised (fencing an earlier instance

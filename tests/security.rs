@@ -204,3 +204,20 @@ fn sasl_ssl_with_scram_works_and_never_shows_the_password() {
     // The plaintext listener of the same broker still serves others.
     drop(cluster);
 }
+
+/// A secret setting mistyped with ':' for '=' (or '=' left out) is refused
+/// with exit 2, and the error shows its name, never its value.
+#[test]
+fn a_mistyped_secret_setting_never_shows_its_value() {
+    for setting in [
+        format!("sasl.password:{PASSWORD}"),
+        format!("ssl.key.password{PASSWORD}"),
+        format!("sasl.oauthbearer.client.secret {PASSWORD}"),
+    ] {
+        let output = run(&["-X", &setting, "print", "t", "--no-wait", "-vvv"]);
+        let log = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{setting}: {log}");
+        assert!(!log.contains(PASSWORD), "{setting} leaked:\n{log}");
+        assert!(log.contains("-X"), "{log}");
+    }
+}

@@ -102,20 +102,35 @@ fn split_property(text: &str) -> Option<(&str, &str)> {
     (!key.is_empty()).then_some((key, value.trim()))
 }
 
+/// Words in a property's name that mark its value as a secret.
+const SECRET_WORDS: [&str; 5] = ["password", "secret", "ssl.key.pem", "token", "sasl.jaas"];
+
 /// Whether a property holds a secret that must never be printed.
 pub fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["password", "secret", "ssl.key.pem", "token", "sasl.jaas"]
-        .iter()
-        .any(|word| key.contains(word))
+    secret_word_end(key).is_some()
 }
 
+/// Where the first secret word of `text` ends (ASCII case ignored).
+fn secret_word_end(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    SECRET_WORDS
+        .iter()
+        .filter_map(|word| lower.find(word).map(|at| at + word.len()))
+        .min()
+}
+
+/// A malformed property line as an error may show it: a secret's value
+/// never, even with its separator mistyped or missing.
 fn redact_line(line: &str) -> String {
     match line.split_once(['=', ':', ' ']) {
         Some((key, _)) if is_secret(key) => format!("{key}=[redacted]"),
-        Some(_) => line.to_string(),
-        None if line.len() > 40 => "[line not shown]".to_string(),
-        None => line.to_string(),
+        _ => match secret_word_end(line) {
+            // The name runs into its value: keep the name up to the word.
+            Some(end) if line.is_char_boundary(end) => format!("{}[redacted]", &line[..end]),
+            Some(_) => "[redacted]".to_string(),
+            None if line.len() > 40 => "[line not shown]".to_string(),
+            None => line.to_string(),
+        },
     }
 }
 

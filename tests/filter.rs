@@ -355,6 +355,22 @@ fn rebalances_route_every_alert_exactly_once() {
     ));
     assert_eq!(routed, 2400, "nothing lost");
     assert_eq!(duplicated, 0, "nothing twice");
+    // The closing lines count only what committed transactions routed: an
+    // aborted transaction's alerts are counted by whoever routes them again.
+    let said = |lines: &[String]| -> usize {
+        let line = lines
+            .iter()
+            .find(|l| l.contains("filtered ") && l.contains(": routed "))
+            .unwrap_or_else(|| panic!("no closing line in {lines:#?}"));
+        let after = &line[line.find(": routed ").unwrap() + 9..];
+        after.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let third: Vec<String> = stderr(&output).lines().map(str::to_string).collect();
+    assert_eq!(
+        said(&first_log) + said(&rest) + said(&third),
+        2400,
+        "the closing lines add up to what was routed"
+    );
 }
 
 /// A message's header as text.

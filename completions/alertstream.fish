@@ -93,8 +93,6 @@ container\t''
 confluent\t''
 key-schema\t''"
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary (after decompression); larger ones are reported and skipped. Suffixes K, M, G' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l stamp-dir -d 'Write each alert\'s cutouts into this folder (created if missing), named by their fileName' -r -F
-complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l where -d 'Print only the alerts this CEL expression selects, e.g. \'candidate.magpsf < 17.0\' (see filter)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema -d 'Reader schema: .avsc files or a folder of them [default: built-in]' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l registry-auth-file -d 'A file holding one line user:password for the registry\'s basic auth (kept out of the command line and process list)' -r -F
@@ -103,6 +101,8 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l regist
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l schema-dir -d 'Writer schemas by id without a registry, laid out as Rubin publishes them (lsst-alert-packet\'s schema/ folder): id 703 is DIR/7/3/*.avsc' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l on-unknown-schema -d 'A Confluent-framed message whose schema id neither the registry nor --schema-dir knows: stop before it (exit 1, its offset not committed: an unknown id almost always means a wrong or reset registry), or skip it (counted in alertstream_decode_errors_total, reason unknown_schema)' -r -f -a "stop\t''
 skip\t''"
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l stamp-dir -d 'Write each alert\'s cutouts into this folder (created if missing), named by their fileName' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l where -d 'Print only the alerts this CEL expression selects, e.g. \'candidate.magpsf < 17.0\' (see filter)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l dead-letter -d 'Copy every message that is not handled (refused by the decode gate, an unknown schema id under --on-unknown-schema skip, over --max-alert-bytes) unchanged to this topic, with the reason in headers alertstream-error, alertstream-error-detail and alertstream-source (topic/partition/offset); its offset is committed only once the copy is acknowledged' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
@@ -219,13 +219,13 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l max-mes
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l format -l wire -d 'How messages frame their Avro data (as print --format)' -r -f -a "auto\t''
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l format -l wire -d 'How messages frame their Avro data' -r -f -a "auto\t''
 schemaless\t''
 container\t''
 confluent\t''
 key-schema\t''"
-complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l schema -d 'Reader schema: .avsc files or a folder of them [default: built-in] (as print --schema)' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l max-alert-bytes -d 'The most one alert may take, in bytes of Avro binary (after decompression); larger ones are reported and skipped. Suffixes K, M, G' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l schema -d 'Reader schema: .avsc files or a folder of them [default: built-in]' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l schema-registry -d 'A Confluent-compatible schema registry, e.g. http://127.0.0.1:8081 or Apicurio\'s http://HOST:8080/apis/ccompat/v7. Consumers decode each Confluent-framed message with the writer schema its id names; send --format confluent registers its schema there. Basic auth may come in the URL (https://user:password@host) or --registry-auth-file' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l registry-auth-file -d 'A file holding one line user:password for the registry\'s basic auth (kept out of the command line and process list)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l registry-ca -d 'PEM file of the CA that signed the registry\'s certificate [default: the system\'s roots]' -r -F

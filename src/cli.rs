@@ -445,20 +445,8 @@ pub struct PrintArgs {
     #[command(flatten)]
     pub consumer: ConsumerArgs,
 
-    /// How messages frame their Avro data.
-    ///
-    /// auto: an Avro container (magic Obj\x01) is read as one; a message whose
-    /// key is a JSON schema (an object with "type") as key-schema framing
-    /// (bare Avro, the writer schema in the key, as Fink writes); a message
-    /// whose first byte is 0 as Confluent-framed, and as bare Avro if that
-    /// fails; anything else as bare Avro. A fixed format guesses nothing.
-    #[arg(long = "format", visible_alias = "wire", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
-    pub format: ReadFormat,
-
-    /// The most one alert may take, in bytes of Avro binary (after
-    /// decompression); larger ones are reported and skipped. Suffixes K, M, G.
-    #[arg(long = "max-alert-bytes", default_value = "16M", value_name = "BYTES")]
-    pub max_alert_bytes: String,
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     /// Write each alert's cutouts into this folder (created if missing), named by their fileName.
     #[arg(long = "stamp-dir", value_name = "DIR")]
@@ -480,18 +468,6 @@ pub struct PrintArgs {
     /// --dead-letter topic, "dead_letter": its error, detail and source.
     #[arg(long = "meta")]
     pub meta: bool,
-
-    /// Reader schema: .avsc files or a folder of them [default: built-in].
-    ///
-    /// Decodes bare and Confluent-framed Avro; messages that name their
-    /// writer schema (containers, Confluent with --schema-registry or
-    /// --schema-dir) are resolved to it (fields added since get their
-    /// defaults), so a topic mixing schema versions prints in one layout.
-    #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
-    pub schema: Vec<PathBuf>,
-
-    #[command(flatten)]
-    pub ids: SchemaIdArgs,
 
     /// Copy every message that is not handled (refused by the decode gate,
     /// an unknown schema id under --on-unknown-schema skip, over
@@ -579,20 +555,8 @@ pub struct ViewArgs {
     #[command(flatten)]
     pub consumer: ConsumerArgs,
 
-    /// How messages frame their Avro data (as print --format).
-    #[arg(long = "format", visible_alias = "wire", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
-    pub format: ReadFormat,
-
-    /// The most one alert may take, in bytes of Avro binary.
-    #[arg(long = "max-alert-bytes", default_value = "16M", value_name = "BYTES")]
-    pub max_alert_bytes: String,
-
-    /// Reader schema: .avsc files or a folder of them [default: built-in] (as print --schema).
-    #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
-    pub schema: Vec<PathBuf>,
-
     #[command(flatten)]
-    pub ids: SchemaIdArgs,
+    pub read: ReadArgs,
 }
 
 #[derive(Debug, Args)]
@@ -719,6 +683,39 @@ pub struct FilterArgs {
 
     #[command(flatten)]
     pub decode: DecodeArgs,
+}
+
+/// How print and view read messages: their framing, the size limit, the
+/// reader schema and where schema ids are looked up (record and filter take
+/// the same as --wire, their --format being the output's).
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// How messages frame their Avro data.
+    ///
+    /// auto: an Avro container (magic Obj\x01) is read as one; a message whose
+    /// key is a JSON schema (an object with "type") as key-schema framing
+    /// (bare Avro, the writer schema in the key, as Fink writes); a message
+    /// whose first byte is 0 as Confluent-framed, and as bare Avro if that
+    /// fails; anything else as bare Avro. A fixed format guesses nothing.
+    #[arg(long = "format", visible_alias = "wire", value_enum, default_value_t = ReadFormat::Auto, value_name = "FORMAT")]
+    pub format: ReadFormat,
+
+    /// The most one alert may take, in bytes of Avro binary (after
+    /// decompression); larger ones are reported and skipped. Suffixes K, M, G.
+    #[arg(long = "max-alert-bytes", default_value = "16M", value_name = "BYTES")]
+    pub max_alert_bytes: String,
+
+    /// Reader schema: .avsc files or a folder of them [default: built-in].
+    ///
+    /// Decodes bare and Confluent-framed Avro; messages that name their
+    /// writer schema (containers, Confluent with --schema-registry or
+    /// --schema-dir) are resolved to it (fields added since get their
+    /// defaults), so a topic mixing schema versions prints in one layout.
+    #[arg(long = "schema", value_name = "FILE", num_args = 1..)]
+    pub schema: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub ids: SchemaIdArgs,
 }
 
 /// How record and filter decode what they read.

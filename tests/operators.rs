@@ -288,11 +288,11 @@ fn every_default_the_readme_states_is_the_clis() {
     };
     says(
         "(default auto): how",
-        matches!(print.format, ReadFormat::Auto),
+        matches!(print.read.format, ReadFormat::Auto),
     );
     says(
         "`--max-alert-bytes N` (default `16M`;",
-        print.max_alert_bytes == "16M",
+        print.read.max_alert_bytes == "16M",
     );
     says(
         "`--broker-timeout SECONDS` (default 60)",

@@ -110,6 +110,11 @@ impl DecodeOptions {
         })
     }
 
+    /// print's and view's decode options.
+    pub fn from_read(args: crate::cli::ReadArgs) -> Result<Self> {
+        Self::new(args.schema, args.format, &args.max_alert_bytes, &args.ids)
+    }
+
     pub fn from_args(args: crate::cli::DecodeArgs) -> Result<Self> {
         let mut options = Self::new(args.schema, args.wire, &args.max_alert_bytes, &args.ids)?;
         options.dead_letter = args.dead_letter;

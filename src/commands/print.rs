@@ -49,12 +49,7 @@ impl PrintOptions {
             decode: if args.decode_off {
                 None
             } else {
-                Some(DecodeOptions::new(
-                    args.schema,
-                    args.format,
-                    &args.max_alert_bytes,
-                    &args.ids,
-                )?)
+                Some(DecodeOptions::from_read(args.read)?)
             },
             meta: args.meta,
             filter: args.filter,

@@ -79,7 +79,7 @@ impl ViewOptions {
             keep_bytes: super::byte_size("--keep-bytes", &args.keep_bytes)?,
             groups: args.groups,
             consumer: ConsumerOptions::from_args(args.consumer)?,
-            decode: DecodeOptions::new(args.schema, args.format, &args.max_alert_bytes, &args.ids)?,
+            decode: DecodeOptions::from_read(args.read)?,
         })
     }
 }

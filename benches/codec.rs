@@ -111,7 +111,7 @@ fn plain_fits(side: usize) -> Vec<u8> {
 /// `view`'s cutout path per stamp: decode, zscale, PNG. `scripts/bench
 /// --only view` reads the medians.
 fn cutouts(c: &mut Criterion) {
-    use alertstream::view::cutout::{decode, render_png, Stamp};
+    use alertstream::page::cutout::{decode, render_png, Stamp};
     let ztf = corpus()
         .into_iter()
         .find_map(|(_, _, alert)| {

@@ -16,12 +16,12 @@ pub mod expr;
 pub mod kafka;
 pub mod logging;
 pub mod metrics;
+pub mod page;
 pub mod progress;
 pub mod schedule;
 pub mod shutdown;
 pub mod synthetic;
 pub mod time;
-pub mod view;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use alertstream::view::cutout::{decode, zscale};
+use alertstream::page::cutout::{decode, zscale};
 use common::*;
 
 const START: &str = "2026-11-30T05:00:00Z";

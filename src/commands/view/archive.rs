@@ -16,8 +16,8 @@ use crate::avro::plan::Budget;
 use crate::avro::plan::Need;
 use crate::exit::bad_input;
 use crate::expr::Selector;
-use crate::view::store::{Entry, Message};
-use crate::view::Shared;
+use crate::page::store::{Entry, Message};
+use crate::page::Shared;
 
 /// Reads every `.avro` file of `dir` and keeps the newest --keep alerts (by
 /// broker timestamp, then partition and offset); a file that is not a

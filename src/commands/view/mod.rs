@@ -1,6 +1,6 @@
 //! `alertstream view`: reads topics outside any consumer group (never
 //! committing, like monitor), keeps the newest alerts, and serves a page to
-//! look at them: rates, a live table, cutouts, light curves (`crate::view`).
+//! look at them: rates, a live table, cutouts, light curves (`crate::page`).
 
 mod archive;
 
@@ -22,10 +22,10 @@ use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
 use crate::kafka::groups::{watermarks, GroupWatch};
 use crate::kafka::{ClientLog, KafkaSettings};
+use crate::page::store::{Entry, Message, Store};
+use crate::page::summary::Summary;
+use crate::page::Shared;
 use crate::shutdown::Shutdown;
-use crate::view::store::{Entry, Message, Store};
-use crate::view::summary::Summary;
-use crate::view::Shared;
 
 /// Validated `view` options.
 #[derive(Debug, Clone)]
@@ -100,7 +100,7 @@ pub async fn run(options: ViewOptions, kafka: KafkaSettings, shutdown: Shutdown)
     let listener = crate::metrics::bind("--listen", &options.listen, "127.0.0.1:8080")?;
     let local = listener.local_addr()?;
     warn_if_open(local, options.token.is_some());
-    crate::metrics::spawn_server(listener, crate::view::router(shared.clone()))?;
+    crate::metrics::spawn_server(listener, crate::page::router(shared.clone()))?;
     tracing::info!(
         "view on http://{local}/{} (Ctrl-C to stop)",
         address_hint(local, options.token.is_some())
@@ -339,7 +339,7 @@ pub(super) fn entries(
 
 /// What a keeper decodes of each alert: the row's fields and what `--where` reads.
 fn row_need(selector: Option<&Selector>) -> Need {
-    let mut need = crate::view::summary::need();
+    let mut need = crate::page::summary::need();
     if let Some(selector) = selector {
         need.merge(selector.need());
     }

@@ -116,7 +116,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --exit-at-end 'Exit once every assigned partition has reached its end'
             cand --no-wait 'Fail at once if the topic does not exist, instead of waiting for it'
             cand --decode-off 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)'
-            cand --meta 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), the visit and index send gave it, the framing (schemaless, container, confluent, key-schema), the schema id of a Confluent-framed message (else null), and, for a copy on a --dead-letter topic, "dead_letter": its error, detail and source'
+            cand --meta 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), the visit and index send gave it, the framing (schemaless, container, confluent, key-schema), the schema id of a Confluent-framed message (else null), and, for a copy on a --dead-letter topic, "dead_letter": its error, detail and source; for a message a replay sent, "replay": its loop and offset_ms'
             cand -v 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand --verbose 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand -q 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'

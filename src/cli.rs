@@ -465,7 +465,8 @@ pub struct PrintArgs {
     /// partition, offset, timestamp (ms), the visit and index send gave it,
     /// the framing (schemaless, container, confluent, key-schema), the schema
     /// id of a Confluent-framed message (else null), and, for a copy on a
-    /// --dead-letter topic, "dead_letter": its error, detail and source.
+    /// --dead-letter topic, "dead_letter": its error, detail and source; for
+    /// a message a replay sent, "replay": its loop and offset_ms.
     #[arg(long = "meta")]
     pub meta: bool,
 

@@ -32,7 +32,8 @@ pub struct AvroFile {
     block: Vec<u8>,
     block_count: u64,
     pub alerts: u64,
-    pub bytes: u64,
+    /// Bytes written to the file so far (header and blocks).
+    written: u64,
 }
 
 impl AvroFile {
@@ -63,8 +64,15 @@ impl AvroFile {
             block: Vec::with_capacity(BLOCK_BYTES + (64 << 10)),
             block_count: 0,
             alerts: 0,
-            bytes: header.len() as u64,
+            written: header.len() as u64,
         })
+    }
+
+    /// The file's size once what is buffered is written: the blocks on
+    /// disk plus the block being filled (before compression), so that a
+    /// --roll-bytes below a block's size is kept too.
+    pub fn bytes(&self) -> u64 {
+        self.written + self.block.len() as u64
     }
 
     pub fn append(&mut self, datum: &[u8], meta: &Meta) -> Result<()> {
@@ -104,7 +112,7 @@ impl AvroFile {
             .and_then(|()| self.out.write_all(data))
             .and_then(|()| self.out.write_all(&self.sync));
         written.with_context(|| format!("cannot write {}", self.file.temp.display()))?;
-        self.bytes += (head.len() + data.len() + self.sync.len()) as u64;
+        self.written += (head.len() + data.len() + self.sync.len()) as u64;
         self.block.clear();
         self.block_count = 0;
         Ok(())

@@ -27,6 +27,8 @@ pub struct ParquetFile {
     writer: ArrowWriter<BufWriter<Written>>,
     layout: Arc<Layout>,
     rows: Rows,
+    /// Avro bytes of the alerts buffered in `rows`, not yet a row group.
+    buffered: u64,
     pub alerts: u64,
 }
 
@@ -67,6 +69,7 @@ impl ParquetFile {
             writer,
             rows: layout.rows()?,
             layout,
+            buffered: 0,
             alerts: 0,
         })
     }
@@ -76,15 +79,19 @@ impl ParquetFile {
     pub fn append(&mut self, alerts: &[Vec<u8>], meta: &Meta) -> Result<()> {
         self.layout.append(&mut self.rows, alerts, meta)?;
         self.alerts += alerts.len() as u64;
+        self.buffered += alerts.iter().map(|a| a.len() as u64).sum::<u64>();
         if self.rows.len() >= ROWS_PER_GROUP {
             self.write_rows()?;
         }
         Ok(())
     }
 
-    /// Bytes written so far (row groups on disk).
+    /// The file's size once what is buffered is written: the row groups on
+    /// disk plus the alerts not yet in one (their Avro size, about what
+    /// their columns take), so that a --roll-bytes below a row group's size
+    /// is kept too.
     pub fn bytes(&self) -> u64 {
-        self.writer.bytes_written() as u64
+        self.writer.bytes_written() as u64 + self.buffered
     }
 
     fn write_rows(&mut self) -> Result<()> {
@@ -92,6 +99,7 @@ impl ParquetFile {
             return Ok(());
         }
         let batch = self.layout.batch(&mut self.rows)?;
+        self.buffered = 0;
         self.writer
             .write(&batch)
             .and_then(|()| self.writer.flush())

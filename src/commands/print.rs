@@ -18,7 +18,7 @@ use crate::expr::Selector;
 use crate::kafka::consume::{self, Handler};
 use crate::kafka::consumer::{self, ConsumerOptions};
 use crate::kafka::dead_letter::DeadLetter;
-use crate::kafka::produce::{INDEX_HEADER, VISIT_HEADER};
+use crate::kafka::produce::{INDEX_HEADER, LOOP_HEADER, OFFSET_HEADER, VISIT_HEADER};
 use crate::kafka::KafkaSettings;
 use crate::shutdown::Shutdown;
 
@@ -313,6 +313,18 @@ fn dead_letter_meta(message: &BorrowedMessage<'_>) -> String {
     format!(r#","dead_letter":{fields}"#)
 }
 
+/// `,"replay":{"loop":N,"offset_ms":M}` for a message a replay sent (its
+/// two headers), else nothing.
+fn replay_meta(message: &BorrowedMessage<'_>) -> String {
+    match header_number(message, LOOP_HEADER) {
+        Some(replay_loop) => format!(
+            r#","replay":{{"loop":{replay_loop},"offset_ms":{}}}"#,
+            header_number(message, OFFSET_HEADER).map_or("null".to_string(), |n| n.to_string())
+        ),
+        None => String::new(),
+    }
+}
+
 fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>, framing: Option<Framing>) {
     let number = |n: Option<u64>| n.map_or("null".to_string(), |n| n.to_string());
     let schema_id = match framing {
@@ -327,7 +339,7 @@ fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>, framing: Option<F
         Some(Framing::KeySchema) => r#""key-schema""#,
     };
     let meta = format!(
-        r#","_kafka":{{"partition":{},"offset":{},"timestamp":{},"visit":{},"index":{},"framing":{framing},"schema_id":{}{}}}}}"#,
+        r#","_kafka":{{"partition":{},"offset":{},"timestamp":{},"visit":{},"index":{},"framing":{framing},"schema_id":{}{}{}}}}}"#,
         message.partition(),
         message.offset(),
         message
@@ -337,6 +349,7 @@ fn add_meta(line: &mut Vec<u8>, message: &BorrowedMessage<'_>, framing: Option<F
         number(header_number(message, VISIT_HEADER)),
         number(header_number(message, INDEX_HEADER)),
         number(schema_id),
+        replay_meta(message),
         dead_letter_meta(message),
     );
     let mut rebuilt = Vec::with_capacity(line.len() + meta.len());

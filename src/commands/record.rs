@@ -191,7 +191,7 @@ impl OpenFile {
 
     fn bytes(&self) -> u64 {
         match &self.kind {
-            FileKind::Avro(f) => f.bytes,
+            FileKind::Avro(f) => f.bytes(),
             FileKind::Parquet(f) => f.bytes(),
         }
     }

@@ -29,6 +29,11 @@ use crate::shutdown::Shutdown;
 pub const VISIT_HEADER: &str = "alertstream-visit";
 pub const INDEX_HEADER: &str = "alertstream-index";
 
+/// Headers a replay adds: its loop (from 1) and the alert's planned time
+/// since the loop started, in milliseconds.
+pub const LOOP_HEADER: &str = "alertstream-loop";
+pub const OFFSET_HEADER: &str = "alertstream-replay-offset-ms";
+
 /// The headers of alert `index` of visit `visit`.
 pub fn visit_headers(visit: u64, index: u64) -> OwnedHeaders {
     let mut text = itoa::Buffer::new();

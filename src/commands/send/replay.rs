@@ -14,13 +14,10 @@ use rdkafka::producer::BaseRecord;
 use crate::alerts::source::SourceAlert;
 use crate::archive::Meta;
 use crate::exit::bad_input;
-use crate::kafka::produce::{produce, serve_until, settle, Produced, Producing};
+use crate::kafka::produce::{
+    produce, serve_until, settle, Produced, Producing, LOOP_HEADER, OFFSET_HEADER,
+};
 use crate::shutdown::Shutdown;
-
-/// Headers a replay adds: its loop (from 1) and the alert's planned time
-/// since the loop started, in milliseconds.
-pub const LOOP_HEADER: &str = "alertstream-loop";
-pub const OFFSET_HEADER: &str = "alertstream-replay-offset-ms";
 
 /// What times a replay.
 #[derive(Debug, Clone, PartialEq)]

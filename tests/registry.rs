@@ -378,6 +378,47 @@ fn a_restarted_registry_still_knows_every_id() {
     assert_eq!(printed.len(), 12);
 }
 
+/// On a 3-node cluster the registry's topic is replicated like the
+/// cluster's others (3), so its schemas outlive a broker: with one node
+/// killed, a restarted registry still knows the stream's id and print
+/// decodes every alert.
+#[test]
+fn a_three_node_cluster_keeps_the_registrys_schemas_on_three_replicas() {
+    let cluster = Cluster::start("registry-rf3", 3, 9692, &[]);
+    let brokers = cluster.brokers();
+    let own = OwnRegistry::start_on(8097, Some(brokers.clone()));
+    assert_eq!(cluster.replicas(&own.topic(), 0), 3, "{}", own.topic());
+    let topic = topic("registry-rf3");
+    ok(&[
+        "-b",
+        &brokers,
+        "send",
+        &topic,
+        "--no-stamps",
+        "--format",
+        "confluent",
+        "--schema-registry",
+        &own.url(),
+        "--replication-factor",
+        "3",
+    ]);
+    cluster.kill(2);
+    assert!(own.script("stop").success());
+    assert!(own.script("start").success());
+    let printed = json_lines(&ok(&[
+        "-b",
+        &brokers,
+        "print",
+        &topic,
+        "-e",
+        "-g",
+        &topic,
+        "--schema-registry",
+        &own.url(),
+    ]));
+    assert_eq!(printed.len(), 12);
+}
+
 /// A registry of its own, stopped mid-stream: print carries on with the
 /// schema it has and says so; an id it never fetched stops it (exit 1,
 /// naming the registry) before that message, which a restart with
@@ -655,12 +696,19 @@ fn ztf_packets_of_every_version_print_in_the_4_02_layout() {
 struct OwnRegistry {
     port: u16,
     dir: PathBuf,
+    /// Brokers of its storage other than the test broker.
+    kafka: Option<String>,
 }
 
 impl OwnRegistry {
     fn start(port: u16) -> Self {
+        Self::start_on(port, None)
+    }
+
+    /// A registry keeping its schemas on the cluster at `kafka`.
+    fn start_on(port: u16, kafka: Option<String>) -> Self {
         let dir = root().join(format!("target/registry-{port}"));
-        let registry = Self { port, dir };
+        let registry = Self { port, dir, kafka };
         // One left running by an earlier run would keep other storage.
         registry.script("stop");
         assert!(registry.script("start").success(), "scripts/registry start");
@@ -671,19 +719,24 @@ impl OwnRegistry {
         format!("http://127.0.0.1:{}/apis/ccompat/v7", self.port)
     }
 
+    /// The Kafka topic its schemas are kept in.
+    fn topic(&self) -> String {
+        format!("test-registry-{}-{}", self.port, std::process::id())
+    }
+
     fn script(&self, action: &str) -> std::process::ExitStatus {
         // The app itself is shared with the main registry's folder.
-        Command::new(root().join("scripts/registry"))
+        let mut command = Command::new(root().join("scripts/registry"));
+        command
             .arg(action)
             .env("REGISTRY_PORT", self.port.to_string())
             .env("REGISTRY_DIR", &self.dir)
-            .env(
-                "REGISTRY_TOPIC",
-                format!("test-registry-{}-{}", self.port, std::process::id()),
-            )
-            .env("REGISTRY_APP", root().join("target/registry"))
-            .status()
-            .unwrap()
+            .env("REGISTRY_TOPIC", self.topic())
+            .env("REGISTRY_APP", root().join("target/registry"));
+        if let Some(kafka) = &self.kafka {
+            command.env("REGISTRY_KAFKA", kafka);
+        }
+        command.status().unwrap()
     }
 }
 

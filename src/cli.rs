@@ -248,8 +248,9 @@ pub struct SendArgs {
 
     /// Seconds between visits with --repeat (fractions allowed, e.g. 0.5).
     ///
-    /// Also the grid visits are numbered on: a visit's alertstream-visit
-    /// header is its start time divided by the interval, unique across runs.
+    /// With --repeat also the grid visits are numbered on: a visit's
+    /// alertstream-visit header is its start time divided by the interval
+    /// (a single visit's: its start in milliseconds), unique across runs.
     #[arg(
         long = "interval",
         default_value_t = 39.0,

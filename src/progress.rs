@@ -41,10 +41,10 @@ pub fn rate(count: u64, seconds: f64, unit: &str) -> String {
 }
 
 /// Alerts and megabytes per second, e.g. "12345 alerts/s, 184.7 MB/s", or
-/// "too short a span for a rate".
+/// the same "rate n/a" as [`rate`].
 pub fn rates(alerts: u64, bytes: u64, seconds: f64) -> String {
     if alerts < 2 || seconds < MIN_RATE_SPAN {
-        return "too short a span for a rate".to_string();
+        return rate(alerts, seconds, "");
     }
     format!(
         "{:.0} alerts/s, {:.1} MB/s",
@@ -70,7 +70,7 @@ impl ConsumeBar {
             ProgressBar::hidden()
         } else {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            let template = format!("{{spinner}} {{pos}} alerts {verb} ({{rate}}) {{msg}}");
+            let template = format!("{{spinner}} {{human_pos}} alerts {verb} ({{rate}}) {{msg}}");
             bar.set_style(
                 ProgressStyle::with_template(&template)
                     .unwrap_or_else(|_| ProgressStyle::default_spinner())
@@ -139,6 +139,6 @@ mod tests {
         assert_eq!(rate(100, 0.001, "alerts/s"), "rate n/a: too short a span");
         assert_eq!(rate(100, 2.0, "alerts/s"), "50 alerts/s");
         assert_eq!(rates(100, 5_000_000, 2.0), "50 alerts/s, 2.5 MB/s");
-        assert_eq!(rates(100, 5_000_000, 0.001), "too short a span for a rate");
+        assert_eq!(rates(100, 5_000_000, 0.001), "rate n/a: too short a span");
     }
 }

@@ -113,9 +113,10 @@ fn the_purity_cut_selects_what_python_selects_and_forwards_it_unchanged() {
     assert_eq!(printed, candids(&expected["purity"]));
 }
 
-/// Visit numbers are ticks of the wall clock (time / --interval), so two
-/// runs of send into one topic never share one, and --limit-per-visit counts
-/// each run's visits apart; a single visit is numbered by the tick it is in.
+/// Visit numbers are ticks of the wall clock (time / --interval) with
+/// --repeat, and a single visit's start in milliseconds, so runs of send
+/// into one topic never share one, and --limit-per-visit counts each run's
+/// visits apart.
 #[test]
 fn separate_sends_never_share_a_visit_number() {
     let topic = topic("filter-runs");
@@ -132,23 +133,26 @@ fn separate_sends_never_share_a_visit_number() {
             "2",
         ]);
     }
+    // Two single visits at once: within the same 39 s tick.
+    ok(&["send", &topic, "3", "--no-stamps"]);
     ok(&["send", &topic, "3", "--no-stamps"]);
     let input = read_committed(&topic);
-    assert_eq!(input.len(), 15);
+    assert_eq!(input.len(), 18);
     let visits: HashSet<String> = input
         .iter()
         .map(|m| header(m, "alertstream-visit"))
         .collect();
-    assert_eq!(visits.len(), 5, "{visits:?}");
-    let single = &input[12];
-    let tick: u64 = header(single, "alertstream-visit").parse().unwrap();
-    let sent_ms = single.timestamp.unwrap() as u64;
-    assert!(
-        (tick * 39_000..(tick + 1) * 39_000 + 1_000).contains(&sent_ms),
-        "visit {tick} of 39 s, sent at {sent_ms} ms"
-    );
+    assert_eq!(visits.len(), 6, "{visits:?}");
+    for single in [&input[12], &input[15]] {
+        let started: i64 = header(single, "alertstream-visit").parse().unwrap();
+        let sent_ms = single.timestamp.unwrap();
+        assert!(
+            (0..5_000).contains(&(sent_ms - started)),
+            "a single visit started at {started} ms, sent at {sent_ms} ms"
+        );
+    }
     let (log, capped) = filter_with(&topic, &format!("{topic}-two"), &["--limit-per-visit", "2"]);
-    assert_eq!(capped.len(), 10, "two of each of 5 visits:\n{log}");
+    assert_eq!(capped.len(), 12, "two of each of 6 visits:\n{log}");
 }
 
 /// The README's purity-cut example is [`PURITY`], and it selects most of the

@@ -521,6 +521,15 @@ fn on_a_terminal_record_shows_its_rate_and_what_is_left() {
         .collect();
     assert!(!draws.is_empty(), "no bar drawn:\n{screen}");
     let rate = number_between(draws[draws.len() - 1], "archived (", "/s)");
+    let last = draws[draws.len() - 1];
+    let count = last[..last.find(" alerts archived").unwrap()]
+        .split_whitespace()
+        .last()
+        .unwrap_or("");
+    assert!(
+        count.len() > 3 && count.contains(',') && count.replace(',', "").parse::<u64>().is_ok(),
+        "the count in thousands: {last}"
+    );
     assert!(
         rate.is_some(),
         "a whole-number rate: {}",

@@ -205,14 +205,17 @@ fn sasl_ssl_with_scram_works_and_never_shows_the_password() {
     drop(cluster);
 }
 
-/// A secret setting mistyped with ':' for '=' (or '=' left out) is refused
-/// with exit 2, and the error shows its name, never its value.
+/// A secret setting mistyped with ':' for '=' (or '=' left out), or with
+/// its name misspelt, is refused with exit 2, and neither the error nor the
+/// debug lines (-vvv) show its value.
 #[test]
 fn a_mistyped_secret_setting_never_shows_its_value() {
     for setting in [
         format!("sasl.password:{PASSWORD}"),
         format!("ssl.key.password{PASSWORD}"),
         format!("sasl.oauthbearer.client.secret {PASSWORD}"),
+        // A misspelt name: no secret by name, so no value of an unknown one.
+        format!("sasl.passwrd={PASSWORD}"),
     ] {
         let output = run(&["-X", &setting, "print", "t", "--no-wait", "-vvv"]);
         let log = stderr(&output);

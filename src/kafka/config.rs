@@ -141,7 +141,7 @@ pub fn describe(config: &ClientConfig) -> String {
         .config_map()
         .into_iter()
         .map(|(k, v)| {
-            if is_secret(k) {
+            if is_secret(k) || !is_known_property(k) {
                 format!("{k}=[redacted]")
             } else {
                 format!("{k}={v}")
@@ -151,11 +151,32 @@ pub fn describe(config: &ClientConfig) -> String {
         .join(" ")
 }
 
+/// Whether librdkafka knows the property: a misspelt secret
+/// (`sasl.passwrd`) is no secret by name, so an unknown name's value is
+/// never shown either.
+fn is_known_property(key: &str) -> bool {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaConfRes;
+    !matches!(
+        ClientConfig::new().set(key, "").create_native_config(),
+        Err(KafkaError::ClientConfig(
+            RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN,
+            ..
+        ))
+    )
+}
+
 /// Turns a client-creation failure (an unknown or invalid property) into an
 /// input error that names the property and where to fix it.
 pub fn creation_error(error: rdkafka::error::KafkaError) -> anyhow::Error {
-    if let rdkafka::error::KafkaError::ClientConfig(_, why, key, value) = &error {
-        let value = if is_secret(key) { "[redacted]" } else { value };
+    if let rdkafka::error::KafkaError::ClientConfig(result, why, key, value) = &error {
+        let unknown = *result == rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN;
+        // A misspelt secret's name is unknown: its value is never shown.
+        let value = if is_secret(key) || unknown {
+            "[redacted]"
+        } else {
+            value
+        };
         return bad_input(format!(
             "invalid Kafka property {key}={value}: {} (check -X options and --kafka-config; \
              properties: https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)",
@@ -205,7 +226,7 @@ mod tests {
     }
 
     /// Issue 24: a property librdkafka refuses is named once, its value
-    /// shown unless it is a secret.
+    /// shown unless it is a secret or its name unknown (a misspelt secret).
     #[test]
     fn refused_property_reads_as_one_sentence() {
         let error = rdkafka::error::KafkaError::ClientConfig(
@@ -216,7 +237,7 @@ mod tests {
         );
         let text = creation_error(error).to_string();
         assert!(
-            text.starts_with("invalid Kafka property foo.bar=1: No such"),
+            text.starts_with("invalid Kafka property foo.bar=[redacted]: No such"),
             "{text}"
         );
         let secret = rdkafka::error::KafkaError::ClientConfig(
@@ -226,6 +247,26 @@ mod tests {
             "hunter2".into(),
         );
         assert!(!creation_error(secret).to_string().contains("hunter2"));
+        let invalid = rdkafka::error::KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value".into(),
+            "linger.ms".into(),
+            "soon".into(),
+        );
+        assert!(creation_error(invalid)
+            .to_string()
+            .contains("linger.ms=soon"));
+    }
+
+    /// A misspelt secret (`sasl.passwrd`) is no secret by name: the debug
+    /// line shows no value of a property librdkafka does not know.
+    #[test]
+    fn unknown_properties_values_are_not_described() {
+        let mut config = ClientConfig::new();
+        config.set("sasl.passwrd", "hunter2").set("linger.ms", "7");
+        let shown = describe(&config);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("linger.ms=7"), "{shown}");
     }
 
     /// Issue 24: a typo for `=` echoed the password.

@@ -268,6 +268,9 @@ async fn transactional_producer(
             ("allow.auto.create.topics", "false"),
             ("linger.ms", "5"),
             ("queue.buffering.max.kbytes", "65536"),
+            // Keyless alerts spread over the output's partitions message by
+            // message, as send spreads them, not one partition per batch.
+            ("sticky.partitioning.linger.ms", "0"),
         ],
         Delivery::unmetered(),
     )?;

@@ -82,9 +82,10 @@ pub struct SendOptions {
     pub stamps: bool,
     pub encoding: Encoding,
     pub schedule: Schedule,
-    /// The grid visits are numbered on (`--interval`): a visit's number is
-    /// its tick, the time divided by the interval, the same on every host
-    /// and never repeated by a later run (as the simulator's grid visits).
+    /// The grid visits are numbered on: with `--repeat`, `--interval`, so a
+    /// visit's number is its tick (start time / interval), the same on every
+    /// host and never repeated by a later run, as the simulator's grid
+    /// visits; a single visit, 1 ms (its start time in milliseconds).
     pub grid: Duration,
     /// `--partitions`: for a topic created here (default 1).
     pub partitions: Option<i32>,
@@ -175,11 +176,10 @@ impl SendOptions {
             stamps: !args.no_stamps,
             encoding,
             schedule,
-            grid: Duration::from_secs_f64(if args.interval.is_finite() && args.interval > 0.0 {
-                args.interval
-            } else {
-                39.0
-            }),
+            grid: match schedule {
+                Schedule::Repeat { interval, .. } => interval,
+                Schedule::Once => Duration::from_millis(1),
+            },
             partitions: args.partitions,
             replication: args.replication_factor,
             flush_timeout: Duration::from_secs_f64(args.flush_timeout),

@@ -459,7 +459,7 @@ fn sample_alerts_are_simulated_and_within_ztfs_ranges() {
     let script = std::fs::read_to_string(root().join("scripts/sample-alerts")).unwrap();
     let args: Vec<&str> = script
         .lines()
-        .skip_while(|l| !l.contains("alertstream simulate"))
+        .skip_while(|l| !l.contains(" simulate "))
         .take(2)
         .flat_map(|l| l.split_whitespace())
         .skip_while(|w| *w != "simulate")

@@ -310,6 +310,7 @@ fn archived_offsets(dir: &Path) -> HashMap<(i32, i64), usize> {
 fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
     let topic = topic("record-kill");
     let group = format!("{topic}-group");
+    let dead = format!("{topic}-dead");
     create_topic(&topic, 2);
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_str().unwrap();
@@ -324,6 +325,16 @@ fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
         "--max-repeats",
         "8",
     ]);
+    // Undecodable messages among the alerts, before and after the kill:
+    // each copy commits its offset in one transaction, so none is lost or
+    // copied twice (the filter test's claim, for record).
+    let garbage: Vec<Vec<u8>> = (0..40)
+        .map(|i| format!("garbage-{i}").into_bytes())
+        .collect();
+    let (before, after) = garbage.split_at(20);
+    fn slices(part: &[Vec<u8>]) -> Vec<&[u8]> {
+        part.iter().map(Vec::as_slice).collect()
+    }
     // A short session, so that the killed recorder leaves the group soon.
     let recorder = spawn(&[
         "record",
@@ -333,14 +344,32 @@ fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
         "--group",
         &group,
         "--roll-alerts",
-        "50",
+        "1000",
+        "--dead-letter",
+        &dead,
         "-X",
         "session.timeout.ms=6000",
     ]);
     let mut log = Vec::new();
-    send.wait_stderr("visit 4", |l| l.contains("visit 4/8: sending"), &mut log);
+    send.wait_stderr("visit 2", |l| l.contains("visit 2/8: sending"), &mut log);
+    produce_raw(&topic, &slices(before));
+    // Killed once the first copies are made, with the files around them
+    // still open (--roll-alerts 1000): without the copies' own commits,
+    // the restart would read them again and copy them twice.
+    let mut copied = 0;
+    let mut seen = Vec::new();
+    recorder.wait_stderr(
+        "the first 20 copies",
+        |l| {
+            copied += usize::from(l.contains("copied to"));
+            copied == 20
+        },
+        &mut seen,
+    );
     signal(recorder.child.id(), "KILL");
     let _ = recorder.wait();
+    send.wait_stderr("visit 6", |l| l.contains("visit 6/8: sending"), &mut log);
+    produce_raw(&topic, &slices(after));
     let (status, _, _) = send.wait();
     assert!(status.success());
     wait_until_group_is_empty(&group);
@@ -352,10 +381,23 @@ fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
         "--group",
         &group,
         "--roll-alerts",
-        "50",
+        "1000",
+        "--dead-letter",
+        &dead,
         "-e",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
+    let mut dead_letters: Vec<Vec<u8>> = read_committed(&dead)
+        .into_iter()
+        .map(|m| m.payload)
+        .collect();
+    dead_letters.sort();
+    let mut expected = garbage.clone();
+    expected.sort();
+    assert_eq!(
+        dead_letters, expected,
+        "each undecodable message dead-lettered once"
+    );
     let seen = archived_offsets(out.path());
     let duplicated: usize = seen.values().map(|n| n - 1).sum();
     assert_eq!(seen.len(), 2400, "every alert archived");

@@ -111,7 +111,6 @@ pub async fn run(
             options.out.display()
         ))
     })?;
-    let dead_letter = super::dead_letter(&kafka, options.decode.dead_letter.as_deref()).await?;
     let Some(stream) = consumer::open(
         &kafka,
         &options.consumer,
@@ -122,6 +121,14 @@ pub async fn run(
     )?
     else {
         return Ok(());
+    };
+    // In a group, a copy commits its source offset in the same transaction
+    // (exactly once, as the archive files); outside one nothing is committed.
+    let dead_letter = match (&options.decode.dead_letter, stream.in_group) {
+        (Some(topic), true) => {
+            Some(DeadLetter::committing(&kafka, topic, &options.group, &options.topic).await?)
+        }
+        (topic, _) => super::dead_letter(&kafka, topic.as_deref()).await?,
     };
     let mut recorder = Recorder {
         in_group: stream.in_group,
@@ -251,6 +258,7 @@ impl Handler for Recorder {
     }
 
     fn tick(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        self.commit_dead_letter(consumer)?;
         self.bar.tick(consumer, &self.options.topic);
         let age = self.options.roll.age;
         let old: Vec<FileKey> = self
@@ -271,7 +279,15 @@ impl Handler for Recorder {
 
     fn safe_offsets(&mut self) -> Vec<(i32, i64)> {
         let mut safe = Vec::new();
+        let waiting = self
+            .dead_letter
+            .as_ref()
+            .and_then(|d| d.pending_partition());
         for (partition, progress) in &mut self.partitions {
+            if waiting == Some(*partition) {
+                // Its refused message commits its offset with its copy.
+                continue;
+            }
             let held = self
                 .files
                 .iter()
@@ -302,9 +318,13 @@ impl Handler for Recorder {
         for partition in partitions {
             self.partitions.remove(partition);
         }
+        if let Some(dead_letter) = &self.dead_letter {
+            dead_letter.forget(partitions);
+        }
     }
 
-    fn finish(&mut self, _: &BaseConsumer<ClientLog>) -> Result<()> {
+    fn finish(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        self.commit_dead_letter(consumer)?;
         self.bar.finish();
         let keys: Vec<FileKey> = self.files.keys().cloned().collect();
         for key in keys {
@@ -359,6 +379,32 @@ fn skip(e: anyhow::Error) -> anyhow::Error {
 }
 
 impl Recorder {
+    /// A refused message's copy waits for everything before it to be safe:
+    /// the partition's open files are closed (on disk, under their names),
+    /// then the copy and the offset after it are committed together.
+    fn commit_dead_letter(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        let Some(partition) = self
+            .dead_letter
+            .as_ref()
+            .and_then(|d| d.pending_partition())
+        else {
+            return Ok(());
+        };
+        let open: Vec<FileKey> = self
+            .files
+            .keys()
+            .filter(|k| k.partition == partition)
+            .cloned()
+            .collect();
+        for key in open {
+            self.close(&key)?;
+        }
+        match &self.dead_letter {
+            Some(dead_letter) => dead_letter.commit_pending(consumer),
+            None => Ok(()),
+        }
+    }
+
     /// The first message of a partition in this run: in a group, whatever an
     /// earlier run left past it was never committed, and is removed.
     fn start_partition(&mut self, meta: &Meta) -> Result<()> {

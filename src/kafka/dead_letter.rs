@@ -1,18 +1,24 @@
 //! The dead-letter topic (`--dead-letter TOPIC`): a message a consumer does
 //! not handle (refused by the decode gate, an unknown schema id, a cutout
 //! that cannot be written) is copied there unchanged, with why in three
-//! headers, before its offset may be committed. `print` and `record` wait
-//! for each copy's acknowledgement; `filter` produces it inside its
-//! transaction, so that exactly once holds for the copies too.
+//! headers, before its offset may be committed. `print` (and `record`
+//! outside a group) waits for each copy's acknowledgement; `filter` produces
+//! it inside its transaction, and `record` in a group in a transaction of
+//! its own that commits the source offset too, so that exactly once holds
+//! for the copies of both.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::producer::Producer;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::produce::{self, drain, Delivery, Producing};
-use super::KafkaSettings;
+use super::{ClientLog, KafkaSettings};
 
 /// The reason, as in the `reason` label of the decode-error metric.
 pub const ERROR_HEADER: &str = "alertstream-error";
@@ -31,7 +37,27 @@ pub struct DeadLetter {
     /// before the consumer goes on. `None` for `filter`, which hands its
     /// transactional producer to [`DeadLetter::copy`].
     own: Option<Producing>,
+    /// `record` in a group: copies committed with their source offsets.
+    committing: Option<RefCell<Committing>>,
 }
+
+/// Copies that go out each in a transaction of its own with the source
+/// offset after it (`record` in a group, whose archive files commit offsets
+/// only once on disk): a copy is visible exactly when its offset is
+/// committed. One producer per source partition, its transactional.id
+/// naming the group, topic and partition, so that the partition's next
+/// owner fences a killed one and aborts what it left open.
+struct Committing {
+    kafka: KafkaSettings,
+    prefix: String,
+    producers: HashMap<i32, Producing>,
+    /// The refused message waiting for [`DeadLetter::commit_pending`], with
+    /// its reason and detail.
+    pending: Option<(OwnedMessage, String, String)>,
+}
+
+/// How long a committing copy's transaction calls may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Producer settings for the copies: idempotent, every replica acknowledges.
 const OWN_DEFAULTS: &[(&str, &str)] = &[
@@ -49,7 +75,107 @@ impl DeadLetter {
         Ok(Self {
             topic: topic.to_string(),
             own: Some(producer),
+            committing: None,
         })
+    }
+
+    /// A dead-letter topic whose copies commit their source offsets
+    /// (`record` in `group`): [`DeadLetter::copy`] holds the message, and
+    /// [`DeadLetter::commit_pending`] sends it with the consumer's offset.
+    pub async fn committing(
+        kafka: &KafkaSettings,
+        topic: &str,
+        group: &str,
+        source: &str,
+    ) -> Result<Self> {
+        let mut letter = Self::open(kafka, topic, None).await?;
+        letter.own = None;
+        letter.committing = Some(RefCell::new(Committing {
+            kafka: kafka.clone(),
+            prefix: format!("alertstream-dead-letter-{group}-{source}"),
+            producers: HashMap::new(),
+            pending: None,
+        }));
+        Ok(letter)
+    }
+
+    /// The source partition whose refused message waits for
+    /// [`DeadLetter::commit_pending`]: its offset must not be stored before.
+    pub fn pending_partition(&self) -> Option<i32> {
+        let committing = self.committing.as_ref()?.borrow();
+        committing.pending.as_ref().map(|(m, ..)| m.partition())
+    }
+
+    /// Drops a waiting copy of a partition a rebalance took away (its new
+    /// owner reads the message again).
+    pub fn forget(&self, partitions: &[i32]) {
+        if let Some(committing) = &self.committing {
+            let mut committing = committing.borrow_mut();
+            if committing
+                .pending
+                .as_ref()
+                .is_some_and(|(m, ..)| partitions.contains(&m.partition()))
+            {
+                committing.pending = None;
+            }
+        }
+    }
+
+    /// Sends the waiting copy and commits its source offset after it, in
+    /// one transaction: both or neither. The consumer's stored offsets are
+    /// committed first, so that its own commits, which follow later, never
+    /// go back behind the transaction's. Everything before the message must
+    /// be safe (on disk) already.
+    pub fn commit_pending(&self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        let Some(committing) = &self.committing else {
+            return Ok(());
+        };
+        let mut committing = committing.borrow_mut();
+        let Some((message, reason, detail)) = committing.pending.take() else {
+            return Ok(());
+        };
+        if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+            // Nothing stored since the last commit is fine.
+            if !e.to_string().contains("No offset stored") {
+                return Err(anyhow!(
+                    "cannot commit offsets before a dead-letter copy: {e}"
+                ));
+            }
+        }
+        let metadata = consumer
+            .group_metadata()
+            .ok_or_else(|| anyhow!("the consumer has no group metadata"))?;
+        let mut offsets = TopicPartitionList::new();
+        offsets.add_partition_offset(
+            message.topic(),
+            message.partition(),
+            Offset::Offset(message.offset() + 1),
+        )?;
+        let producer = committing.producer(message.partition())?;
+        let source = source_of(&message);
+        let sent = producer.begin_transaction().and_then(|()| {
+            produce::forward(
+                producer,
+                &self.topic,
+                &message,
+                &headers(&reason, &detail, &source),
+            )?;
+            drain(producer, TRANSACTION_TIMEOUT, || false);
+            producer.send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)?;
+            producer.commit_transaction(TRANSACTION_TIMEOUT)
+        });
+        if let Err(e) = sent {
+            let _ = producer.abort_transaction(TRANSACTION_TIMEOUT);
+            return Err(anyhow!(
+                "{source}: the dead-letter topic {} did not take its copy ({e}); stopped before \
+                 this message, its offset not committed: check that {} can be written, then \
+                 start again",
+                self.topic,
+                self.topic
+            ));
+        }
+        crate::metrics::dead_lettered(message.topic(), &reason);
+        Ok(())
     }
 
     /// A dead-letter topic written through another command's producer
@@ -58,6 +184,7 @@ impl DeadLetter {
         Self {
             topic: topic.to_string(),
             own: None,
+            committing: None,
         }
     }
 
@@ -72,24 +199,25 @@ impl DeadLetter {
         detail: &str,
         transaction: Option<&Producing>,
     ) -> Result<()> {
-        let source = format!(
-            "{}/{}/{}",
-            message.topic(),
-            message.partition(),
-            message.offset()
-        );
-        let headers: [(&str, &[u8]); 3] = [
-            (ERROR_HEADER, reason.as_bytes()),
-            (DETAIL_HEADER, detail.as_bytes()),
-            (SOURCE_HEADER, source.as_bytes()),
-        ];
+        if let Some(committing) = &self.committing {
+            committing.borrow_mut().pending =
+                Some((message.detach(), reason.to_string(), detail.to_string()));
+            return Ok(());
+        }
+        let source = source_of(message);
         let producer = match (&self.own, transaction) {
             (Some(own), _) => own,
             (None, Some(transaction)) => transaction,
             (None, None) => return Err(anyhow!("no producer for the dead-letter topic")),
         };
         let before = producer.context().totals();
-        produce::forward(producer, &self.topic, message, &headers).map_err(|e| {
+        produce::forward(
+            producer,
+            &self.topic,
+            message,
+            &headers(reason, detail, &source),
+        )
+        .map_err(|e| {
             anyhow!(
                 "{source}: cannot copy it to the dead-letter topic {}: {e}",
                 self.topic
@@ -130,5 +258,50 @@ impl DeadLetter {
              this message, its offset not committed: {next}",
             self.topic
         ))
+    }
+}
+
+/// `topic/partition/offset`.
+fn source_of<M: Message>(message: &M) -> String {
+    format!(
+        "{}/{}/{}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    )
+}
+
+/// The three headers a copy carries.
+fn headers<'a>(reason: &'a str, detail: &'a str, source: &'a str) -> [(&'static str, &'a [u8]); 3] {
+    [
+        (ERROR_HEADER, reason.as_bytes()),
+        (DETAIL_HEADER, detail.as_bytes()),
+        (SOURCE_HEADER, source.as_bytes()),
+    ]
+}
+
+impl Committing {
+    /// The partition's transactional producer, made (and its transactions
+    /// initialised, fencing an earlier owner) on its first copy.
+    fn producer(&mut self, partition: i32) -> Result<&Producing> {
+        if !self.producers.contains_key(&partition) {
+            let id = format!("{}-{partition}", self.prefix);
+            let producer = produce::create(
+                &self.kafka,
+                &[
+                    ("transactional.id", id.as_str()),
+                    ("acks", "all"),
+                    ("linger.ms", "0"),
+                ],
+                Delivery::unmetered(),
+            )?;
+            producer
+                .init_transactions(TRANSACTION_TIMEOUT)
+                .map_err(|e| {
+                    anyhow!("cannot start transactions for dead-letter copies ({id}): {e}")
+                })?;
+            self.producers.insert(partition, producer);
+        }
+        Ok(&self.producers[&partition])
     }
 }

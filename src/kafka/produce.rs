@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
@@ -96,10 +96,10 @@ pub async fn ensure_topic(
 /// Produces `message` to `to` unchanged (payload, key, headers, timestamp;
 /// a null payload stays null), with `extra` headers after its own, serving
 /// acknowledgements while the queue is full.
-pub fn forward(
+pub fn forward<M: Message>(
     producer: &Producing,
     to: &str,
-    message: &BorrowedMessage<'_>,
+    message: &M,
     extra: &[(&str, &[u8])],
 ) -> Result<(), KafkaError> {
     let mut headers = OwnedHeaders::new();

@@ -1,7 +1,8 @@
 //! Brokers' dialects: Fink's key-schema framing (the writer schema's JSON in
 //! the message key, the value bare Avro) read by fink-client's own
-//! AlertConsumer and by alertstream, hostile keys, keys by alert field, and
-//! Rubin's lsst-alert-stream client both ways.
+//! AlertConsumer and by alertstream, hostile keys, keys by alert field,
+//! Rubin's lsst-alert-stream client both ways, and Babamul's deserializer
+//! on container framing.
 
 mod common;
 
@@ -21,6 +22,34 @@ fn fixtures() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// 20 real ZTF packets of seven schema versions sent with --format
+/// container (ZTF's and Babamul's framing): Babamul's own deserializer
+/// (babamul.avro.deserialize_alert, from PyPI) reads each as fastavro reads
+/// the source files.
+#[test]
+fn babamul_reads_a_container_stream_as_fastavro_does() {
+    let topic = topic("container-babamul");
+    let names: Vec<String> = fixtures().iter().map(|f| f.display().to_string()).collect();
+    let mut decode = vec!["decode"];
+    decode.extend(names.iter().map(String::as_str));
+    let expected = json_lines(&python_script("alert_peer.py", &decode));
+    assert_eq!(expected.len(), 20);
+    let mut send = vec!["send", &topic, "--format", "container"];
+    for name in &names {
+        send.extend(["--alerts", name.as_str()]);
+    }
+    ok(&send);
+    let count = expected.len().to_string();
+    let babamul = json_lines(&python_script(
+        "babamul_check.py",
+        &[&brokers(), &topic, &count],
+    ));
+    assert_eq!(babamul.len(), expected.len());
+    for (i, (read, want)) in babamul.iter().zip(&expected).enumerate() {
+        assert_same(read, want, &format!("babamul, alert {i}"));
+    }
 }
 
 /// 20 real ZTF packets of seven schema versions sent with --format

@@ -208,7 +208,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l no-wa
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l archive -d 'Show a folder that `record --format avro` wrote instead of topics: its newest --keep alerts, with the topic, partition and offset each came from (filter with e.g. objectId == "ZTF18abc")' -r -F
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l archive -d 'Show a folder that `record` wrote (Avro or Parquet) instead of topics: its newest --keep alerts, with the topic, partition and offset each came from (filter with e.g. objectId == "ZTF18abc")' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l listen -d 'Address the page is served on. Anything but a loopback address is reachable by others: give --token then' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l token -d 'Require this token on every request: `Authorization: Bearer TOKEN`, or `?token=TOKEN` in the page\'s address (the page passes it on)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l where -d 'Keep only the alerts this CEL expression selects (as print --where); the page\'s filter box narrows further' -r

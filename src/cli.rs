@@ -510,9 +510,9 @@ pub struct ViewArgs {
     #[arg(required_unless_present = "archive", value_name = "TOPIC")]
     pub topics: Vec<String>,
 
-    /// Show a folder that `record --format avro` wrote instead of topics:
-    /// its newest --keep alerts, with the topic, partition and offset each
-    /// came from (filter with e.g. objectId == "ZTF18abc").
+    /// Show a folder that `record` wrote (Avro or Parquet) instead of
+    /// topics: its newest --keep alerts, with the topic, partition and
+    /// offset each came from (filter with e.g. objectId == "ZTF18abc").
     #[arg(long = "archive", value_name = "DIR", conflicts_with = "topics")]
     pub archive: Option<PathBuf>,
 

@@ -971,9 +971,94 @@ fn an_avro_archive_is_served_with_its_stream_places_and_searched_by_object_id() 
     assert!(
         stderr
             .iter()
-            .any(|l| l.contains("1 Parquet file(s) not shown")),
-        "the Parquet file is named, not silently left out: {stderr:?}"
+            .any(|l| l.contains("notes.parquet: not shown")),
+        "a file that is not Parquet is named, not silently left out: {stderr:?}"
     );
+}
+
+/// A Parquet archive (record --format parquet, with and without stamps)
+/// is served as an Avro one is: each alert under its stream place, equal to
+/// print's, its cutouts drawn; without stamps, the same alerts with null
+/// cutouts.
+#[test]
+fn a_parquet_archive_is_served_like_an_avro_one() {
+    let topic = common::topic("view-parquet");
+    ok(&["send", &topic]);
+    let printed = common::json_lines(&ok(&[
+        "print",
+        &topic,
+        "--group",
+        &common::topic("readers"),
+        "-e",
+        "--meta",
+    ]));
+    assert_eq!(printed.len(), 12);
+    let dir = tempfile::tempdir().unwrap();
+    for stamps in [true, false] {
+        let out = dir
+            .path()
+            .join(format!("parquet-{stamps}"))
+            .display()
+            .to_string();
+        let mut record = vec![
+            "record",
+            &topic,
+            "--out",
+            &out,
+            "-e",
+            "--format",
+            "parquet",
+            "--roll-alerts",
+            "5",
+        ];
+        let group = common::topic("archivers");
+        record.extend(["--group", &group]);
+        if !stamps {
+            record.push("--no-stamps");
+        }
+        ok(&record);
+        // A hostile file among them: Parquet's magic around garbage that
+        // claims a footer of 1,000 bytes.
+        let mut hostile = b"PAR1".to_vec();
+        hostile.extend((0..4000u32).map(|i| (i * 7919 % 251) as u8));
+        hostile.extend(1000u32.to_le_bytes());
+        hostile.extend(b"PAR1");
+        std::fs::write(Path::new(&out).join("hostile.parquet"), hostile).unwrap();
+        let view = View::start(&["--archive", &out]);
+        let rows = view.wait_for_alerts(12);
+        assert_eq!(rows.len(), 12);
+        for line in &printed {
+            let offset = line["_kafka"]["offset"].as_i64().unwrap();
+            let mut alert = get_json(&view.url(&format!("/api/alerts/{topic}/0/{offset}")));
+            let mut expected = line.clone();
+            expected.as_object_mut().unwrap().remove("_kafka");
+            alert.as_object_mut().unwrap().remove("_kafka");
+            if !stamps {
+                // Left out of the archive: the alert has no cutouts.
+                for cutout in ["cutoutScience", "cutoutTemplate", "cutoutDifference"] {
+                    expected.as_object_mut().unwrap().remove(cutout);
+                    assert!(alert.get(cutout).is_none_or(|c| c.is_null()), "{cutout}");
+                    alert.as_object_mut().unwrap().remove(cutout);
+                }
+            }
+            assert_eq!(alert, expected, "offset {offset}, stamps {stamps}");
+        }
+        if stamps {
+            let at = format!("{topic}/0/{}", rows[0]["offset"]);
+            let (status, headers, png) = get(&view.url(&format!("/cutouts/{at}/science.png")));
+            assert_eq!((status, headers.contains("x-cutout-error")), (200, false));
+            let described = get_json(&view.url(&format!("/api/alerts/{at}/cutouts")));
+            let size = |k: &str| described["science"][k].as_u64().unwrap() as u32;
+            assert_eq!(png_size(&png), (size("width"), size("height")));
+        }
+        let stderr = view.stop();
+        assert!(
+            stderr
+                .iter()
+                .any(|l| l.contains("hostile.parquet: not shown")),
+            "{stderr:?}"
+        );
+    }
 }
 
 #[test]

@@ -1,8 +1,10 @@
-//! `view --archive DIR`: the alerts of a folder `record --format avro`
-//! wrote, in file order, each under the topic, partition and offset it came
-//! from (the file name and its `.kafka.jsonl` sidecar say which). An alert
-//! is kept as its bytes with its file's writer schema beside it, as Fink
-//! frames a stream (key-schema), so the page decodes it like a live one.
+//! `view --archive DIR`: the alerts of a folder `record` wrote, each under
+//! the topic, partition and offset it came from (an Avro file's name and
+//! `.kafka.jsonl` sidecar, a Parquet file's `_kafka` column). An alert is
+//! kept as Avro bytes with their schema beside it, as Fink frames a stream
+//! (key-schema), so the page decodes it like a live one: an Avro file's
+//! alerts as written, a Parquet file's rows written back as Avro of the
+//! reader schema (the one record archived them in).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use crate::page::Shared;
 /// broker timestamp, then partition and offset); a file that is not a
 /// readable archive is reported and skipped.
 pub fn load(dir: &Path, shared: &Shared, options: &ViewOptions) -> Result<()> {
-    let files = archive_files(dir)?;
+    let (files, parquet) = archive_files(dir)?;
     let mut reader = Reader {
         decoder: options.decode.decoder()?,
         selector: options
@@ -41,8 +43,18 @@ pub fn load(dir: &Path, shared: &Shared, options: &ViewOptions) -> Result<()> {
     let keep = options.keep;
     let mut newest: Vec<Entry> = Vec::new();
     let mut shown = 0;
-    for file in &files {
-        match reader.file(file, shared, &mut newest) {
+    let columns = Columns::of(&shared.reader)?;
+    for (file, is_parquet) in files
+        .iter()
+        .map(|f| (f, false))
+        .chain(parquet.iter().map(|f| (f, true)))
+    {
+        let read = if is_parquet {
+            reader.parquet_file(file, &columns, shared, &mut newest)
+        } else {
+            reader.file(file, shared, &mut newest)
+        };
+        match read {
             Ok(()) => shown += 1,
             Err(e) => tracing::warn!("{}: not shown: {e:#}", file.display()),
         }
@@ -127,37 +139,127 @@ impl Reader {
     }
 }
 
-/// The archive's `.avro` files in name order (stream order, as record names
-/// them); Parquet files, which view does not read, are named.
-fn archive_files(dir: &Path) -> Result<Vec<PathBuf>> {
+impl Reader {
+    /// One Parquet file's rows, appended to `into`: its columns must be the
+    /// reader schema's layout (else --schema names another schema than the
+    /// one record archived with), and its row groups the sizes record
+    /// writes, checked before anything is read; a reader that panics on a
+    /// malformed file is caught.
+    fn parquet_file(
+        &self,
+        file: &Path,
+        columns: &Columns,
+        shared: &Shared,
+        into: &mut Vec<Entry>,
+    ) -> Result<()> {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let name = file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let topic: Arc<str> = Arc::from(place(&name).0.as_str());
+        let opened = std::fs::File::open(file)?;
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(opened)?;
+            let layout = columns
+                .layouts
+                .iter()
+                .find(|l| l.matches(builder.schema()))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "its columns are not the reader schema's (give the --schema record archived it with)"
+                    )
+                })?;
+            for group in builder.metadata().row_groups() {
+                let most = group.num_rows().saturating_mul(self.budget.alert_bytes as i64);
+                if !(0..=MAX_GROUP_ROWS).contains(&group.num_rows())
+                    || group.total_byte_size() > most
+                {
+                    anyhow::bail!(
+                        "a row group of {} rows and {} bytes, more than record writes",
+                        group.num_rows(),
+                        group.total_byte_size()
+                    );
+                }
+            }
+            let mut rows = Vec::new();
+            for batch in builder.with_batch_size(256).build()? {
+                let batch = batch?;
+                for row in 0..batch.num_rows() {
+                    let mut value = Vec::new();
+                    let place = layout.encode_row(&batch, row, &mut value);
+                    rows.push(place.map(|p| (p, value)));
+                }
+            }
+            Ok::<_, anyhow::Error>(rows)
+        }))
+        .map_err(|_| anyhow::anyhow!("not a readable Parquet file (its reader panicked)"))??;
+        for (index, row) in read.into_iter().enumerate() {
+            let kept = row.and_then(|((partition, offset, timestamp_ms), value)| {
+                let message = Message {
+                    key: Some(columns.schema.clone()),
+                    value,
+                    timestamp_ms,
+                    framing: "archive".into(),
+                };
+                entries(
+                    &self.decoder,
+                    self.selector.as_ref(),
+                    &self.need,
+                    (topic.clone(), partition, offset),
+                    message,
+                )
+            });
+            match kept {
+                Ok(kept) => into.extend(kept),
+                Err(e) => {
+                    tracing::warn!("{} row {}: not shown: {e:#}", file.display(), index + 1);
+                    shared.store.skipped(&topic);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The archive's `.avro` and `.parquet` files, each in name order (stream
+/// order, as record names them).
+fn archive_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut files = Vec::new();
     let mut parquet = Vec::new();
     walk(dir, 0, &mut files, &mut parquet);
     files.sort();
-    if !parquet.is_empty() {
-        parquet.sort();
-        let named: Vec<String> = parquet
-            .iter()
-            .take(3)
-            .map(|p| p.display().to_string())
-            .collect();
-        let more = parquet.len().saturating_sub(3);
-        tracing::warn!(
-            "--archive {}: {} Parquet file(s) not shown ({}{}): view reads Avro archives (record --format avro)",
-            dir.display(),
-            parquet.len(),
-            named.join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
-        );
-    }
-    if files.is_empty() {
+    parquet.sort();
+    if files.is_empty() && parquet.is_empty() {
         return Err(bad_input(format!(
-            "--archive {}: no .avro files in this folder (give the --out folder of alertstream record --format avro)",
+            "--archive {}: no .avro or .parquet files in this folder (give the --out folder of alertstream record)",
             dir.display()
         )));
     }
-    Ok(files)
+    Ok((files, parquet))
 }
+
+/// The Parquet layouts record gives alerts of the reader schema, with
+/// cutouts and without (`--no-stamps`), and that schema's JSON, which each
+/// row's Avro is kept with.
+struct Columns {
+    layouts: [crate::archive::arrow::Layout; 2],
+    schema: Arc<[u8]>,
+}
+
+impl Columns {
+    fn of(reader: &apache_avro::Schema) -> Result<Self> {
+        use crate::archive::arrow::Layout;
+        Ok(Self {
+            layouts: [Layout::new(reader, true)?, Layout::new(reader, false)?],
+            schema: Arc::from(serde_json::to_vec(reader)?),
+        })
+    }
+}
+
+/// Rows of one row group a Parquet file may claim: record writes 256.
+const MAX_GROUP_ROWS: i64 = 65_536;
 
 /// The `.avro` and `.parquet` files of `dir`, and of its folders (record's
 /// Parquet goes under `date=...`), a few levels deep.
@@ -176,9 +278,13 @@ fn walk(dir: &Path, depth: usize, avro: &mut Vec<PathBuf>, parquet: &mut Vec<Pat
 }
 
 /// (topic, partition, first offset) from a name record gave a file
-/// (`TOPIC-pP-oOFFSET.avro`); any other file is its own topic from offset 0.
+/// (`TOPIC-pP-oOFFSET.avro` or `.parquet`); any other file is its own topic
+/// from offset 0.
 fn place(name: &str) -> (String, i32, i64) {
-    let stem = name.strip_suffix(".avro").unwrap_or(name);
+    let stem = name
+        .strip_suffix(".avro")
+        .or_else(|| name.strip_suffix(".parquet"))
+        .unwrap_or(name);
     let parsed = stem.rsplit_once("-o").and_then(|(left, offset)| {
         let (topic, partition) = left.rsplit_once("-p")?;
         Some((

@@ -264,3 +264,67 @@ fn the_input_cannot_be_its_own_dead_letter_topic() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("is also a --to topic"));
 }
+
+/// A recorder killed inside a copy's transaction leaves it open, holding
+/// the group's offsets of that partition: the next recorder's producer for
+/// the partition (record's transactional.id, group, topic and partition)
+/// aborts it as soon as the partition is assigned, so the restart goes on
+/// at once instead of waiting out the transaction (here 15 minutes; the
+/// run is bounded by RUN_LIMIT, so a wait fails the test).
+#[test]
+fn a_copy_left_open_by_a_killed_recorder_is_aborted_at_once() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let topic = topic("dead-letter-open");
+    let group = format!("{topic}-group");
+    let dead = format!("{topic}-dead");
+    ok(&["send", &topic, "3", "--no-stamps"]);
+    produce_raw(&topic, &[b"not an alert"]);
+    // The killed recorder's open transaction: offsets sent, never committed.
+    let stale: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set(
+            "transactional.id",
+            format!("alertstream-dead-letter-{group}-{topic}-0"),
+        )
+        .set("transaction.timeout.ms", "900000")
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(30);
+    stale.init_transactions(timeout).unwrap();
+    stale.begin_transaction().unwrap();
+    let member: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(&topic, 0, Offset::Offset(1))
+        .unwrap();
+    stale
+        .send_offsets_to_transaction(&offsets, &member.group_metadata().unwrap(), timeout)
+        .unwrap();
+    drop(stale);
+    drop(member);
+
+    let out = tempfile::tempdir().unwrap();
+    let output = run(&[
+        "record",
+        &topic,
+        "--out",
+        out.path().to_str().unwrap(),
+        "-g",
+        &group,
+        "-e",
+        "--dead-letter",
+        &dead,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("recorded 3 alert(s)"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(read_committed(&dead).len(), 1);
+}

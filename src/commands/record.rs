@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::BorrowedMessage;
 
 use crate::archive::arrow::Layout;
@@ -258,6 +258,13 @@ impl Handler for Recorder {
     }
 
     fn tick(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        if let Some(dead_letter) = &self.dead_letter {
+            if let Ok(assigned) = consumer.assignment() {
+                let partitions: Vec<i32> =
+                    assigned.elements().iter().map(|e| e.partition()).collect();
+                dead_letter.claim(&partitions)?;
+            }
+        }
         self.commit_dead_letter(consumer)?;
         self.bar.tick(consumer, &self.options.topic);
         let age = self.options.roll.age;

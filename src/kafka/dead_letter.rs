@@ -99,6 +99,21 @@ impl DeadLetter {
         Ok(letter)
     }
 
+    /// Makes the transactional producers of `partitions` (the consumer's
+    /// assignment) at once rather than at their first copy: initialising
+    /// one aborts a transaction a killed owner left open, whose offsets the
+    /// group's committed-offset fetch would otherwise wait on until the
+    /// transaction times out (a minute).
+    pub fn claim(&self, partitions: &[i32]) -> Result<()> {
+        if let Some(committing) = &self.committing {
+            let mut committing = committing.borrow_mut();
+            for partition in partitions {
+                committing.producer(*partition)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The source partition whose refused message waits for
     /// [`DeadLetter::commit_pending`]: its offset must not be stored before.
     pub fn pending_partition(&self) -> Option<i32> {

@@ -34,7 +34,10 @@ const MIN_RATE_SPAN: f64 = 0.01;
 /// `count` per second over `seconds`, e.g. "12345 alerts/s", or "n/a" when
 /// the span is too short to mean anything.
 pub fn rate(count: u64, seconds: f64, unit: &str) -> String {
-    if count < 2 || seconds < MIN_RATE_SPAN {
+    if count < 2 {
+        return format!("rate n/a: {count} only");
+    }
+    if seconds < MIN_RATE_SPAN {
         return "rate n/a: too short a span".to_string();
     }
     format!("{:.0} {unit}", count as f64 / seconds)
@@ -135,7 +138,8 @@ mod tests {
 
     #[test]
     fn rates_need_a_span() {
-        assert_eq!(rate(1, 0.0, "alerts/s"), "rate n/a: too short a span");
+        assert_eq!(rate(1, 0.0, "alerts/s"), "rate n/a: 1 only");
+        assert_eq!(rate(1, 5.0, "alerts/s"), "rate n/a: 1 only");
         assert_eq!(rate(100, 0.001, "alerts/s"), "rate n/a: too short a span");
         assert_eq!(rate(100, 2.0, "alerts/s"), "50 alerts/s");
         assert_eq!(rates(100, 5_000_000, 2.0), "50 alerts/s, 2.5 MB/s");

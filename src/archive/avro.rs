@@ -164,13 +164,14 @@ mod tests {
     /// every codec, alert for alert, with its sidecar line for line.
     #[test]
     fn files_read_back_alert_for_alert() {
-        let alerts = crate::alerts::source::samples().unwrap();
-        let schema = alerts[0].schema.clone();
-        let datums: Vec<Vec<u8>> = alerts
-            .iter()
-            .map(|a| crate::avro::codec::encode(&schema, &a.value).unwrap())
-            .collect();
-        let text = serde_json::to_string(&*schema).unwrap();
+        let budget = Budget {
+            alert_bytes: DEFAULT_MAX_ALERT_BYTES,
+        };
+        let sample = include_bytes!("../../sample-alerts/visit-1.avro");
+        let source = open_container(sample, budget, usize::MAX, &WriterCache::default()).unwrap();
+        let datums: Vec<Vec<u8>> = source.alerts().map(<[u8]>::to_vec).collect();
+        assert!(datums.len() > 1);
+        let text = source.writer.text.clone();
         for codec in [Codec::Null, Codec::Deflate, Codec::Snappy, Codec::Zstandard] {
             let dir = tempfile::tempdir().unwrap();
             let first = Meta {
@@ -191,9 +192,6 @@ mod tests {
             file.finish().unwrap();
             let name = file_name("t", 2, 40, "avro");
             let bytes = std::fs::read(dir.path().join(&name)).unwrap();
-            let budget = Budget {
-                alert_bytes: DEFAULT_MAX_ALERT_BYTES,
-            };
             let checked =
                 open_container(&bytes, budget, usize::MAX, &WriterCache::default()).unwrap();
             let read: Vec<Vec<u8>> = checked.alerts().map(<[u8]>::to_vec).collect();

@@ -24,7 +24,7 @@ TRANSPORT = ROOT / "target/release/examples/transport"
 PY = sys.executable
 BROKERS = os.environ.get("ALERTSTREAM_BROKERS", "127.0.0.1:9092")
 QUICK = "--quick" in sys.argv
-# --only simulate|dialects|view: just those rows (docs/performance.md keeps the rest)
+# --only simulate|dialects|view|record: just those rows (docs/performance.md keeps the rest)
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 VISIT = 2000 if QUICK else 10000
 SCALE = [1000, 5000] if QUICK else [1000, 10000, 100000]
@@ -106,9 +106,10 @@ def criterion(name):
 
 
 def main():
-    if ONLY in ("simulate", "dialects", "view"):
+    if ONLY in ("simulate", "dialects", "view", "record"):
         r = json.loads((ROOT / "docs/performance.json").read_text())
-        r[ONLY] = {"simulate": simulate_vs_samples, "dialects": dialects, "view": view_bench}[ONLY]()
+        r[ONLY] = {"simulate": simulate_vs_samples, "dialects": dialects, "view": view_bench,
+                   "record": record_alone}[ONLY]()
         write_docs(r)
         return
     fixtures = sorted(glob.glob(str(FIXTURES / "*.avro")))
@@ -204,6 +205,20 @@ def timed(cmd):
         sys.exit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-2000:]}")
     rss = int(re.findall(r"maxrss_kb=(\d+)", proc.stderr)[-1]) / 1024
     return {"seconds": seconds, "rss": rss, "alerts": VISIT, "log": proc.stderr[-300:]}
+
+
+def record_alone():
+    """The record rows on their own: one visit of the four v3.1 fixtures
+    cycled, as the full run's consume topic."""
+    v31 = sorted(glob.glob(str(FIXTURES / "v3.1_*.avro")))
+    t = topic("record")
+    subprocess.run([TRANSPORT, "produce", t, str(VISIT)] + v31, check=True, capture_output=True)
+    schema = ROOT / "target/bench-v3.1.avsc"
+    with open(v31[0], "rb") as f:
+        schema.write_text(json.dumps(fastavro.reader(f).writer_schema))
+    result = record_vs_print(t, schema)
+    drop(t)
+    return result
 
 
 def record_vs_print(t, schema):

@@ -101,6 +101,9 @@ pub async fn run(
     quiet: bool,
 ) -> Result<()> {
     let decoder = options.decode.decoder()?;
+    if options.format == ArchiveFormat::Parquet {
+        crate::archive::parquet::keep_freed_memory();
+    }
     let selector = match &options.filter {
         Some(text) => Some(Selector::compile(text, &options.decode.reader_schema()?)?),
         None => None,
@@ -485,7 +488,10 @@ impl Recorder {
                     avro.append(datum, meta)?;
                 }
             }
-            FileKind::Parquet(parquet) => parquet.append(&datums.alerts, meta).map_err(skip)?,
+            FileKind::Parquet(parquet) => {
+                parquet.append(&datums.alerts, meta).map_err(skip)?;
+                parquet.write_full_group()?;
+            }
         }
         let count = datums.alerts.len() as u64;
         self.counts.alerts += count;

@@ -156,7 +156,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --from 'Start at this time instead of a group''s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)'
             cand --until 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from'
             cand --broker-timeout 'Exit with an error once every broker has been unreachable this long'
-            cand --format 'Archive format: avro keeps each alert''s bytes as they arrived, with its writer schema; parquet derives columns from the Avro schema'
+            cand --format 'Archive format: avro keeps each alert''s bytes as they arrived, with its writer schema; parquet derives columns from the Avro schema (how messages frame their Avro is --wire)'
             cand --codec 'Compression of the archive''s blocks (Avro) or pages (Parquet)'
             cand --roll-alerts 'Start a new file after this many alerts'
             cand --roll-seconds 'Start a new file after this many seconds'

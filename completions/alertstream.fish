@@ -136,7 +136,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l max-m
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d) or epoch milliseconds (@1795931367000)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l format -d 'Archive format: avro keeps each alert\'s bytes as they arrived, with its writer schema; parquet derives columns from the Avro schema' -r -f -a "avro\t''
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l format -d 'Archive format: avro keeps each alert\'s bytes as they arrived, with its writer schema; parquet derives columns from the Avro schema (how messages frame their Avro is --wire)' -r -f -a "avro\t''
 parquet\t''"
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l codec -d 'Compression of the archive\'s blocks (Avro) or pages (Parquet)' -r -f -a "null\t''
 deflate\t''

@@ -580,7 +580,8 @@ pub struct RecordArgs {
     pub consumer: ConsumerArgs,
 
     /// Archive format: avro keeps each alert's bytes as they arrived, with
-    /// its writer schema; parquet derives columns from the Avro schema.
+    /// its writer schema; parquet derives columns from the Avro schema (how
+    /// messages frame their Avro is --wire).
     #[arg(long = "format", value_enum, default_value_t = ArchiveFormat::Avro, value_name = "FORMAT")]
     pub format: ArchiveFormat,
 

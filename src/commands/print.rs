@@ -209,7 +209,11 @@ impl Printer {
             // The fast path: binary straight to JSON.
             let (framing, count) = decoder.decode_json(super::wire(message), &mut self.line)?;
             self.framing = Some(framing);
-            tracing::debug!("{}: {framing:?} framing, {count} alert(s)", place(message));
+            tracing::debug!(
+                "{}: {} framing, {count} alert(s)",
+                place(message),
+                framing.name()
+            );
             return Ok(count);
         }
         self.render_values(message)
@@ -223,8 +227,9 @@ impl Printer {
         let (framing, alerts) = decoder.decode(super::wire(message))?;
         self.framing = Some(framing);
         tracing::debug!(
-            "{}: {framing:?} framing, {} alert(s)",
+            "{}: {} framing, {} alert(s)",
             place(message),
+            framing.name(),
             alerts.len()
         );
         let mut printed = 0;

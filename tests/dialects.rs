@@ -302,3 +302,46 @@ fn lsst_alert_stream_reads_and_writes_what_alertstream_does() {
         assert_same(line, want, &format!("alert {i} read by lsst-alert-stream"));
     }
 }
+
+/// record and filter take the framing as --wire (their --format is the
+/// archive's): a key-schema topic read with --wire key-schema is archived
+/// and routed whole, and read with --wire confluent every message is
+/// skipped, so the flag is what decides.
+#[test]
+fn record_and_filter_take_the_framing_as_wire() {
+    let topic = topic("key-schema-wire");
+    ok(&["send", &topic, "--format", "key-schema"]);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let logged = |args: &[&str]| {
+        let output = run(args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stderr(&output)
+    };
+    for (wire, recorded) in [
+        ("key-schema", "recorded 12 alert(s) from 12 message(s)"),
+        ("confluent", "recorded 0 alert(s) from 12 message(s)"),
+    ] {
+        let log = logged(&[
+            "record", &topic, "--out", dir, "-e", "--from", "@0", "--wire", wire,
+        ]);
+        assert!(log.contains(recorded), "--wire {wire}: {log}");
+    }
+    for (wire, skipped) in [("key-schema", "; 0 skipped"), ("confluent", "; 12 skipped")] {
+        let to = format!("{topic}-{wire}");
+        let log = logged(&[
+            "filter",
+            &topic,
+            "-e",
+            "--from",
+            "@0",
+            "--wire",
+            wire,
+            "--where",
+            "candidate.magpsf > 0",
+            "--to",
+            &to,
+        ]);
+        assert!(log.contains(skipped), "--wire {wire}: {log}");
+    }
+}

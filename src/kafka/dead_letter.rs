@@ -33,12 +33,18 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where refused messages go.
 pub struct DeadLetter {
     pub topic: String,
-    /// `print`, `record`: a producer of its own, each copy acknowledged
-    /// before the consumer goes on. `None` for `filter`, which hands its
-    /// transactional producer to [`DeadLetter::copy`].
-    own: Option<Producing>,
+    sink: Sink,
+}
+
+/// How a copy is sent.
+enum Sink {
+    /// `print`, and `record` outside a group: a producer of its own, each
+    /// copy acknowledged before the consumer goes on.
+    Acknowledged(Producing),
+    /// `filter`: the transactional producer it hands to [`DeadLetter::copy`].
+    CallersTransaction,
     /// `record` in a group: copies committed with their source offsets.
-    committing: Option<RefCell<Committing>>,
+    Committing(Box<RefCell<Committing>>),
 }
 
 /// Copies that go out each in a transaction of its own with the source
@@ -74,8 +80,7 @@ impl DeadLetter {
         produce::ensure_topic(&producer, kafka, topic, partitions, None).await?;
         Ok(Self {
             topic: topic.to_string(),
-            own: Some(producer),
-            committing: None,
+            sink: Sink::Acknowledged(producer),
         })
     }
 
@@ -88,15 +93,17 @@ impl DeadLetter {
         group: &str,
         source: &str,
     ) -> Result<Self> {
-        let mut letter = Self::open(kafka, topic, None).await?;
-        letter.own = None;
-        letter.committing = Some(RefCell::new(Committing {
-            kafka: kafka.clone(),
-            prefix: format!("alertstream-dead-letter-{group}-{source}"),
-            producers: HashMap::new(),
-            pending: None,
-        }));
-        Ok(letter)
+        // Opened as the others are, for the topic; its own producer goes.
+        let opened = Self::open(kafka, topic, None).await?;
+        Ok(Self {
+            topic: opened.topic,
+            sink: Sink::Committing(Box::new(RefCell::new(Committing {
+                kafka: kafka.clone(),
+                prefix: format!("alertstream-dead-letter-{group}-{source}"),
+                producers: HashMap::new(),
+                pending: None,
+            }))),
+        })
     }
 
     /// Makes the transactional producers of `partitions` (the consumer's
@@ -105,7 +112,7 @@ impl DeadLetter {
     /// group's committed-offset fetch would otherwise wait on until the
     /// transaction times out (a minute).
     pub fn claim(&self, partitions: &[i32]) -> Result<()> {
-        if let Some(committing) = &self.committing {
+        if let Some(committing) = self.committing_copies() {
             let mut committing = committing.borrow_mut();
             for partition in partitions {
                 committing.producer(*partition)?;
@@ -117,14 +124,14 @@ impl DeadLetter {
     /// The source partition whose refused message waits for
     /// [`DeadLetter::commit_pending`]: its offset must not be stored before.
     pub fn pending_partition(&self) -> Option<i32> {
-        let committing = self.committing.as_ref()?.borrow();
+        let committing = self.committing_copies()?.borrow();
         committing.pending.as_ref().map(|(m, ..)| m.partition())
     }
 
     /// Drops a waiting copy of a partition a rebalance took away (its new
     /// owner reads the message again).
     pub fn forget(&self, partitions: &[i32]) {
-        if let Some(committing) = &self.committing {
+        if let Some(committing) = self.committing_copies() {
             let mut committing = committing.borrow_mut();
             if committing
                 .pending
@@ -142,7 +149,7 @@ impl DeadLetter {
     /// go back behind the transaction's. Everything before the message must
     /// be safe (on disk) already.
     pub fn commit_pending(&self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
-        let Some(committing) = &self.committing else {
+        let Some(committing) = self.committing_copies() else {
             return Ok(());
         };
         let mut committing = committing.borrow_mut();
@@ -198,8 +205,15 @@ impl DeadLetter {
     pub fn through_transaction(topic: &str) -> Self {
         Self {
             topic: topic.to_string(),
-            own: None,
-            committing: None,
+            sink: Sink::CallersTransaction,
+        }
+    }
+
+    /// Copies that commit their source offsets, for `record` in a group.
+    fn committing_copies(&self) -> Option<&RefCell<Committing>> {
+        match &self.sink {
+            Sink::Committing(committing) => Some(committing),
+            _ => None,
         }
     }
 
@@ -214,17 +228,19 @@ impl DeadLetter {
         detail: &str,
         transaction: Option<&Producing>,
     ) -> Result<()> {
-        if let Some(committing) = &self.committing {
-            committing.borrow_mut().pending =
-                Some((message.detach(), reason.to_string(), detail.to_string()));
-            return Ok(());
-        }
-        let source = source_of(message);
-        let producer = match (&self.own, transaction) {
-            (Some(own), _) => own,
-            (None, Some(transaction)) => transaction,
-            (None, None) => return Err(anyhow!("no producer for the dead-letter topic")),
+        let (producer, acknowledged) = match (&self.sink, transaction) {
+            (Sink::Committing(committing), _) => {
+                committing.borrow_mut().pending =
+                    Some((message.detach(), reason.to_string(), detail.to_string()));
+                return Ok(());
+            }
+            (Sink::Acknowledged(own), _) => (own, true),
+            (Sink::CallersTransaction, Some(transaction)) => (transaction, false),
+            (Sink::CallersTransaction, None) => {
+                return Err(anyhow!("no producer for the dead-letter topic"))
+            }
         };
+        let source = source_of(message);
         let before = producer.context().totals();
         produce::forward(
             producer,
@@ -238,7 +254,7 @@ impl DeadLetter {
                 self.topic
             )
         })?;
-        if self.own.is_some() {
+        if acknowledged {
             self.acknowledged(producer, &before, &source)?;
         }
         crate::metrics::dead_lettered(message.topic(), reason);

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -397,7 +398,7 @@ async fn raw(
     download(&name, entry.message.value.clone())
 }
 
-fn download(name: &str, bytes: Vec<u8>) -> Response {
+fn download(name: &str, bytes: impl Into<Bytes>) -> Response {
     let disposition = format!("attachment; filename=\"{name}\"");
     let disposition =
         HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment"));
@@ -409,7 +410,7 @@ fn download(name: &str, bytes: Vec<u8>) -> Response {
             ),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        bytes,
+        bytes.into(),
     )
         .into_response()
 }

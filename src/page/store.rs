@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -18,7 +19,7 @@ use crate::kafka::groups::GroupLag;
 pub struct Message {
     /// Shared: an archive's alerts all carry their file's writer schema here.
     pub key: Option<Arc<[u8]>>,
-    pub value: Vec<u8>,
+    pub value: Bytes,
     pub timestamp_ms: Option<i64>,
     /// How it was framed (schemaless, container, ...), for the page.
     pub framing: String,
@@ -319,7 +320,7 @@ mod tests {
     fn entry(offset: i64, bytes: usize) -> Entry {
         let message = Arc::new(Message {
             key: None,
-            value: vec![0; bytes],
+            value: vec![0; bytes].into(),
             timestamp_ms: None,
             framing: "schemaless".into(),
         });

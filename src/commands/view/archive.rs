@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
+use bytes::Bytes;
 
 use super::{entries, ViewOptions};
 use crate::archive::Meta;
+use crate::avro::codec::Payload;
 use crate::avro::gate::{self, WriterCache};
 use crate::avro::plan::Budget;
 use crate::avro::plan::Need;
@@ -115,9 +117,13 @@ impl Reader {
                 Some(meta) => (topic.clone(), meta.partition, meta.offset),
                 None => (topic.clone(), partition, first + index as i64),
             };
-            let message = Message {
+            let payload = Payload {
+                key: Some(&key),
+                value: datum,
+            };
+            let kept = || Message {
                 key: Some(key.clone()),
-                value: datum.to_vec(),
+                value: Bytes::copy_from_slice(datum),
                 timestamp_ms: meta.and_then(|m| m.timestamp),
                 framing: "archive".into(),
             };
@@ -126,7 +132,8 @@ impl Reader {
                 self.selector.as_ref(),
                 &self.need,
                 at,
-                message,
+                payload,
+                kept,
             ) {
                 Ok(kept) => into.extend(kept),
                 Err(e) => {
@@ -197,18 +204,25 @@ impl Reader {
         .map_err(|_| anyhow::anyhow!("not a readable Parquet file (its reader panicked)"))??;
         for (index, row) in read.into_iter().enumerate() {
             let kept = row.and_then(|((partition, offset, timestamp_ms), value)| {
-                let message = Message {
+                let value = Bytes::from(value);
+                let payload = Payload {
+                    key: Some(&columns.schema),
+                    value: &value,
+                };
+                let kept = || Message {
                     key: Some(columns.schema.clone()),
-                    value,
+                    value: value.clone(),
                     timestamp_ms,
                     framing: "archive".into(),
                 };
+                let at = (topic.clone(), partition, offset);
                 entries(
                     &self.decoder,
                     self.selector.as_ref(),
                     &self.need,
-                    (topic.clone(), partition, offset),
-                    message,
+                    at,
+                    payload,
+                    kept,
                 )
             });
             match kept {

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
+use bytes::Bytes;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{BorrowedMessage, Message as _};
 
-use crate::avro::codec::{Decoder, Framing};
+use crate::avro::codec::{Decoder, Framing, Payload};
 use crate::avro::plan::Need;
 use crate::cli::ViewArgs;
 use crate::commands::DecodeOptions;
@@ -282,55 +283,71 @@ impl Handler for Keeper {
 }
 
 impl Keeper {
-    /// The message's alerts (those --where selects) as entries for the store.
+    /// The message's alerts (those --where selects) as entries for the store;
+    /// its bytes are copied only when one is kept.
     fn keep(&mut self, message: &BorrowedMessage<'_>) -> Result<Vec<Entry>> {
         let value = message.payload().unwrap_or_default();
         if value.is_empty() {
             return Err(anyhow!("empty message"));
         }
-        let kept = Message {
-            key: message.key().map(Arc::from),
-            value: value.to_vec(),
+        let key = message.key();
+        let at = (self.topic.clone(), message.partition(), message.offset());
+        let kept = || Message {
+            key: key.map(Arc::from),
+            value: Bytes::copy_from_slice(value),
             timestamp_ms: message.timestamp().to_millis(),
             framing: String::new(),
         };
-        let at = (self.topic.clone(), message.partition(), message.offset());
-        entries(&self.decoder, self.selector.as_ref(), &self.need, at, kept)
+        let payload = Payload { key, value };
+        entries(
+            &self.decoder,
+            self.selector.as_ref(),
+            &self.need,
+            at,
+            payload,
+            kept,
+        )
     }
 }
 
 /// A message's alerts (those `selector` selects) as entries for the store,
 /// each with its table row; `need`: the row's fields and the selector's.
+/// `kept` makes the message to keep, called only if an alert is selected.
 pub(super) fn entries(
     decoder: &Decoder,
     selector: Option<&Selector>,
     need: &Need,
     (topic, partition, offset): (Arc<str>, i32, i64),
-    mut message: Message,
+    payload: Payload<'_>,
+    kept: impl FnOnce() -> Message,
 ) -> Result<Vec<Entry>> {
-    let payload = crate::avro::codec::Payload {
-        key: message.key.as_deref(),
-        value: &message.value,
-    };
     let (framing, alerts) = decoder.framed_fields(payload, need)?;
+    let count = alerts.len();
+    let rows: Vec<(usize, Summary)> = alerts
+        .iter()
+        .enumerate()
+        .filter(|(_, alert)| selector.is_none_or(|s| s.selects(alert)))
+        .map(|(index, alert)| (index, Summary::of_avro(alert)))
+        .collect();
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut message = kept();
     if message.framing.is_empty() {
         message.framing = framing_name(framing);
     }
     let message = Arc::new(message);
-    let count = alerts.len();
-    Ok(alerts
-        .iter()
-        .enumerate()
-        .filter(|(_, alert)| selector.is_none_or(|s| s.selects(alert)))
-        .map(|(index, alert)| {
-            let summary = Summary::of_avro(alert);
+    Ok(rows
+        .into_iter()
+        .map(|(index, summary)| {
+            let message = message.clone();
             Entry::new(
                 topic.clone(),
                 partition,
                 offset,
                 index,
                 count,
-                message.clone(),
+                message,
                 summary,
             )
         })

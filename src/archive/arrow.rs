@@ -14,8 +14,9 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, FieldRef, Fields, SchemaRef, TimeUnit};
 
-use super::shred::{self, Column, Cursor, Read};
+use super::shred::{self, Column, Read};
 use super::Meta;
+use crate::avro::input::Input;
 use crate::avro::json::is_cutout_field;
 
 /// A column's type, compiled once from the Avro schema.
@@ -169,7 +170,7 @@ impl Layout {
         let Read::Record(fields) = &self.read else {
             bail!("a Parquet archive needs alerts that are Avro records");
         };
-        let mut input = Cursor::new(alert);
+        let mut input = Input::new(alert);
         let mut kept = rows.columns.iter_mut();
         for (field, keep) in fields {
             shred::read(field, &mut input, if *keep { kept.next() } else { None })?;

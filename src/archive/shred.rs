@@ -16,7 +16,7 @@ use arrow_array::{
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, FieldRef, Fields, TimeUnit};
 
-use crate::avro::varint;
+use crate::avro::input::Input;
 
 /// How one Avro value is read: its encoding, and for nullable unions which
 /// branch is null.
@@ -253,42 +253,8 @@ impl Column {
     }
 }
 
-/// The bytes of one checked alert, read front to back.
-pub struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, at: 0 }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| anyhow!("alert ends early at byte {}", self.at))?;
-        let taken = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(taken)
-    }
-
-    fn long(&mut self) -> Result<i64> {
-        let (value, next) = varint::read_long(self.bytes, self.at)
-            .map_err(|e| anyhow!("at byte {}: {}", self.at, e.reason()))?;
-        self.at = next;
-        Ok(value)
-    }
-
-    fn len(&mut self) -> Result<usize> {
-        usize::try_from(self.long()?).map_err(|_| anyhow!("negative length at byte {}", self.at))
-    }
-}
-
 /// Reads one value into `column` (`None`: past it, for a field left out).
-pub fn read(how: &Read, input: &mut Cursor<'_>, column: Option<&mut Column>) -> Result<()> {
+pub fn read(how: &Read, input: &mut Input<'_>, column: Option<&mut Column>) -> Result<()> {
     let Some(column) = column else {
         return skip(how, input);
     };
@@ -326,7 +292,7 @@ pub fn read(how: &Read, input: &mut Cursor<'_>, column: Option<&mut Column>) -> 
             (x.push(f64::from(f32::from_le_bytes(raw))), v.push(true)).1
         }
         (Read::Bytes | Read::Str, Column::Bytes(data, offsets, v, utf8)) => {
-            let n = input.len()?;
+            let n = input.length()?;
             let raw = input.take(n)?;
             if *utf8 && std::str::from_utf8(raw).is_err() {
                 bail!("string is not UTF-8");
@@ -366,7 +332,7 @@ pub fn read(how: &Read, input: &mut Cursor<'_>, column: Option<&mut Column>) -> 
 }
 
 /// Walks past one value.
-fn skip(how: &Read, input: &mut Cursor<'_>) -> Result<()> {
+fn skip(how: &Read, input: &mut Input<'_>) -> Result<()> {
     match how {
         Read::Null => {}
         Read::Bool => {
@@ -382,7 +348,7 @@ fn skip(how: &Read, input: &mut Cursor<'_>) -> Result<()> {
             input.take(8)?;
         }
         Read::Bytes | Read::Str => {
-            let n = input.len()?;
+            let n = input.length()?;
             input.take(n)?;
         }
         Read::Fixed(n) => {
@@ -405,8 +371,8 @@ fn skip(how: &Read, input: &mut Cursor<'_>) -> Result<()> {
 
 /// An array's blocks: a count (negative: followed by a byte size), items, 0.
 fn read_blocks(
-    input: &mut Cursor<'_>,
-    mut item: impl FnMut(&mut Cursor<'_>) -> Result<()>,
+    input: &mut Input<'_>,
+    mut item: impl FnMut(&mut Input<'_>) -> Result<()>,
 ) -> Result<()> {
     loop {
         let count = input.long()?;

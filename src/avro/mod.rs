@@ -6,6 +6,7 @@ pub mod container;
 mod encode;
 pub mod gate;
 pub mod ids;
+pub mod input;
 pub mod json;
 pub mod plan;
 pub mod registry;

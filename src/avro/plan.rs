@@ -12,8 +12,9 @@
 use apache_avro::schema::{Schema, UnionSchema};
 use std::collections::BTreeMap;
 
+pub use super::input::DecodeError;
+use super::input::Input;
 use super::json::{is_cutout_field, write_bytes, write_float, write_str};
-use super::varint::read_long;
 
 /// A compiled schema.
 #[derive(Debug, Clone)]
@@ -49,21 +50,6 @@ pub(crate) struct Field {
     /// A top-level cutout: decoded past, not printed.
     skip: bool,
 }
-
-/// Why a payload could not be decoded, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError {
-    pub offset: usize,
-    pub reason: &'static str,
-}
-
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} at byte {}", self.reason, self.offset)
-    }
-}
-
-impl std::error::Error for DecodeError {}
 
 /// The most one alert may take, in bytes of binary (`--max-alert-bytes`).
 /// A zero-size item (a null in an array or map) counts [`EMPTY_ITEM_COST`]
@@ -109,14 +95,14 @@ impl Plan {
         budget: Budget,
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
-        let mut input = Input::alert(payload, budget)?;
+        let mut input = alert_input(payload, budget)?;
         write(&self.root, &mut input, out)?;
         input.at_end(LEFT_OVER)
     }
 
     /// Checks one bare Avro alert without output.
     pub fn check(&self, payload: &[u8], budget: Budget) -> Result<(), DecodeError> {
-        let mut input = Input::alert(payload, budget)?;
+        let mut input = alert_input(payload, budget)?;
         skip(&self.root, &mut input)?;
         input.at_end(LEFT_OVER)
     }
@@ -231,106 +217,14 @@ fn json_string(s: &str) -> Vec<u8> {
     serde_json::to_vec(s).unwrap_or_else(|_| b"\"\"".to_vec())
 }
 
-struct Input<'a> {
-    bytes: &'a [u8],
-    at: usize,
-    /// Zero-size items the current alert may still claim.
-    empty_left: usize,
-}
-
-impl<'a> Input<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self {
-            bytes,
-            at: 0,
-            empty_left: 0,
-        }
+/// One whole alert's input, refused at once when larger than the budget.
+fn alert_input(bytes: &[u8], budget: Budget) -> Result<Input<'_>, DecodeError> {
+    let mut input = Input::new(bytes);
+    if bytes.len() > budget.alert_bytes {
+        return input.fail("alert larger than --max-alert-bytes");
     }
-
-    /// One whole alert, refused at once when larger than the budget.
-    fn alert(bytes: &'a [u8], budget: Budget) -> Result<Self, DecodeError> {
-        let mut input = Self::new(bytes);
-        if bytes.len() > budget.alert_bytes {
-            return input.fail("alert larger than --max-alert-bytes");
-        }
-        input.empty_left = budget.alert_bytes / EMPTY_ITEM_COST;
-        Ok(input)
-    }
-
-    fn fail<T>(&self, reason: &'static str) -> Result<T, DecodeError> {
-        Err(DecodeError {
-            offset: self.at,
-            reason,
-        })
-    }
-
-    fn at_end(&self, reason: &'static str) -> Result<(), DecodeError> {
-        if self.at == self.bytes.len() {
-            Ok(())
-        } else {
-            self.fail(reason)
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        match self.bytes.get(self.at..self.at.saturating_add(n)) {
-            Some(slice) if n <= self.bytes.len() - self.at => {
-                self.at += n;
-                Ok(slice)
-            }
-            _ => self.fail("truncated: a length points past the end of the payload"),
-        }
-    }
-
-    fn long(&mut self) -> Result<i64, DecodeError> {
-        match read_long(self.bytes, self.at) {
-            Ok((value, next)) => {
-                self.at = next;
-                Ok(value)
-            }
-            Err(e) => self.fail(e.reason()),
-        }
-    }
-
-    fn int(&mut self) -> Result<i32, DecodeError> {
-        let v = self.long()?;
-        i32::try_from(v).or_else(|_| self.fail("int out of range"))
-    }
-
-    /// A byte length: non-negative and within the payload.
-    fn len(&mut self) -> Result<usize, DecodeError> {
-        let n = self.long()?;
-        if n < 0 {
-            return self.fail("negative length");
-        }
-        let n = n as u64;
-        if n > (self.bytes.len() - self.at) as u64 {
-            return self.fail("truncated: a length points past the end of the payload");
-        }
-        Ok(n as usize)
-    }
-
-    /// The item count of an array or map block (its byte size, if given, is
-    /// skipped): sized items must fit in the bytes left, zero-size ones in
-    /// the alert's budget.
-    fn block_count(&mut self, item_min_size: usize) -> Result<u64, DecodeError> {
-        let n = self.long()?;
-        let count = if n < 0 {
-            self.long()?; // block size in bytes
-            n.unsigned_abs()
-        } else {
-            n as u64
-        };
-        if item_min_size == 0 {
-            if count > self.empty_left as u64 {
-                return self.fail("an array or map of empty items exceeds --max-alert-bytes");
-            }
-            self.empty_left -= count as usize;
-        } else if count > (self.bytes.len() - self.at) as u64 / item_min_size as u64 {
-            return self.fail("an array or map claims more items than the payload can hold");
-        }
-        Ok(count)
-    }
+    input.empty_left = budget.alert_bytes / EMPTY_ITEM_COST;
+    Ok(input)
 }
 
 fn min_size(node: &Node) -> usize {
@@ -371,12 +265,12 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
             write_float(out, f64::from_le_bytes(a));
         }
         Node::Bytes => {
-            let n = input.len()?;
+            let n = input.length()?;
             write_bytes(out, input.take(n)?);
         }
         Node::Fixed(n) => write_bytes(out, input.take(*n)?),
         Node::String => {
-            let n = input.len()?;
+            let n = input.length()?;
             let raw = input.take(n)?;
             let Ok(text) = std::str::from_utf8(raw) else {
                 return input.fail("string is not UTF-8");
@@ -483,7 +377,7 @@ fn skip(node: &Node, input: &mut Input<'_>) -> Result<(), DecodeError> {
             input.take(8)?;
         }
         Node::Bytes | Node::String => {
-            let n = input.len()?;
+            let n = input.length()?;
             input.take(n)?;
         }
         Node::Fixed(n) => {
@@ -586,7 +480,7 @@ impl Plan {
         budget: Budget,
         need: &Need,
     ) -> Result<apache_avro::types::Value, DecodeError> {
-        let mut input = Input::alert(payload, budget)?;
+        let mut input = alert_input(payload, budget)?;
         if !matches!(self.root, Node::Record(_)) {
             return input.fail("the alert is not a record");
         }
@@ -652,12 +546,12 @@ fn value(node: &Node, input: &mut Input<'_>) -> Result<apache_avro::types::Value
             Value::Double(f64::from_le_bytes(a))
         }
         Node::Bytes => {
-            let n = input.len()?;
+            let n = input.length()?;
             Value::Bytes(input.take(n)?.to_vec())
         }
         Node::Fixed(n) => Value::Fixed(*n, input.take(*n)?.to_vec()),
         Node::String => {
-            let n = input.len()?;
+            let n = input.length()?;
             match std::str::from_utf8(input.take(n)?) {
                 Ok(text) => Value::String(text.to_string()),
                 Err(_) => return input.fail("string is not UTF-8"),

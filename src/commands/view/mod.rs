@@ -212,7 +212,13 @@ impl Reading {
             &self.options.consumer,
             &self.topic,
             None,
-            &[("client.id", "alertstream-view")],
+            &[
+                ("client.id", "alertstream-view"),
+                // view keeps what it reads, so librdkafka's prefetch (64 MB by
+                // default) came on top of the kept alerts: 16 MB still keeps
+                // the consumer fed and peak memory 50 MB lower (-X overrides).
+                ("queued.max.messages.kbytes", "16384"),
+            ],
             &self.shutdown,
         )?
         else {

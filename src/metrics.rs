@@ -256,8 +256,19 @@ async fn exposition() -> impl axum::response::IntoResponse {
     )
 }
 
+/// Set by a server that reads files, not Kafka (`view --archive`): its
+/// health says nothing of brokers.
+static WITHOUT_BROKERS: AtomicBool = AtomicBool::new(false);
+
+/// This process reads no Kafka: /healthz says so instead of "brokers reachable".
+pub fn serving_without_brokers() {
+    WITHOUT_BROKERS.store(true, Ordering::Relaxed);
+}
+
 async fn health() -> (axum::http::StatusCode, &'static str) {
-    if get().brokers_up.load(Ordering::Relaxed) {
+    if WITHOUT_BROKERS.load(Ordering::Relaxed) {
+        (axum::http::StatusCode::OK, "ok: serving files (no Kafka)\n")
+    } else if get().brokers_up.load(Ordering::Relaxed) {
         (axum::http::StatusCode::OK, "ok: brokers reachable\n")
     } else {
         (

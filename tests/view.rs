@@ -940,6 +940,12 @@ fn an_avro_archive_is_served_with_its_stream_places_and_searched_by_object_id() 
     let view = View::start(&["--archive", &out]);
     let rows = view.wait_for_alerts(20);
     assert_eq!(rows.len(), 20);
+    // Healthy, and not on the word of brokers it never reads.
+    let (status, _, body) = get(&view.url("/healthz"));
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).trim()),
+        (200, "ok: serving files (no Kafka)")
+    );
     // Each alert under the topic, partition and offset it had, equal to print's.
     for line in &printed {
         let offset = line["_kafka"]["offset"].as_i64().unwrap();

@@ -146,11 +146,16 @@ fn decode_fits(bytes: &[u8]) -> Result<Image, CutoutError> {
         )));
     }
     let data = &bytes[start..start + count * size];
+    let pixels = convert(data, &layout);
+    // Nothing to scale or see: say so rather than draw a blank square.
+    if !pixels.iter().any(|v| v.is_finite()) {
+        return Err(error("no pixel has a value (all NaN or BLANK)"));
+    }
     Ok(Image {
         width,
         height,
         bitpix: layout.bitpix as i32,
-        pixels: convert(data, &layout),
+        pixels,
     })
 }
 
@@ -745,6 +750,18 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(floats.pixels, [-0.5, 0.5]);
+    }
+
+    #[test]
+    fn an_image_without_a_value_is_refused_with_the_reason() {
+        let nan = fits(-32, 2, 2, &[], &f32_data(&[f32::NAN; 4]));
+        assert_eq!(refused(&nan), "no pixel has a value (all NaN or BLANK)");
+        let raw: Vec<u8> = [-99i16; 4].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let blank = fits(16, 2, 2, &[("BLANK", "-99")], &raw);
+        assert_eq!(refused(&blank), "no pixel has a value (all NaN or BLANK)");
+        // One value is enough to draw.
+        let one = fits(-32, 2, 1, &[], &f32_data(&[f32::NAN, 1.0]));
+        assert_eq!(decode(&one).unwrap().pixels[1], 1.0);
     }
 
     #[test]

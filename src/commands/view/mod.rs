@@ -109,6 +109,7 @@ pub async fn run(options: ViewOptions, kafka: KafkaSettings, shutdown: Shutdown)
     if let Some(dir) = options.archive.clone() {
         // No brokers to reach: the archive is what the page serves.
         crate::metrics::get().set_brokers_up(true);
+        crate::metrics::serving_without_brokers();
         let (shared, options) = (shared.clone(), options.clone());
         let loaded = tokio::task::spawn_blocking(move || archive::load(&dir, &shared, &options));
         loaded.await??;

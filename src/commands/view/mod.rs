@@ -102,9 +102,16 @@ pub async fn run(options: ViewOptions, kafka: KafkaSettings, shutdown: Shutdown)
     let local = listener.local_addr()?;
     warn_if_open(local, options.token.is_some());
     crate::metrics::spawn_server(listener, crate::page::router(shared.clone()))?;
+    let consumer = &options.consumer;
+    let bounded = options.archive.is_none()
+        && (consumer.exit_at_end || consumer.until.is_some() || consumer.max_messages.is_some());
     tracing::info!(
-        "view on http://{local}/{} (Ctrl-C to stop)",
-        address_hint(local, options.token.is_some())
+        "view on http://{local}/{} ({})",
+        address_hint(local, options.token.is_some()),
+        match bounded {
+            true => "until every topic has ended, or Ctrl-C",
+            false => "Ctrl-C to stop",
+        }
     );
     if let Some(dir) = options.archive.clone() {
         // No brokers to reach: the archive is what the page serves.
@@ -130,7 +137,7 @@ fn address_hint(local: SocketAddr, token: bool) -> String {
         ));
     }
     if token {
-        hint.push_str(" (open it with ?token=TOKEN, the --token given)");
+        hint.push_str(" (open it with ?token=TOKEN, the token given)");
     }
     hint
 }

@@ -136,7 +136,7 @@ const VIEW_EXAMPLES: &str = "Examples:
   alertstream view my-stream                     # then open http://127.0.0.1:8080/
   alertstream view ztf ztf-pure --from -1h --where 'candidate.rb >= 0.65' --group pure
   alertstream view lsst --schema schema/11/1 --listen 0.0.0.0:8080 --token \"$VIEW_TOKEN\"
-  curl -sG http://127.0.0.1:8080/api/alerts --data-urlencode 'where=candidate.magpsf < 17.0' -d limit=5";
+  curl -sG 127.0.0.1:8080/api/alerts --data-urlencode 'where=candidate.magpsf < 17' -d limit=5";
 
 const MONITOR_EXAMPLES: &str = "Examples:
   alertstream monitor my-stream

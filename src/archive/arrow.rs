@@ -152,10 +152,10 @@ impl Layout {
 
     /// Appends a message's alerts: bare Avro of the layout's schema, checked
     /// by the decode gate. All of them or, on an error, none.
-    pub fn append(&self, rows: &mut Rows, alerts: &[Vec<u8>], meta: &Meta) -> Result<()> {
+    pub fn append(&self, rows: &mut Rows, alerts: &[impl AsRef<[u8]>], meta: &Meta) -> Result<()> {
         let before = rows.kafka.len();
         for alert in alerts {
-            if let Err(e) = self.append_one(rows, alert) {
+            if let Err(e) = self.append_one(rows, alert.as_ref()) {
                 rows.columns.iter_mut().for_each(|c| c.truncate(before));
                 rows.kafka.truncate(before);
                 return Err(e);

@@ -178,10 +178,10 @@ impl ParquetFile {
     /// checked by the gate): all of them, or none on an error. An error
     /// here is the message's; [`ParquetFile::write_full_group`] reports the
     /// file's.
-    pub fn append(&mut self, alerts: &[Vec<u8>], meta: &Meta) -> Result<()> {
+    pub fn append(&mut self, alerts: &[impl AsRef<[u8]>], meta: &Meta) -> Result<()> {
         self.layout.append(&mut self.rows, alerts, meta)?;
         self.alerts += alerts.len() as u64;
-        self.buffered += alerts.iter().map(|a| a.len() as u64).sum::<u64>();
+        self.buffered += alerts.iter().map(|a| a.as_ref().len() as u64).sum::<u64>();
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use anyhow::{anyhow, Result};
 use apache_avro::types::Value;
 use apache_avro::{from_avro_datum, to_avro_datum, Schema};
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::gate::{self, Writer, WriterCache, DEFAULT_MAX_ALERT_BYTES};
@@ -167,13 +168,15 @@ pub fn encode_framed(schema: &Schema, alert: &Value, framing: Framing) -> Result
     }
 }
 
-/// A message's alerts as the Avro binary they were written in.
+/// A message's alerts as the Avro binary they were written in: borrowed
+/// from the message unless they had to be decompressed or re-encoded (an
+/// alert is tens of kilobytes, copied for nothing otherwise).
 #[derive(Debug)]
-pub struct Datums {
+pub struct Datums<'a> {
     pub framing: Framing,
     /// The schema they were written with.
     pub writer: Arc<Writer>,
-    pub alerts: Vec<Vec<u8>>,
+    pub alerts: Vec<Cow<'a, [u8]>>,
 }
 
 /// The reader schema as one writer's alerts are resolved to it.
@@ -435,13 +438,12 @@ impl Decoder {
     }
 
     /// A message's alerts as written (for archives that keep them so).
-    pub fn datums<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<Datums> {
+    pub fn datums<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<Datums<'a>> {
         let message = payload.into();
         let payload = message.value;
         let (framing, (writer, alerts)) = self.either(message, |framing| {
             if let Some(checked) = self.written(framing, message)? {
-                let alerts = checked.alerts().map(<[u8]>::to_vec).collect();
-                return Ok((checked.writer.clone(), alerts));
+                return Ok((checked.writer.clone(), checked.into_alerts()));
             }
             self.bare_datum(framing, payload)
         })?;
@@ -455,7 +457,7 @@ impl Decoder {
     /// A message's alerts as bare Avro of the schema their values follow:
     /// as written, or, when resolving to a reader schema, re-encoded in the
     /// reader schema as adapted to their writer (for Parquet columns).
-    pub fn resolved_datums<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<Datums> {
+    pub fn resolved_datums<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<Datums<'a>> {
         let message = payload.into();
         let payload = message.value;
         let (framing, (writer, alerts)) = self.either(message, |framing| {
@@ -463,8 +465,7 @@ impl Decoder {
                 return self.bare_datum(framing, payload);
             };
             let Some(resolution) = self.resolution(&checked.writer) else {
-                let alerts = checked.alerts().map(<[u8]>::to_vec).collect();
-                return Ok((checked.writer.clone(), alerts));
+                return Ok((checked.writer.clone(), checked.into_alerts()));
             };
             let (Some(compiled), Some(encoder)) = (&resolution.compiled, &resolution.encoder)
             else {
@@ -475,7 +476,7 @@ impl Decoder {
             let alerts = self
                 .values(&checked)?
                 .iter()
-                .map(|alert| encoder.encode(alert))
+                .map(|alert| encoder.encode(alert).map(Cow::Owned))
                 .collect::<Result<_>>()?;
             Ok((compiled.clone(), alerts))
         })?;
@@ -487,14 +488,18 @@ impl Decoder {
     }
 
     /// A bare or Confluent alert of the reader schema, checked.
-    fn bare_datum(&self, framing: Framing, payload: &[u8]) -> Result<(Arc<Writer>, Vec<Vec<u8>>)> {
+    fn bare_datum<'a>(
+        &self,
+        framing: Framing,
+        payload: &'a [u8],
+    ) -> Result<(Arc<Writer>, Vec<Cow<'a, [u8]>>)> {
         let bare = bare(framing, payload);
         let reader = self.reader_compiled()?;
         reader
             .shape
             .check(bare, self.budget)
             .map_err(|e| anyhow!("not an alert of the reader schema: {e}"))?;
-        Ok((reader, vec![bare.to_vec()]))
+        Ok((reader, vec![Cow::Borrowed(bare)]))
     }
 
     /// The writer schema a message key carries: size, depth and names checked

@@ -101,7 +101,19 @@ pub struct Checked<'a> {
     alerts: Vec<(usize, usize, usize)>,
 }
 
-impl Checked<'_> {
+impl<'a> Checked<'a> {
+    /// Each alert's bare Avro bytes, in order, borrowed from the message
+    /// where its block was not compressed.
+    pub fn into_alerts(self) -> Vec<Cow<'a, [u8]>> {
+        let alerts = self.alerts.iter();
+        alerts
+            .map(|&(block, start, end)| match &self.blocks[block] {
+                Cow::Borrowed(data) => Cow::Borrowed(&data[start..end]),
+                Cow::Owned(data) => Cow::Owned(data[start..end].to_vec()),
+            })
+            .collect()
+    }
+
     /// Each alert's bare Avro bytes, in order.
     pub fn alerts(&self) -> impl Iterator<Item = &[u8]> {
         self.alerts

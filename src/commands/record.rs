@@ -4,6 +4,7 @@
 //! offsets of its alerts committed. So a recorder killed with -9 and started
 //! again in its group archives every alert exactly once (see `archive/`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -500,7 +501,7 @@ impl Recorder {
     }
 
     /// Keeps the alerts of a message that `--where` selects.
-    fn select(&self, payload: Payload<'_>, alerts: &mut Vec<Vec<u8>>) -> Result<()> {
+    fn select(&self, payload: Payload<'_>, alerts: &mut Vec<Cow<'_, [u8]>>) -> Result<()> {
         let Some(selector) = &self.selector else {
             return Ok(());
         };

@@ -1,9 +1,14 @@
 //! Logs go to stderr through `tracing`, so stdout carries only data.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// `RUST_LOG` wins; otherwise -q shows errors, the default shows this tool's
-/// progress (info) and others' warnings, each -v adds detail.
+/// progress (info) and others' warnings, each -v adds detail. `RUST_LOG`
+/// takes `LEVEL` and `target=LEVEL` directives, comma-separated (tracing's
+/// `Targets`: the span and field filters of `EnvFilter` would cost a regex
+/// engine in every build, for nothing an operator of this tool asks).
 pub fn init(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
@@ -12,12 +17,17 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| default.parse().expect("the built-in log levels parse"));
+    let format = tracing_subscriber::fmt::layer()
         .with_writer(|| QuietStderr)
         .with_target(verbose > 0)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = tracing_subscriber::registry()
+        .with(format)
+        .with(filter)
         .try_init();
 }
 

@@ -176,8 +176,11 @@ pub struct Datums<'a> {
     pub framing: Framing,
     /// The schema they were written with.
     pub writer: Arc<Writer>,
-    pub alerts: Vec<Cow<'a, [u8]>>,
+    pub alerts: AlertBytes<'a>,
 }
+
+/// A message's alerts, each borrowed from the message where it can be.
+pub type AlertBytes<'a> = Vec<Cow<'a, [u8]>>;
 
 /// The reader schema as one writer's alerts are resolved to it.
 #[derive(Debug)]
@@ -492,7 +495,7 @@ impl Decoder {
         &self,
         framing: Framing,
         payload: &'a [u8],
-    ) -> Result<(Arc<Writer>, Vec<Cow<'a, [u8]>>)> {
+    ) -> Result<(Arc<Writer>, AlertBytes<'a>)> {
         let bare = bare(framing, payload);
         let reader = self.reader_compiled()?;
         reader

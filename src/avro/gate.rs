@@ -104,7 +104,7 @@ pub struct Checked<'a> {
 impl<'a> Checked<'a> {
     /// Each alert's bare Avro bytes, in order, borrowed from the message
     /// where its block was not compressed.
-    pub fn into_alerts(self) -> Vec<Cow<'a, [u8]>> {
+    pub fn into_alerts(self) -> super::codec::AlertBytes<'a> {
         let alerts = self.alerts.iter();
         alerts
             .map(|&(block, start, end)| match &self.blocks[block] {

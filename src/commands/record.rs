@@ -4,7 +4,6 @@
 //! offsets of its alerts committed. So a recorder killed with -9 and started
 //! again in its group archives every alert exactly once (see `archive/`).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ use crate::archive::avro::AvroFile;
 use crate::archive::files::remove_uncommitted;
 use crate::archive::parquet::ParquetFile;
 use crate::archive::Meta;
-use crate::avro::codec::{Decoder, Payload};
+use crate::avro::codec::{AlertBytes, Decoder, Payload};
 use crate::avro::container::Codec;
 use crate::avro::gate::Writer;
 use crate::cli::{ArchiveFormat, CodecArg, RecordArgs};
@@ -501,7 +500,7 @@ impl Recorder {
     }
 
     /// Keeps the alerts of a message that `--where` selects.
-    fn select(&self, payload: Payload<'_>, alerts: &mut Vec<Cow<'_, [u8]>>) -> Result<()> {
+    fn select(&self, payload: Payload<'_>, alerts: &mut AlertBytes<'_>) -> Result<()> {
         let Some(selector) = &self.selector else {
             return Ok(());
         };

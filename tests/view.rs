@@ -802,6 +802,20 @@ fn an_open_address_without_a_token_is_warned_about() {
     );
 }
 
+/// The cutout `stamp` of the alert at `at` (topic/partition/offset) is drawn
+/// without error, as a PNG of the size the cutouts API gives for it.
+fn assert_cutout_drawn(view: &View, at: &str, stamp: &str) {
+    let (status, headers, png) = get(&view.url(&format!("/cutouts/{at}/{stamp}.png")));
+    assert_eq!(
+        (status, headers.contains("x-cutout-error")),
+        (200, false),
+        "{stamp}: {headers}"
+    );
+    let described = get_json(&view.url(&format!("/api/alerts/{at}/cutouts")));
+    let size = |k: &str| described[stamp][k].as_u64().unwrap() as u32;
+    assert_eq!(png_size(&png), (size("width"), size("height")), "{stamp}");
+}
+
 /// A PNG's width and height, from its IHDR chunk.
 fn png_size(png: &[u8]) -> (u32, u32) {
     assert!(
@@ -840,16 +854,8 @@ fn rubin_alerts_show_fluxes_cutouts_and_a_flux_light_curve() {
         );
     }
     let at = format!("{topic}/0/{}", rows[0]["offset"]);
-    let described = get_json(&view.url(&format!("/api/alerts/{at}/cutouts")));
     for stamp in ["science", "template", "difference"] {
-        let (status, headers, png) = get(&view.url(&format!("/cutouts/{at}/{stamp}.png")));
-        assert_eq!(status, 200);
-        assert!(!headers.contains("x-cutout-error"), "{stamp}: {headers}");
-        let size = (
-            described[stamp]["width"].as_u64().unwrap() as u32,
-            described[stamp]["height"].as_u64().unwrap() as u32,
-        );
-        assert_eq!(png_size(&png), size, "{stamp}");
+        assert_cutout_drawn(&view, &at, stamp);
         let (status, _, fits) = get(&view.url(&format!("/cutouts/{at}/{stamp}.fits")));
         assert_eq!(status, 200);
         assert!(
@@ -968,11 +974,7 @@ fn an_avro_archive_is_served_with_its_stream_places_and_searched_by_object_id() 
         .iter()
         .all(|r| r["object_id"] == json!(id) && r["framing"] == json!("archive")));
     let at = format!("{topic}/0/{}", found[0]["offset"]);
-    let (status, headers, png) = get(&view.url(&format!("/cutouts/{at}/difference.png")));
-    assert_eq!((status, headers.contains("x-cutout-error")), (200, false));
-    let described = get_json(&view.url(&format!("/api/alerts/{at}/cutouts")));
-    let size = |k: &str| described["difference"][k].as_u64().unwrap() as u32;
-    assert_eq!(png_size(&png), (size("width"), size("height")));
+    assert_cutout_drawn(&view, &at, "difference");
     let stderr = view.stop();
     assert!(
         stderr
@@ -1051,11 +1053,7 @@ fn a_parquet_archive_is_served_like_an_avro_one() {
         }
         if stamps {
             let at = format!("{topic}/0/{}", rows[0]["offset"]);
-            let (status, headers, png) = get(&view.url(&format!("/cutouts/{at}/science.png")));
-            assert_eq!((status, headers.contains("x-cutout-error")), (200, false));
-            let described = get_json(&view.url(&format!("/api/alerts/{at}/cutouts")));
-            let size = |k: &str| described["science"][k].as_u64().unwrap() as u32;
-            assert_eq!(png_size(&png), (size("width"), size("height")));
+            assert_cutout_drawn(&view, &at, "science");
         }
         let stderr = view.stop();
         assert!(

@@ -12,12 +12,11 @@ use std::sync::Arc;
 use anyhow::Result;
 use bytes::Bytes;
 
-use super::{entries, ViewOptions};
+use super::{Picker, ViewOptions};
 use crate::archive::Meta;
 use crate::avro::codec::Payload;
 use crate::avro::gate::{self, WriterCache};
 use crate::avro::plan::Budget;
-use crate::avro::plan::Need;
 use crate::exit::bad_input;
 use crate::expr::Selector;
 use crate::page::store::{Entry, Message};
@@ -28,20 +27,18 @@ use crate::page::Shared;
 /// readable archive is reported and skipped.
 pub fn load(dir: &Path, shared: &Shared, options: &ViewOptions) -> Result<()> {
     let (files, parquet) = archive_files(dir)?;
-    let mut reader = Reader {
-        decoder: options.decode.decoder()?,
-        selector: options
-            .filter
-            .as_deref()
-            .map(|text| Selector::compile(text, &shared.reader))
-            .transpose()?,
-        need: Need::none(),
+    let selector = options
+        .filter
+        .as_deref()
+        .map(|text| Selector::compile(text, &shared.reader))
+        .transpose()?;
+    let reader = Reader {
+        picker: Picker::new(options.decode.decoder()?, selector),
         budget: Budget {
             alert_bytes: options.decode.max_alert_bytes,
         },
         writers: WriterCache::default(),
     };
-    reader.need = super::row_need(reader.selector.as_ref());
     let keep = options.keep;
     let mut newest: Vec<Entry> = Vec::new();
     let mut shown = 0;
@@ -90,9 +87,7 @@ fn keep_newest(entries: &mut Vec<Entry>, keep: usize) {
 }
 
 struct Reader {
-    decoder: crate::avro::codec::Decoder,
-    selector: Option<Selector>,
-    need: Need,
+    picker: Picker,
     budget: Budget,
     writers: WriterCache,
 }
@@ -127,14 +122,7 @@ impl Reader {
                 timestamp_ms: meta.and_then(|m| m.timestamp),
                 framing: "archive".into(),
             };
-            match entries(
-                &self.decoder,
-                self.selector.as_ref(),
-                &self.need,
-                at,
-                payload,
-                kept,
-            ) {
+            match self.picker.entries(at, payload, kept) {
                 Ok(kept) => into.extend(kept),
                 Err(e) => {
                     tracing::warn!("{} alert {}: not shown: {e:#}", file.display(), index + 1);
@@ -216,14 +204,7 @@ impl Reader {
                     framing: "archive".into(),
                 };
                 let at = (topic.clone(), partition, offset);
-                entries(
-                    &self.decoder,
-                    self.selector.as_ref(),
-                    &self.need,
-                    at,
-                    payload,
-                    kept,
-                )
+                self.picker.entries(at, payload, kept)
             });
             match kept {
                 Ok(kept) => into.extend(kept),

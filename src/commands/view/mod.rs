@@ -234,12 +234,10 @@ impl Reading {
         };
         let mut keeper = Keeper {
             topic: Arc::from(self.topic.as_str()),
-            decoder: self.options.decode.decoder()?,
+            picker: Picker::new(self.options.decode.decoder()?, self.selector),
             shared: self.shared,
             groups: GroupWatch::new(&self.kafka, &self.options.groups)?,
             lags_read: None,
-            need: row_need(self.selector.as_ref()),
-            selector: self.selector,
         };
         consume::run(
             stream,
@@ -257,12 +255,10 @@ const LAG_EVERY: Duration = Duration::from_secs(5);
 /// Decodes each message and keeps its alerts for the page.
 struct Keeper {
     topic: Arc<str>,
-    decoder: Decoder,
-    selector: Option<Selector>,
+    picker: Picker,
     shared: Arc<Shared>,
     groups: GroupWatch,
     lags_read: Option<Instant>,
-    need: Need,
 }
 
 impl Handler for Keeper {
@@ -312,69 +308,74 @@ impl Keeper {
             timestamp_ms: message.timestamp().to_millis(),
             framing: String::new(),
         };
-        let payload = Payload { key, value };
-        entries(
-            &self.decoder,
-            self.selector.as_ref(),
-            &self.need,
-            at,
-            payload,
-            kept,
-        )
+        self.picker.entries(at, Payload { key, value }, kept)
     }
 }
 
-/// A message's alerts (those `selector` selects) as entries for the store,
-/// each with its table row; `need`: the row's fields and the selector's.
-/// `kept` makes the message to keep, called only if an alert is selected.
-pub(super) fn entries(
-    decoder: &Decoder,
-    selector: Option<&Selector>,
-    need: &Need,
-    (topic, partition, offset): (Arc<str>, i32, i64),
-    payload: Payload<'_>,
-    kept: impl FnOnce() -> Message,
-) -> Result<Vec<Entry>> {
-    let (framing, alerts) = decoder.framed_fields(payload, need)?;
-    let count = alerts.len();
-    let rows: Vec<(usize, Summary)> = alerts
-        .iter()
-        .enumerate()
-        .filter(|(_, alert)| selector.is_none_or(|s| s.selects(alert)))
-        .map(|(index, alert)| (index, Summary::of_avro(alert)))
-        .collect();
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut message = kept();
-    if message.framing.is_empty() {
-        message.framing = framing_name(framing);
-    }
-    let message = Arc::new(message);
-    Ok(rows
-        .into_iter()
-        .map(|(index, summary)| {
-            let message = message.clone();
-            Entry::new(
-                topic.clone(),
-                partition,
-                offset,
-                index,
-                count,
-                message,
-                summary,
-            )
-        })
-        .collect())
+/// What view keeps of a message, from Kafka or an archive: the alerts
+/// `--where` selects, decoded only as far as a table row and the selector
+/// need.
+pub(super) struct Picker {
+    decoder: Decoder,
+    selector: Option<Selector>,
+    need: Need,
 }
 
-/// What a keeper decodes of each alert: the row's fields and what `--where` reads.
-fn row_need(selector: Option<&Selector>) -> Need {
-    let mut need = crate::page::summary::need();
-    if let Some(selector) = selector {
-        need.merge(selector.need());
+impl Picker {
+    pub(super) fn new(decoder: Decoder, selector: Option<Selector>) -> Self {
+        let mut need = crate::page::summary::need();
+        if let Some(selector) = &selector {
+            need.merge(selector.need());
+        }
+        Self {
+            decoder,
+            selector,
+            need,
+        }
     }
-    need
+
+    /// A message's selected alerts as entries for the store, each with its
+    /// table row. `kept` makes the message to keep, called only if an alert
+    /// is selected.
+    pub(super) fn entries(
+        &self,
+        (topic, partition, offset): (Arc<str>, i32, i64),
+        payload: Payload<'_>,
+        kept: impl FnOnce() -> Message,
+    ) -> Result<Vec<Entry>> {
+        let (framing, alerts) = self.decoder.framed_fields(payload, &self.need)?;
+        let count = alerts.len();
+        let selector = self.selector.as_ref();
+        let rows: Vec<(usize, Summary)> = alerts
+            .iter()
+            .enumerate()
+            .filter(|(_, alert)| selector.is_none_or(|s| s.selects(alert)))
+            .map(|(index, alert)| (index, Summary::of_avro(alert)))
+            .collect();
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut message = kept();
+        if message.framing.is_empty() {
+            message.framing = framing_name(framing);
+        }
+        let message = Arc::new(message);
+        Ok(rows
+            .into_iter()
+            .map(|(index, summary)| {
+                let message = message.clone();
+                Entry::new(
+                    topic.clone(),
+                    partition,
+                    offset,
+                    index,
+                    count,
+                    message,
+                    summary,
+                )
+            })
+            .collect())
+    }
 }
 
 fn framing_name(framing: Framing) -> String {

@@ -76,7 +76,7 @@ pub struct GlobalArgs {
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// Log only errors. RUST_LOG, when set, takes precedence over -v and -q.
+    /// Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q.
     #[arg(short = 'q', long = "quiet", global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }

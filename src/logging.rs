@@ -10,6 +10,19 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// `Targets`: the span and field filters of `EnvFilter` would cost a regex
 /// engine in every build, for nothing an operator of this tool asks).
 pub fn init(verbose: u8, quiet: bool) {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let format = tracing_subscriber::fmt::layer()
+        .with_writer(|| QuietStderr)
+        .with_target(verbose > 0)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = tracing_subscriber::registry()
+        .with(format)
+        .with(filter(rust_log.as_deref(), verbose, quiet))
+        .try_init();
+}
+
+/// What is logged: `RUST_LOG` if it parses, else the level -v and -q ask for.
+fn filter(rust_log: Option<&str>, verbose: u8, quiet: bool) -> Targets {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn,alertstream=info",
@@ -17,18 +30,19 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|directives| directives.parse::<Targets>().ok())
-        .unwrap_or_else(|| default.parse().expect("the built-in log levels parse"));
-    let format = tracing_subscriber::fmt::layer()
-        .with_writer(|| QuietStderr)
-        .with_target(verbose > 0)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = tracing_subscriber::registry()
-        .with(format)
-        .with(filter)
-        .try_init();
+    // As EnvFilter read it: spaces around directives and empty ones ignored.
+    let directives = rust_log
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect::<Vec<_>>()
+        .join(",");
+    match directives.is_empty() {
+        true => None,
+        false => directives.parse().ok(),
+    }
+    .unwrap_or_else(|| default.parse().expect("the built-in levels parse"))
 }
 
 /// stderr that drops what it cannot write. When the reader of stderr has
@@ -46,5 +60,32 @@ impl std::io::Write for QuietStderr {
     fn flush(&mut self) -> std::io::Result<()> {
         let _ = std::io::stderr().flush();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_wins_over_the_flags_and_a_bad_one_is_ignored() {
+        let quiet = filter(None, 0, true);
+        assert!(!quiet.would_enable("alertstream", &Level::WARN));
+        let default = filter(None, 0, false);
+        assert!(default.would_enable("alertstream::kafka", &Level::INFO));
+        assert!(!default.would_enable("rdkafka", &Level::INFO));
+        assert!(filter(None, 1, false).would_enable("alertstream", &Level::DEBUG));
+        let set = filter(Some("warn,alertstream=debug"), 0, true);
+        assert!(set.would_enable("alertstream::record", &Level::DEBUG));
+        assert!(!set.would_enable("rdkafka", &Level::INFO));
+        let spaced = filter(Some(" warn, alertstream=debug ,"), 0, true);
+        assert!(spaced.would_enable("alertstream", &Level::DEBUG));
+        assert!(spaced.would_enable("rdkafka", &Level::WARN));
+        let bad = filter(Some("alertstream=loud"), 0, true);
+        assert!(!bad.would_enable("alertstream", &Level::WARN));
+        assert!(bad.would_enable("alertstream", &Level::ERROR));
+        let empty = filter(Some(""), 1, false);
+        assert!(empty.would_enable("alertstream", &Level::DEBUG));
     }
 }

@@ -233,6 +233,28 @@ mod tests {
     const LONG_RECORD: &str =
         r#"{"type":"record","name":"r","fields":[{"name":"a","type":"long"}]}"#;
 
+    /// Alerts of an uncompressed container are handed on borrowed from the
+    /// message; those of a compressed one are copied out of the block they
+    /// were decompressed into. Either way, the same bytes as `alerts()`.
+    #[test]
+    fn into_alerts_borrows_only_what_was_not_decompressed() {
+        let mut raw = Vec::new();
+        for value in [1, -300, 1 << 40] {
+            write_long(&mut raw, value);
+        }
+        for (codec, borrowed) in [(Codec::Null, true), (Codec::Deflate, false)] {
+            let bytes = one_block(LONG_RECORD, codec, &[], 3, &raw);
+            let checked = open(&bytes).unwrap();
+            let expected: Vec<Vec<u8>> = checked.alerts().map(<[u8]>::to_vec).collect();
+            let alerts = checked.into_alerts();
+            assert_eq!(alerts.len(), 3);
+            for (alert, expected) in alerts.iter().zip(&expected) {
+                assert_eq!(alert.as_ref(), expected.as_slice(), "{codec:?}");
+                assert_eq!(matches!(alert, Cow::Borrowed(_)), borrowed, "{codec:?}");
+            }
+        }
+    }
+
     /// apache-avro unwraps names it has not validated: a mutated container
     /// header naming a record `candidat:` aborted the process (found by
     /// tests/fuzz.rs). Such schemas are refused with the reason.

@@ -18,7 +18,6 @@ use crate::avro::codec::Payload;
 use crate::avro::gate::{self, WriterCache};
 use crate::avro::plan::Budget;
 use crate::exit::bad_input;
-use crate::expr::Selector;
 use crate::page::store::{Entry, Message};
 use crate::page::Shared;
 
@@ -27,13 +26,8 @@ use crate::page::Shared;
 /// readable archive is reported and skipped.
 pub fn load(dir: &Path, shared: &Shared, options: &ViewOptions) -> Result<()> {
     let (files, parquet) = archive_files(dir)?;
-    let selector = options
-        .filter
-        .as_deref()
-        .map(|text| Selector::compile(text, &shared.reader))
-        .transpose()?;
     let reader = Reader {
-        picker: Picker::new(options.decode.decoder()?, selector),
+        picker: Picker::for_view(options, &shared.reader)?,
         budget: Budget {
             alert_bytes: options.decode.max_alert_bytes,
         },

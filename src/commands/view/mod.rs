@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
+use apache_avro::Schema;
 use bytes::Bytes;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{BorrowedMessage, Message as _};
@@ -158,11 +159,7 @@ async fn read_topics(
             kafka: kafka.clone(),
             shutdown: shutdown.clone(),
             shared: shared.clone(),
-            selector: options
-                .filter
-                .as_deref()
-                .map(|text| Selector::compile(text, &shared.reader))
-                .transpose()?,
+            picker: Picker::for_view(options, &shared.reader)?,
         };
         let done = done.clone();
         std::thread::Builder::new()
@@ -210,7 +207,7 @@ struct Reading {
     kafka: KafkaSettings,
     shutdown: Shutdown,
     shared: Arc<Shared>,
-    selector: Option<Selector>,
+    picker: Picker,
 }
 
 impl Reading {
@@ -234,7 +231,7 @@ impl Reading {
         };
         let mut keeper = Keeper {
             topic: Arc::from(self.topic.as_str()),
-            picker: Picker::new(self.options.decode.decoder()?, self.selector),
+            picker: self.picker,
             shared: self.shared,
             groups: GroupWatch::new(&self.kafka, &self.options.groups)?,
             lags_read: None,
@@ -322,16 +319,24 @@ pub(super) struct Picker {
 }
 
 impl Picker {
-    pub(super) fn new(decoder: Decoder, selector: Option<Selector>) -> Self {
+    /// The picker view's options ask for: their decoder, and their --where
+    /// compiled against the reader schema (an error names what is wrong
+    /// before anything is read).
+    pub(super) fn for_view(options: &ViewOptions, reader: &Schema) -> Result<Self> {
+        let selector = options
+            .filter
+            .as_deref()
+            .map(|text| Selector::compile(text, reader))
+            .transpose()?;
         let mut need = crate::page::summary::need();
         if let Some(selector) = &selector {
             need.merge(selector.need());
         }
-        Self {
-            decoder,
+        Ok(Self {
+            decoder: options.decode.decoder()?,
             selector,
             need,
-        }
+        })
     }
 
     /// A message's selected alerts as entries for the store, each with its

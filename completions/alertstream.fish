@@ -29,7 +29,7 @@ complete -c alertstream -n "__fish_alertstream_needs_command" -s X -l kafka -d '
 complete -c alertstream -n "__fish_alertstream_needs_command" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_needs_command" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_needs_command" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
-complete -c alertstream -n "__fish_alertstream_needs_command" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_needs_command" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_needs_command" -s V -l version -d 'Print version'
 complete -c alertstream -n "__fish_alertstream_needs_command" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
@@ -80,7 +80,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l no-stam
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l encode-off -d 'Send alerts as JSON text instead of Avro binary'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l repeat -d 'Keep sending: one visit at every wall-clock multiple of --interval; with --pace, the whole archive again after its last alert'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
-complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream; offsets are committed only after an alert is written out' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-messages -d 'Exit after this many messages' -r
@@ -113,7 +113,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l no-wai
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l decode-off -d 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l meta -d 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), the visit and index send gave it, the framing (schemaless, container, confluent, key-schema), the schema id of a Confluent-framed message (else null), and, for a copy on a --dead-letter topic, "dead_letter": its error, detail and source; for a message a replay sent, "replay": its loop and offset_ms'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
-complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s g -l group -d 'A consumer group to watch (repeatable): its lag per partition, from its committed offsets. Monitor never joins or commits for it' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l max-messages -d 'Exit after this many messages' -r
@@ -128,7 +128,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l metr
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
-complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l out -d 'Folder to write the archive into (created if missing). Nothing is written outside it' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Offsets are committed only for alerts in files already renamed into place' -r
@@ -169,7 +169,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s e -l 
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l no-stamps -d 'Leave the cutouts out (Parquet only: Avro archives keep alerts whole)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
-complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l where -d 'A CEL expression over the alert as print shows it, e.g. \'candidate.rb >= 0.65 && abs(candidate.magdiff) <= 0.1\'. Each --where pairs with the --to that follows it (repeatable: several routes)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l to -d 'Topic the alerts its --where selects go to (created if missing)' -r
@@ -206,7 +206,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l metri
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
-complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l archive -d 'Show a folder that `record` wrote (Avro or Parquet) instead of topics: its newest --keep alerts, with the topic, partition and offset each came from (filter with e.g. objectId == "ZTF18abc")' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l listen -d 'Address the page is served on. Anything but a loopback address is reachable by others: give --token then' -r
@@ -240,7 +240,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l metrics
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
-complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l out -d 'Folder to write the visits to, one Avro object container file each (visit-N.avro)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l visits -d 'Number of visits' -r
@@ -261,21 +261,21 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l kaf
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l no-stamps -d 'Leave the cutout fields empty (null), without postage stamps'
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
-complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
-complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
-complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s q -l quiet -d 'Log only errors. RUST_LOG, when set, takes precedence over -v and -q'
+complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
 complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'

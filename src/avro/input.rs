@@ -52,6 +52,7 @@ impl<'a> Input<'a> {
         }
     }
 
+    #[inline]
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         match self.bytes.get(self.at..self.at.saturating_add(n)) {
             Some(slice) if n <= self.bytes.len() - self.at => {
@@ -62,6 +63,7 @@ impl<'a> Input<'a> {
         }
     }
 
+    #[inline]
     pub fn long(&mut self) -> Result<i64, DecodeError> {
         match read_long(self.bytes, self.at) {
             Ok((value, next)) => {
@@ -72,12 +74,14 @@ impl<'a> Input<'a> {
         }
     }
 
+    #[inline]
     pub fn int(&mut self) -> Result<i32, DecodeError> {
         let v = self.long()?;
         i32::try_from(v).or_else(|_| self.fail("int out of range"))
     }
 
     /// A byte length: non-negative and within the payload.
+    #[inline]
     pub fn length(&mut self) -> Result<usize, DecodeError> {
         let n = self.long()?;
         if n < 0 {
@@ -93,6 +97,7 @@ impl<'a> Input<'a> {
     /// The item count of an array or map block (its byte size, if given, is
     /// skipped): sized items must fit in the bytes left, zero-size ones in
     /// the alert's budget.
+    #[inline]
     pub fn block_count(&mut self, item_min_size: usize) -> Result<u64, DecodeError> {
         let n = self.long()?;
         let count = if n < 0 {

@@ -19,10 +19,26 @@ impl VarintError {
     }
 }
 
-/// The zigzag-encoded long at `at`, and the position after it.
-pub fn read_long(bytes: &[u8], mut at: usize) -> Result<(i64, usize), VarintError> {
+/// The zigzag-encoded long at `at`, and the position after it. Inlined with
+/// a one-byte fast path: most varints in an alert are union branches, small
+/// counts and short lengths, and every walk over an alert reads them.
+#[inline]
+pub fn read_long(bytes: &[u8], at: usize) -> Result<(i64, usize), VarintError> {
+    match bytes.get(at) {
+        Some(&byte) if byte < 0x80 => Ok((unzigzag(u64::from(byte)), at + 1)),
+        _ => read_long_slow(bytes, at),
+    }
+}
+
+fn unzigzag(value: u64) -> i64 {
+    (value >> 1) as i64 ^ -((value & 1) as i64)
+}
+
+#[inline(never)]
+fn read_long_slow(bytes: &[u8], mut at: usize) -> Result<(i64, usize), VarintError> {
     let mut value = 0u64;
-    for shift in (0..70).step_by(7) {
+    let mut shift = 0;
+    while shift < 70 {
         let Some(&byte) = bytes.get(at) else {
             return Err(VarintError::Truncated);
         };
@@ -32,8 +48,9 @@ pub fn read_long(bytes: &[u8], mut at: usize) -> Result<(i64, usize), VarintErro
         }
         value |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
-            return Ok(((value >> 1) as i64 ^ -((value & 1) as i64), at));
+            return Ok((unzigzag(value), at));
         }
+        shift += 7;
     }
     Err(VarintError::TooLong)
 }
@@ -63,6 +80,10 @@ mod tests {
                 Err(VarintError::Truncated)
             );
         }
+        // One-byte numbers take the inlined path, from any position.
+        assert_eq!(read_long(&[0x80, 0x02], 1), Ok((1, 2)));
+        assert_eq!(read_long(&[0x02], 1), Err(VarintError::Truncated));
+        assert_eq!(read_long(&[0x02, 0x80, 0x01], 1), Ok((64, 3)));
         assert_eq!(read_long(&[0xff; 11], 0), Err(VarintError::TooLong));
         assert_eq!(
             read_long(

@@ -38,11 +38,11 @@ fn filter(rust_log: Option<&str>, verbose: u8, quiet: bool) -> Targets {
         .filter(|d| !d.is_empty())
         .collect::<Vec<_>>()
         .join(",");
-    match directives.is_empty() {
-        true => None,
-        false => directives.parse().ok(),
-    }
-    .unwrap_or_else(|| default.parse().expect("the built-in levels parse"))
+    // An empty list would parse, as "log nothing".
+    (!directives.is_empty())
+        .then(|| directives.parse().ok())
+        .flatten()
+        .unwrap_or_else(|| default.parse().expect("the built-in levels parse"))
 }
 
 /// stderr that drops what it cannot write. When the reader of stderr has

@@ -1,7 +1,8 @@
 //! Archives of a stream: Avro object container files that keep each alert's
 //! bytes as written (`avro.rs`), or Parquet files with an Arrow schema
-//! derived from the Avro schema (`parquet.rs`, `arrow.rs`), read back into
-//! Avro by `unshred.rs` for `view --archive`.
+//! derived from the Avro schema (`parquet.rs`, `arrow.rs`; image columns
+//! spliced in by `splice.rs`), read back into Avro by `unshred.rs` for
+//! `view --archive`.
 //!
 //! Every file is named from its topic, partition and first offset, written
 //! under a temporary name in the same folder, fsynced and renamed into place
@@ -15,6 +16,7 @@ pub mod avro;
 pub mod files;
 pub mod parquet;
 pub mod shred;
+pub mod splice;
 pub mod unshred;
 
 use apache_avro::types::Value;

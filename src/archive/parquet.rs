@@ -6,30 +6,34 @@
 //! Encoding a row group (levels, pages, compression) costs about as much as
 //! reading and shredding its alerts, so each file encodes on a thread of its
 //! own while the next row group is shredded: the two halves run on two cores.
+//! In an uncompressed file (the default), the image columns skip the
+//! encoder: their bytes go to the file from the shredded buffers
+//! (`splice.rs`).
 
-use std::io::BufWriter;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use arrow_array::RecordBatch;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::column::writer::ColumnCloseResult;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::arrow::{Layout, Rows};
 use super::files::{file_name, Pending, Written};
+use super::splice::{LeafPath, Placeholder, PlainChunk, Splicing};
 use super::Meta;
 use crate::avro::container::Codec;
 
 /// Alerts buffered before they are written as one row group.
 pub const ROWS_PER_GROUP: usize = 256;
-
-type Writer = ArrowWriter<BufWriter<Written>>;
 
 /// Keeps freed memory in the process for the next row group. A row group's
 /// buffers (megabytes of images, built on one thread and freed on the
@@ -47,6 +51,143 @@ pub fn keep_freed_memory() {
     }
 }
 
+/// A file's Parquet writer: a row group per batch, its columns encoded by
+/// parquet-rs's Arrow writer, except the image columns of an uncompressed
+/// file, which are spliced in from the shredded buffers (`splice.rs`).
+struct Writer {
+    file: SerializedFileWriter<Splicing<Written>>,
+    columns: ArrowRowGroupWriterFactory,
+    /// Each Parquet leaf column's place in a batch, if it is spliced.
+    spliced: Vec<Option<LeafPath>>,
+    row_groups: usize,
+}
+
+/// A leaf column of a row group, encoded by parquet-rs or to be spliced.
+enum Chunk {
+    Encoded(Box<ArrowColumnChunk>),
+    Spliced(PlainChunk),
+}
+
+/// What a row group is given for each leaf column.
+enum Append {
+    Encoded(Box<ArrowColumnChunk>),
+    Spliced(Placeholder, Box<ColumnCloseResult>),
+}
+
+impl Writer {
+    fn new(
+        out: Written,
+        layout: &Layout,
+        properties: WriterProperties,
+        splice: bool,
+    ) -> Result<Self> {
+        let writer =
+            ArrowWriter::try_new(Splicing::new(out), layout.schema.clone(), Some(properties))?;
+        let (file, columns) = writer.into_serialized_writer()?;
+        let spliced = file
+            .schema_descr()
+            .columns()
+            .iter()
+            .map(|leaf| match splice {
+                true => LeafPath::find(layout.schema.fields(), leaf),
+                false => None,
+            })
+            .collect();
+        Ok(Self {
+            file,
+            columns,
+            spliced,
+            row_groups: 0,
+        })
+    }
+
+    /// Writes `batch` as one row group. The spliced chunks are announced to
+    /// the writer underneath at the offsets the chunks before them end at;
+    /// the row group's metadata then says where each landed, and a chunk
+    /// that landed elsewhere fails the file.
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut at = self.file.bytes_written() as u64;
+        let mut appends = Vec::new();
+        let mut announced = Vec::new();
+        for (leaf, chunk) in self.encode(batch)?.into_iter().enumerate() {
+            match chunk {
+                Chunk::Encoded(chunk) => {
+                    at += chunk.close().metadata.compressed_size() as u64;
+                    appends.push(Append::Encoded(chunk));
+                }
+                Chunk::Spliced(chunk) => {
+                    let (placeholder, close) = chunk.close()?;
+                    let bytes = chunk.bytes();
+                    self.file.inner_mut().expect(at, chunk);
+                    announced.push((leaf, at));
+                    at += bytes;
+                    appends.push(Append::Spliced(placeholder, Box::new(close)));
+                }
+            }
+        }
+        let mut row_group = self.file.next_row_group()?;
+        for append in appends {
+            match append {
+                Append::Encoded(chunk) => chunk.append_to_row_group(&mut row_group)?,
+                Append::Spliced(placeholder, close) => {
+                    row_group.append_column(&placeholder, *close)?
+                }
+            }
+        }
+        let written = row_group.close()?;
+        for (leaf, at) in announced {
+            let column = written.column(leaf);
+            if column.data_page_offset() as u64 != at {
+                bail!(
+                    "column {} was written at byte {at} and placed at byte {}",
+                    column.column_path(),
+                    column.data_page_offset()
+                );
+            }
+        }
+        self.row_groups += 1;
+        Ok(())
+    }
+
+    /// Every leaf column of `batch`, in the file's order.
+    fn encode(&self, batch: &RecordBatch) -> Result<Vec<Chunk>> {
+        let mut writers = self
+            .columns
+            .create_column_writers(self.row_groups)?
+            .into_iter();
+        let mut spliced = self.spliced.iter();
+        let mut chunks = Vec::with_capacity(self.spliced.len());
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            for leaf in compute_leaves(field, column)? {
+                match (writers.next(), spliced.next()) {
+                    (Some(_), Some(Some(path))) => {
+                        chunks.push(Chunk::Spliced(PlainChunk::build(path, batch)?))
+                    }
+                    (Some(mut writer), Some(None)) => {
+                        writer.write(&leaf)?;
+                        chunks.push(Chunk::Encoded(Box::new(writer.close()?)));
+                    }
+                    _ => return Err(anyhow!("a batch has more columns than its file")),
+                }
+            }
+        }
+        Ok(chunks)
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.file.bytes_written() as u64
+    }
+
+    fn spliced_columns(&self) -> usize {
+        self.spliced.iter().flatten().count()
+    }
+
+    /// Writes the footer; the file underneath.
+    fn finish(self) -> Result<Written> {
+        self.file.into_inner()?.into_inner()
+    }
+}
+
 /// A Parquet archive file being written.
 pub struct ParquetFile {
     file: Pending,
@@ -58,6 +199,8 @@ pub struct ParquetFile {
     /// row groups handed to it and not yet written.
     encoder: Encoder,
     pub alerts: u64,
+    /// Leaf columns spliced in from the shredded buffers (`splice.rs`).
+    pub spliced_columns: usize,
 }
 
 /// The thread encoding a file's row groups, one at a time: a row group is
@@ -83,9 +226,8 @@ impl Encoder {
                 for (batch, avro_bytes) in incoming {
                     writer
                         .write(&batch)
-                        .and_then(|()| writer.flush())
                         .with_context(|| format!("cannot write {}", temp.display()))?;
-                    on_disk.store(writer.bytes_written() as u64, Ordering::Relaxed);
+                    on_disk.store(writer.bytes_written(), Ordering::Relaxed);
                     pending.fetch_sub(avro_bytes, Ordering::Relaxed);
                 }
                 Ok(writer)
@@ -158,13 +300,12 @@ impl ParquetFile {
                 .set_column_statistics_enabled(ColumnPath::new(path), EnabledStatistics::None);
         }
         let properties = properties.build();
-        // Small: pages of images (about a megabyte) bypass the buffer instead
-        // of being copied through it; page headers and small columns gather.
-        let out = BufWriter::with_capacity(64 << 10, file.create()?);
-        let writer = ArrowWriter::try_new(out, layout.schema.clone(), Some(properties))
+        let writer = Writer::new(file.create()?, &layout, properties, codec == Codec::Null)
             .with_context(|| format!("cannot start {}", file.temp.display()))?;
+        let spliced_columns = writer.spliced_columns();
         let encoder = Encoder::start(writer, &file.temp)?;
         Ok(Self {
+            spliced_columns,
             file,
             rows: layout.rows()?,
             layout,
@@ -216,9 +357,7 @@ impl ParquetFile {
         let file = self
             .encoder
             .finish()?
-            .into_inner()
-            .map_err(anyhow::Error::from)
-            .and_then(|out| out.into_inner().map_err(|e| e.into_error().into()))
+            .finish()
             .with_context(|| format!("cannot write {}", self.file.temp.display()))?;
         self.file.commit(file)
     }
@@ -235,6 +374,7 @@ mod tests {
     use apache_avro::Schema;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;
+    use arrow_array::Array;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     fn meta(offset: i64) -> Meta {
@@ -286,5 +426,89 @@ mod tests {
             );
         }
         assert_eq!(ids, (0..count).collect::<Vec<_>>());
+    }
+
+    /// The image of row `id`: sizes from empty to a few kilobytes.
+    fn bytes_of(id: i64) -> Vec<u8> {
+        (0..id * 37 % 3000).map(|i| (i * id) as u8).collect()
+    }
+
+    /// The image of row `id`, except every `every`th row, which has none.
+    fn image(id: i64, every: i64) -> Option<Vec<u8>> {
+        (id % every != 0).then(|| bytes_of(id))
+    }
+
+    /// Image columns of an uncompressed file (a nullable bytes field, bytes
+    /// in a nullable record, as Rubin's and ZTF's cutouts are, and a bytes
+    /// field that is never null) go into the file straight from the
+    /// shredded buffers. parquet-rs reads every value back as written,
+    /// nulls included, across row groups; with a codec, parquet-rs encodes
+    /// the same columns itself, to the same values.
+    #[test]
+    fn spliced_image_columns_read_back_as_written() {
+        use apache_avro::types::Value;
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"a","fields":[
+                {"name":"id","type":"long"},
+                {"name":"image","type":["null","bytes"]},
+                {"name":"cutout","type":["null",{"type":"record","name":"c","fields":[
+                    {"name":"fileName","type":"string"},
+                    {"name":"stampData","type":"bytes"}]}]},
+                {"name":"raw","type":"bytes"}]}"#,
+        )
+        .unwrap();
+        let count = ROWS_PER_GROUP as i64 * 2 + 5;
+        for (codec, spliced) in [(Codec::Null, 3), (Codec::Snappy, 0)] {
+            let layout = Arc::new(Layout::new(&schema, true).unwrap());
+            let dir = tempfile::tempdir().unwrap();
+            let mut file = ParquetFile::create(dir.path(), "t", &meta(0), layout, codec).unwrap();
+            assert_eq!(file.spliced_columns, spliced);
+            for id in 0..count {
+                let optional = |v: Option<Value>| match v {
+                    Some(v) => Value::Union(1, Box::new(v)),
+                    None => Value::Union(0, Box::new(Value::Null)),
+                };
+                let cutout = image(id, 5).map(|bytes| {
+                    Value::Record(vec![
+                        ("fileName".into(), Value::String(format!("f{id}"))),
+                        ("stampData".into(), Value::Bytes(bytes)),
+                    ])
+                });
+                let alert = Value::Record(vec![
+                    ("id".into(), Value::Long(id)),
+                    ("image".into(), optional(image(id, 3).map(Value::Bytes))),
+                    ("cutout".into(), optional(cutout)),
+                    ("raw".into(), Value::Bytes(bytes_of(id))),
+                ]);
+                let datum = apache_avro::to_avro_datum(&schema, alert).unwrap();
+                file.append(&[datum], &meta(id)).unwrap();
+                file.write_full_group().unwrap();
+            }
+            file.finish().unwrap();
+            let path = dir.path().join(file_name("t", 3, 0, "parquet"));
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+                    .unwrap();
+            assert_eq!(reader.metadata().num_row_groups(), 3);
+            let mut id = 0;
+            for batch in reader.build().unwrap() {
+                let batch = batch.unwrap();
+                let images = batch.column(1).as_binary::<i32>();
+                let cutouts = batch.column(2).as_struct();
+                let stamps = cutouts.column(1).as_binary::<i32>();
+                let raw = batch.column(3).as_binary::<i32>();
+                for row in 0..batch.num_rows() {
+                    let value = |a: &arrow_array::BinaryArray| {
+                        a.is_valid(row).then(|| a.value(row).to_vec())
+                    };
+                    assert_eq!(value(images), image(id, 3), "image {id}");
+                    let stamp = cutouts.is_valid(row).then(|| stamps.value(row).to_vec());
+                    assert_eq!(stamp, image(id, 5), "cutout {id}");
+                    assert_eq!(value(raw), Some(bytes_of(id)), "raw {id}");
+                    id += 1;
+                }
+            }
+            assert_eq!(id, count);
+        }
     }
 }

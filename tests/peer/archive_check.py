@@ -7,6 +7,10 @@ Avro archives, pyarrow for Parquet. Used by tests/record.rs.
   archive_check.py parquet DIR
       prints one JSON object per Parquet file: its path, row count, the
       type of chosen columns, and the candids and candidate.rb values
+  archive_check.py parquet-stamps DIR SOURCE_FILE...
+      every alert of the source container files is in the Parquet files
+      under DIR with the same three cutouts (file name and bytes), as
+      fastavro reads the sources and pyarrow the archive; prints "ok N"
 """
 import glob
 import json
@@ -66,11 +70,37 @@ def parquet(directory):
         }))
 
 
+def parquet_stamps(directory, sources):
+    import pyarrow.parquet as pq
+
+    names = ["cutoutScience", "cutoutTemplate", "cutoutDifference"]
+    key = lambda r: (r["candid"], r.get("schemavsn"))
+    archived = {}
+    for path in sorted(glob.glob(os.path.join(directory, "**", "*.parquet"), recursive=True)):
+        present = pq.read_schema(path).names
+        columns = [c for c in ["candid", "schemavsn"] + names if c in present]
+        for row in pq.read_table(path, columns=columns).to_pylist():
+            archived.setdefault(key(row), []).append(row)
+    expected = list(avro_records(sources))
+    for record in expected:
+        found = archived.get(key(record), [])
+        if len(found) != 1:
+            raise SystemExit(f"candid {key(record)}: {len(found)} rows in the archive")
+        for name in names:
+            if found[0][name] != record[name]:
+                raise SystemExit(f"candid {key(record)}: {name} differs")
+    if sum(map(len, archived.values())) != len(expected):
+        raise SystemExit(f"{sum(map(len, archived.values()))} archived for {len(expected)} sent")
+    print(f"ok {len(expected)}")
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "avro-equal":
         avro_equal(sys.argv[2], sys.argv[3:])
     elif command == "parquet":
         parquet(sys.argv[2])
+    elif command == "parquet-stamps":
+        parquet_stamps(sys.argv[2], sys.argv[3:])
     else:
         raise SystemExit(__doc__)

@@ -162,7 +162,9 @@ pub async fn ensure_topic(
         partitions,
         TopicReplication::Fixed(replication.unwrap_or(-1)),
     );
-    let replication = replication.map_or("the cluster's default".to_string(), |r| r.to_string());
+    let replication = replication.map_or("the cluster's default replication factor".into(), |r| {
+        format!("replication factor {r}")
+    });
     let options = AdminOptions::new().operation_timeout(Some(REACH_TIMEOUT));
     let results = admin
         .create_topics([&new_topic], &options)
@@ -170,9 +172,9 @@ pub async fn ensure_topic(
         .map_err(|e| unreachable(admin.inner().context(), brokers, &e, REACH_TIMEOUT))?;
     for result in results {
         match result {
-            Ok(name) => tracing::info!(
-                "created topic {name} ({partitions} partition(s), replication factor {replication})"
-            ),
+            Ok(name) => {
+                tracing::info!("created topic {name} ({partitions} partition(s), {replication})")
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
                 return Err(anyhow!(

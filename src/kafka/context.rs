@@ -139,16 +139,21 @@ impl rdkafka::producer::ProducerContext for ClientLog {
     }
 }
 
+/// A rebalance's partitions as `topic[partition]`, space-separated.
+fn names(list: &rdkafka::TopicPartitionList) -> String {
+    let parts: Vec<String> = list
+        .elements()
+        .iter()
+        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+        .collect();
+    parts.join(" ")
+}
+
 impl ConsumerContext for ClientLog {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
-                let parts: Vec<String> = list
-                    .elements()
-                    .iter()
-                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
-                    .collect();
-                tracing::info!("partitions assigned: {}", parts.join(" "));
+                tracing::info!("partitions assigned: {}", names(list));
                 if let Ok(mut assigned) = self.assigned.lock() {
                     let partitions: Vec<i32> =
                         list.elements().iter().map(|e| e.partition()).collect();
@@ -156,7 +161,7 @@ impl ConsumerContext for ClientLog {
                 }
             }
             Rebalance::Revoke(list) => {
-                tracing::info!("partitions revoked: {}", list.count());
+                tracing::info!("partitions revoked: {}", names(list));
                 if let Ok(mut revoked) = self.revoked.lock() {
                     revoked.extend(list.elements().iter().map(|e| e.partition()));
                 }

@@ -10,6 +10,7 @@
 //! encoder: their bytes go to the file from the shredded buffers
 //! (`splice.rs`).
 
+use std::io::BufWriter;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -55,7 +56,7 @@ pub fn keep_freed_memory() {
 /// parquet-rs's Arrow writer, except the image columns of an uncompressed
 /// file, which are spliced in from the shredded buffers (`splice.rs`).
 struct Writer {
-    file: SerializedFileWriter<Splicing<Written>>,
+    file: SerializedFileWriter<Splicing<BufWriter<Written>>>,
     columns: ArrowRowGroupWriterFactory,
     /// Each Parquet leaf column's place in a batch, if it is spliced.
     spliced: Vec<Option<LeafPath>>,
@@ -67,6 +68,9 @@ enum Chunk {
     Encoded(Box<ArrowColumnChunk>),
     Spliced(PlainChunk),
 }
+
+/// A spliced chunk with its leaf index and the file offset it starts at.
+type ToSplice = (usize, u64, PlainChunk);
 
 /// What a row group is given for each leaf column.
 enum Append {
@@ -81,8 +85,10 @@ impl Writer {
         properties: WriterProperties,
         splice: bool,
     ) -> Result<Self> {
-        let writer =
-            ArrowWriter::try_new(Splicing::new(out), layout.schema.clone(), Some(properties))?;
+        // Small: chunks of images bypass the buffer instead of being copied
+        // through it; page headers and small columns gather.
+        let out = Splicing::new(BufWriter::with_capacity(64 << 10, out));
+        let writer = ArrowWriter::try_new(out, layout.schema.clone(), Some(properties))?;
         let (file, columns) = writer.into_serialized_writer()?;
         let spliced = file
             .schema_descr()
@@ -104,26 +110,13 @@ impl Writer {
     /// Writes `batch` as one row group. The spliced chunks are announced to
     /// the writer underneath at the offsets the chunks before them end at;
     /// the row group's metadata then says where each landed, and a chunk
-    /// that landed elsewhere fails the file.
+    /// placed elsewhere fails the file.
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let mut at = self.file.bytes_written() as u64;
-        let mut appends = Vec::new();
-        let mut announced = Vec::new();
-        for (leaf, chunk) in self.encode(batch)?.into_iter().enumerate() {
-            match chunk {
-                Chunk::Encoded(chunk) => {
-                    at += chunk.close().metadata.compressed_size() as u64;
-                    appends.push(Append::Encoded(chunk));
-                }
-                Chunk::Spliced(chunk) => {
-                    let (placeholder, close) = chunk.close()?;
-                    let bytes = chunk.bytes();
-                    self.file.inner_mut().expect(at, chunk);
-                    announced.push((leaf, at));
-                    at += bytes;
-                    appends.push(Append::Spliced(placeholder, Box::new(close)));
-                }
-            }
+        let (appends, spliced) = self.place(self.encode(batch)?)?;
+        let mut announced = Vec::with_capacity(spliced.len());
+        for (leaf, at, chunk) in spliced {
+            self.file.inner_mut().announce(at, chunk);
+            announced.push((leaf, at));
         }
         let mut row_group = self.file.next_row_group()?;
         for append in appends {
@@ -147,6 +140,31 @@ impl Writer {
         }
         self.row_groups += 1;
         Ok(())
+    }
+
+    /// What the row group is given for each leaf, and the spliced chunks
+    /// with their leaf index and the file offset each will start at: all
+    /// that can fail is done before any chunk is announced.
+    fn place(&self, chunks: Vec<Chunk>) -> Result<(Vec<Append>, Vec<ToSplice>)> {
+        let mut at = self.file.bytes_written() as u64;
+        let mut appends = Vec::with_capacity(chunks.len());
+        let mut spliced = Vec::new();
+        for (leaf, chunk) in chunks.into_iter().enumerate() {
+            match chunk {
+                Chunk::Encoded(chunk) => {
+                    at += chunk.close().metadata.compressed_size() as u64;
+                    appends.push(Append::Encoded(chunk));
+                }
+                Chunk::Spliced(chunk) => {
+                    let (placeholder, close) = chunk.for_append()?;
+                    appends.push(Append::Spliced(placeholder, Box::new(close)));
+                    let bytes = chunk.bytes();
+                    spliced.push((leaf, at, chunk));
+                    at += bytes;
+                }
+            }
+        }
+        Ok((appends, spliced))
     }
 
     /// Every leaf column of `batch`, in the file's order.
@@ -184,7 +202,8 @@ impl Writer {
 
     /// Writes the footer; the file underneath.
     fn finish(self) -> Result<Written> {
-        self.file.into_inner()?.into_inner()
+        let out = self.file.into_inner()?.into_inner()?;
+        out.into_inner().map_err(|e| e.into_error().into())
     }
 }
 
@@ -200,7 +219,7 @@ pub struct ParquetFile {
     encoder: Encoder,
     pub alerts: u64,
     /// Leaf columns spliced in from the shredded buffers (`splice.rs`).
-    pub spliced_columns: usize,
+    spliced_columns: usize,
 }
 
 /// The thread encoding a file's row groups, one at a time: a row group is
@@ -359,6 +378,12 @@ impl ParquetFile {
             .finish()?
             .finish()
             .with_context(|| format!("cannot write {}", self.file.temp.display()))?;
+        tracing::debug!(
+            "{}: {} alert(s), {} image column(s) spliced",
+            self.file.target.display(),
+            self.alerts,
+            self.spliced_columns
+        );
         self.file.commit(file)
     }
 
@@ -375,7 +400,8 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;
     use arrow_array::Array;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+    use parquet::file::metadata::PageIndexPolicy;
 
     fn meta(offset: i64) -> Meta {
         Meta {
@@ -439,8 +465,9 @@ mod tests {
     }
 
     /// Image columns of an uncompressed file (a nullable bytes field, bytes
-    /// in a nullable record, as Rubin's and ZTF's cutouts are, and a bytes
-    /// field that is never null) go into the file straight from the
+    /// in a nullable record, as Rubin's and ZTF's cutouts are, a bytes field
+    /// that is never null, and nullable bytes in a nullable record) go into
+    /// the file straight from the
     /// shredded buffers. parquet-rs reads every value back as written,
     /// nulls included, across row groups; with a codec, parquet-rs encodes
     /// the same columns itself, to the same values.
@@ -454,11 +481,13 @@ mod tests {
                 {"name":"cutout","type":["null",{"type":"record","name":"c","fields":[
                     {"name":"fileName","type":"string"},
                     {"name":"stampData","type":"bytes"}]}]},
-                {"name":"raw","type":"bytes"}]}"#,
+                {"name":"raw","type":"bytes"},
+                {"name":"nested","type":["null",{"type":"record","name":"n","fields":[
+                    {"name":"thumb","type":["null","bytes"]}]}]}]}"#,
         )
         .unwrap();
         let count = ROWS_PER_GROUP as i64 * 2 + 5;
-        for (codec, spliced) in [(Codec::Null, 3), (Codec::Snappy, 0)] {
+        for (codec, spliced) in [(Codec::Null, 4), (Codec::Snappy, 0)] {
             let layout = Arc::new(Layout::new(&schema, true).unwrap());
             let dir = tempfile::tempdir().unwrap();
             let mut file = ParquetFile::create(dir.path(), "t", &meta(0), layout, codec).unwrap();
@@ -479,6 +508,15 @@ mod tests {
                     ("image".into(), optional(image(id, 3).map(Value::Bytes))),
                     ("cutout".into(), optional(cutout)),
                     ("raw".into(), Value::Bytes(bytes_of(id))),
+                    (
+                        "nested".into(),
+                        optional((id % 7 != 0).then(|| {
+                            Value::Record(vec![(
+                                "thumb".into(),
+                                optional(image(id, 2).map(Value::Bytes)),
+                            )])
+                        })),
+                    ),
                 ]);
                 let datum = apache_avro::to_avro_datum(&schema, alert).unwrap();
                 file.append(&[datum], &meta(id)).unwrap();
@@ -486,10 +524,30 @@ mod tests {
             }
             file.finish().unwrap();
             let path = dir.path().join(file_name("t", 3, 0, "parquet"));
-            let reader =
-                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
-                    .unwrap();
-            assert_eq!(reader.metadata().num_row_groups(), 3);
+            let options =
+                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+            let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(
+                std::fs::File::open(path).unwrap(),
+                options,
+            )
+            .unwrap();
+            let metadata = reader.metadata().clone();
+            assert_eq!(metadata.num_row_groups(), 3);
+            // Each chunk's offset index points at its one page, whole.
+            for (g, group) in metadata.row_groups().iter().enumerate() {
+                let index = metadata.page_index_for_row_group(g);
+                for (c, column) in group.columns().iter().enumerate() {
+                    let pages = index.offset_index(c).unwrap();
+                    let first = &pages.page_locations()[0];
+                    assert_eq!(first.offset, column.data_page_offset());
+                    let total: i64 = pages
+                        .page_locations()
+                        .iter()
+                        .map(|p| p.compressed_page_size as i64)
+                        .sum();
+                    assert_eq!(total, column.compressed_size(), "{}", column.column_path());
+                }
+            }
             let mut id = 0;
             for batch in reader.build().unwrap() {
                 let batch = batch.unwrap();
@@ -497,6 +555,8 @@ mod tests {
                 let cutouts = batch.column(2).as_struct();
                 let stamps = cutouts.column(1).as_binary::<i32>();
                 let raw = batch.column(3).as_binary::<i32>();
+                let nested = batch.column(4).as_struct();
+                let thumbs = nested.column(0).as_binary::<i32>();
                 for row in 0..batch.num_rows() {
                     let value = |a: &arrow_array::BinaryArray| {
                         a.is_valid(row).then(|| a.value(row).to_vec())
@@ -505,6 +565,8 @@ mod tests {
                     let stamp = cutouts.is_valid(row).then(|| stamps.value(row).to_vec());
                     assert_eq!(stamp, image(id, 5), "cutout {id}");
                     assert_eq!(value(raw), Some(bytes_of(id)), "raw {id}");
+                    let thumb = nested.is_valid(row).then(|| value(thumbs));
+                    assert_eq!(thumb, (id % 7 != 0).then(|| image(id, 2)), "thumb {id}");
                     id += 1;
                 }
             }

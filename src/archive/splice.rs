@@ -2,19 +2,20 @@
 //! straight from the buffers the shredder filled.
 //!
 //! Cutouts are nearly all of an archive's bytes (about 40 KB of 45 an
-//! alert). parquet-rs copies a binary column three times on its way to the
-//! file (into a page buffer that grows by doubling, then into the page with
-//! its levels); for images that costs as much as the rest of the encoding.
-//! Here an image column's chunk is one PLAIN data page whose header,
-//! definition levels and length prefixes are built apart ([`PlainChunk`]),
-//! and whose images stay where they are. The chunk is appended to the row
-//! group through parquet-rs's public `append_column`, which copies
-//! `compressed_size` bytes from a reader to the file: the reader gives
-//! placeholder bytes ([`Placeholder`]), and [`Splicing`], the writer under
-//! the Parquet writer, knows the file offset where they start and writes
-//! the chunk's real bytes there instead. The offsets
-//! are checked: a placeholder that does not arrive where its chunk was
-//! announced fails the file, never corrupts it.
+//! alert). On its way to the file, parquet-rs copies a binary column into a
+//! page buffer that grows by doubling (each byte copied about twice), then
+//! again into the page with its levels; for images that costs as much as
+//! the rest of the encoding. Here an image column's chunk is one PLAIN data
+//! page whose header, definition levels and length prefixes are built
+//! apart ([`PlainChunk`]), and whose images stay where they are. The chunk
+//! is appended to the row group through parquet-rs's public
+//! `append_column`, which copies `compressed_size` bytes from a reader to
+//! the file: the reader gives placeholder bytes ([`Placeholder`]), and
+//! [`Splicing`], the writer under the Parquet writer, knows the file offset
+//! where they start and writes the chunk's real bytes there instead. A
+//! placeholder that does not arrive where its chunk was announced, or a
+//! chunk the row group's metadata places elsewhere, fails the file: it is
+//! never renamed into place.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -31,6 +32,9 @@ use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::schema::types::ColumnDescPtr;
+
+/// The deepest definition level a spliced column may have (one byte a run).
+const MAX_DEF: usize = 127;
 
 /// Where a binary leaf column is in a batch: the column index at the top,
 /// then the child index in each struct down to it, and whether each of
@@ -62,8 +66,10 @@ impl LeafPath {
                 _ => return None,
             }
         }
-        let max_def = nullable.iter().filter(|n| **n).count() as i16;
-        (leaf.is_some() && max_def == descr.max_def_level()).then(|| Self {
+        // Levels are written one byte a run: deeper nesting is left to parquet-rs.
+        let max_def = nullable.iter().filter(|n| **n).count();
+        let fits = max_def <= MAX_DEF && max_def as i16 == descr.max_def_level();
+        (leaf.is_some() && fits).then(|| Self {
             indices,
             nullable,
             descr: descr.clone(),
@@ -130,9 +136,10 @@ impl PlainChunk {
             .map(|row| 4 + (offsets[row + 1] - offsets[row]) as usize)
             .sum();
         let levels = encode_levels(&levels, max_def);
-        let page = i32::try_from(levels.len() + values)
-            .map_err(|_| anyhow!("{}: an image page over 2 GiB", path.descr.path()))?;
-        let mut small = page_header(page, rows as i32);
+        let page = levels.len() + values;
+        let too_big = || anyhow!("{}: an image page over 2 GiB", path.descr.path());
+        let mut small = page_header(i32::try_from(page).map_err(|_| too_big())?, rows as i32);
+        i32::try_from(small.len() + page).map_err(|_| too_big())?;
         small.extend_from_slice(&levels);
         let head = small.len();
         let mut parts = vec![Part::Small(0..head)];
@@ -161,10 +168,10 @@ impl PlainChunk {
         self.len
     }
 
-    /// What `append_column` needs to place the chunk at `at`: its metadata
-    /// with offsets from the chunk's start, and a reader of as many
-    /// placeholder bytes as the chunk has.
-    pub fn close(&self) -> Result<(Placeholder, ColumnCloseResult)> {
+    /// What `append_column` needs to place the chunk: its metadata with
+    /// offsets from the chunk's start, and a reader of as many placeholder
+    /// bytes as the chunk has.
+    pub fn for_append(&self) -> Result<(Placeholder, ColumnCloseResult)> {
         let metadata = ColumnChunkMetaData::builder(self.descr.clone())
             .set_compression(Compression::UNCOMPRESSED)
             .set_encodings(vec![Encoding::PLAIN, Encoding::RLE])
@@ -271,6 +278,7 @@ impl ChunkReader for Placeholder {
     }
 }
 
+/// What is left to read of a [`Placeholder`].
 #[derive(Debug)]
 pub struct PlaceholderRead(u64);
 
@@ -294,7 +302,10 @@ pub struct Splicing<W> {
     waiting: VecDeque<(u64, PlainChunk)>,
     /// Placeholder bytes still to come for a chunk already written.
     absorbing: u64,
+    /// Where a chunk's bytes gather before each write (see `write_chunk`).
     stage: Vec<u8>,
+    /// Set by any error: the bytes after it would land in the wrong place.
+    failed: bool,
 }
 
 impl<W: Write> Splicing<W> {
@@ -305,11 +316,12 @@ impl<W: Write> Splicing<W> {
             waiting: VecDeque::new(),
             absorbing: 0,
             stage: Vec::with_capacity(256 << 10),
+            failed: false,
         }
     }
 
     /// Announces that `chunk`'s placeholder will start at file offset `at`.
-    pub fn expect(&mut self, at: u64, chunk: PlainChunk) {
+    pub fn announce(&mut self, at: u64, chunk: PlainChunk) {
         self.waiting.push_back((at, chunk));
     }
 
@@ -349,6 +361,22 @@ impl<W: Write> Splicing<W> {
 
 impl<W: Write> Write for Splicing<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(std::io::Error::other("an earlier write failed"));
+        }
+        let written = self.splice(buf);
+        self.failed = written.is_err();
+        written
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Splicing<W> {
+    /// Passes `buf` on, or the chunk whose placeholder it starts.
+    fn splice(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.absorbing > 0 {
             let n = buf.len().min(self.absorbing as usize);
             self.absorbing -= n as u64;
@@ -366,7 +394,7 @@ impl<W: Write> Write for Splicing<W> {
                     self.write_chunk(&chunk)?;
                     self.absorbing = chunk.len;
                 }
-                return self.write(buf);
+                return self.splice(buf);
             }
             Some(_) if buf.is_empty() => 0,
             Some(&(at, _)) => {
@@ -378,10 +406,6 @@ impl<W: Write> Write for Splicing<W> {
         };
         self.position += n as u64;
         Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -415,7 +439,7 @@ mod tests {
         let chunk = chunk();
         let len = chunk.bytes() as usize;
         let mut out = Splicing::new(Vec::new());
-        out.expect(4, chunk);
+        out.announce(4, chunk);
         out.write_all(b"PAR1").unwrap();
         let mut placeholder = vec![0xEE; len + 3];
         placeholder[len..].copy_from_slice(b"end");
@@ -430,17 +454,53 @@ mod tests {
         assert!(bytes.ends_with(b"\x03\0\0\0abc\x02\0\0\0deend"));
     }
 
+    /// Takes at most three bytes a write, as a file may.
+    struct Short(Vec<u8>);
+
+    impl Write for Short {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(3);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A placeholder that arrives in pieces, around short writes
+    /// underneath, gives the same bytes as one that arrives whole.
+    #[test]
+    fn a_placeholder_in_pieces_over_short_writes_gives_the_same_file() {
+        let len = chunk().bytes() as usize;
+        let mut whole = Splicing::new(Vec::new());
+        whole.announce(4, chunk());
+        whole.write_all(b"PAR1").unwrap();
+        whole.write_all(&vec![0; len]).unwrap();
+        whole.write_all(b"end").unwrap();
+        let mut pieces = Splicing::new(Short(Vec::new()));
+        pieces.announce(4, chunk());
+        let mut stream = b"PAR1".to_vec();
+        stream.extend(vec![0; len]);
+        stream.extend_from_slice(b"end");
+        for piece in stream.chunks(5) {
+            pieces.write_all(piece).unwrap();
+        }
+        assert_eq!(pieces.into_inner().unwrap().0, whole.into_inner().unwrap());
+    }
+
     /// A chunk announced at an offset already passed fails the write; one
     /// never reached fails when the file is finished.
     #[test]
     fn a_chunk_not_where_it_was_announced_fails_the_file() {
         let mut out = Splicing::new(Vec::new());
         out.write_all(b"PAR1").unwrap();
-        out.expect(2, chunk());
+        out.announce(2, chunk());
         let error = out.write_all(b"x").unwrap_err();
         assert!(error.to_string().contains("announced at byte 2"), "{error}");
         let mut out = Splicing::new(Vec::new());
-        out.expect(100, chunk());
+        out.announce(100, chunk());
         out.write_all(b"PAR1").unwrap();
         assert!(out.into_inner().is_err());
     }

@@ -401,6 +401,7 @@ mod tests {
     use arrow_array::types::Int64Type;
     use arrow_array::Array;
     use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+    use parquet::basic::Type as PhysicalType;
     use parquet::file::metadata::PageIndexPolicy;
 
     fn meta(offset: i64) -> Meta {
@@ -546,6 +547,13 @@ mod tests {
                         .map(|p| p.compressed_page_size as i64)
                         .sum();
                     assert_eq!(total, column.compressed_size(), "{}", column.column_path());
+                    // A spliced cutout column: one PLAIN page, no statistics.
+                    let image = column.column_descr().physical_type() == PhysicalType::BYTE_ARRAY
+                        && column.column_path().string() != "cutout.fileName";
+                    if codec == Codec::Null && image {
+                        assert_eq!(pages.page_locations().len(), 1);
+                        assert!(column.statistics().is_none());
+                    }
                 }
             }
             let mut id = 0;

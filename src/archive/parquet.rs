@@ -401,7 +401,7 @@ mod tests {
     use arrow_array::types::Int64Type;
     use arrow_array::Array;
     use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
-    use parquet::basic::Type as PhysicalType;
+    use parquet::basic::{Encoding, Type as PhysicalType};
     use parquet::file::metadata::PageIndexPolicy;
 
     fn meta(offset: i64) -> Meta {
@@ -534,6 +534,11 @@ mod tests {
             .unwrap();
             let metadata = reader.metadata().clone();
             assert_eq!(metadata.num_row_groups(), 3);
+            assert_eq!(
+                metadata.row_group(0).num_rows(),
+                256,
+                "the README's row group"
+            );
             // Each chunk's offset index points at its one page, whole.
             for (g, group) in metadata.row_groups().iter().enumerate() {
                 let index = metadata.page_index_for_row_group(g);
@@ -553,6 +558,8 @@ mod tests {
                     if codec == Codec::Null && image {
                         assert_eq!(pages.page_locations().len(), 1);
                         assert!(column.statistics().is_none());
+                        let encodings: Vec<_> = column.encodings().collect();
+                        assert_eq!(encodings, [Encoding::PLAIN, Encoding::RLE]);
                     }
                 }
             }

@@ -327,6 +327,9 @@ impl<W: Write> Splicing<W> {
 
     /// The writer underneath, once every announced chunk has been written.
     pub fn into_inner(self) -> Result<W> {
+        if self.failed {
+            bail!("a write failed: the file is incomplete");
+        }
         match self.waiting.is_empty() && self.absorbing == 0 {
             true => Ok(self.inner),
             false => Err(anyhow!("an image chunk was announced and not written")),
@@ -488,6 +491,39 @@ mod tests {
             pieces.write_all(piece).unwrap();
         }
         assert_eq!(pieces.into_inner().unwrap().0, whole.into_inner().unwrap());
+    }
+
+    /// Fails every write from the `n`th byte on, like a full disk.
+    struct Full(Vec<u8>, usize);
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1.saturating_sub(self.0.len()));
+            if n == 0 {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// After a write fails in the middle of a chunk, nothing more reaches
+    /// the file: not the placeholder's bytes, nor anything after them.
+    #[test]
+    fn after_a_failed_write_nothing_more_reaches_the_file() {
+        let len = chunk().bytes() as usize;
+        let mut out = Splicing::new(Full(Vec::new(), 10));
+        out.announce(4, chunk());
+        out.write_all(b"PAR1").unwrap();
+        assert!(out.write_all(&vec![0; len]).is_err());
+        assert!(out.write_all(b"end").is_err());
+        assert!(out.write(&[0; 8]).is_err());
+        assert_eq!(out.inner.0.len(), 10);
+        assert!(out.into_inner().is_err());
     }
 
     /// A chunk announced at an offset already passed fails the write; one

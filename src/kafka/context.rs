@@ -146,7 +146,10 @@ fn names(list: &rdkafka::TopicPartitionList) -> String {
         .iter()
         .map(|e| format!("{}[{}]", e.topic(), e.partition()))
         .collect();
-    parts.join(" ")
+    match parts.is_empty() {
+        true => "none".into(),
+        false => parts.join(" "),
+    }
 }
 
 impl ConsumerContext for ClientLog {

@@ -33,8 +33,13 @@ use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation}
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::schema::types::ColumnDescPtr;
 
+use crate::avro::varint::write_long;
+
 /// The deepest definition level a spliced column may have (one byte a run).
 const MAX_DEF: usize = 127;
+
+/// The staging buffer a chunk is written through: fits a core's cache.
+const STAGE: usize = 256 << 10;
 
 /// Where a binary leaf column is in a batch: the column index at the top,
 /// then the child index in each struct down to it, and whether each of
@@ -227,9 +232,10 @@ fn page_header(page: i32, values: i32) -> Vec<u8> {
     const I32: u8 = 5;
     const STRUCT: u8 = 12;
     let mut out = Vec::with_capacity(32);
+    // Thrift's compact i32 is a zigzag varint: Avro's long encoding.
     let field = |out: &mut Vec<u8>, delta: u8, value: i32| {
         out.push(delta << 4 | I32);
-        write_varint(out, ((value << 1) ^ (value >> 31)) as u32 as u64);
+        write_long(out, i64::from(value));
     };
     field(&mut out, 1, 0); // type: DATA_PAGE
     field(&mut out, 1, page); // uncompressed_page_size
@@ -244,6 +250,7 @@ fn page_header(page: i32, values: i32) -> Vec<u8> {
     out
 }
 
+/// An unsigned LEB128 varint (an RLE run's header).
 fn write_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
@@ -315,7 +322,7 @@ impl<W: Write> Splicing<W> {
             position: 0,
             waiting: VecDeque::new(),
             absorbing: 0,
-            stage: Vec::with_capacity(256 << 10),
+            stage: Vec::with_capacity(STAGE),
             failed: false,
         }
     }
@@ -341,7 +348,6 @@ impl<W: Write> Splicing<W> {
     /// copy from memory it has to fetch from there costs about four times
     /// the copy from memory that is already here.
     fn write_chunk(&mut self, chunk: &PlainChunk) -> std::io::Result<()> {
-        const STAGE: usize = 256 << 10;
         self.stage.clear();
         for part in &chunk.parts {
             let mut bytes = match part {

@@ -50,7 +50,7 @@ def drop(*topics):
 
 def capture(cmd):
     """Runs a command; returns (stdout, stderr, peak RSS in MB)."""
-    proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M"] + [str(c) for c in cmd],
+    proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M cpu_s=%U+%S"] + [str(c) for c in cmd],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=dict(os.environ, RUST_LOG="info"))
     if proc.returncode:
@@ -194,17 +194,36 @@ def main():
     write_docs(results)
 
 
+def machine_cpu():
+    """(busy, idle) CPU-seconds of the whole machine so far (Linux /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:8]]
+    except OSError:
+        return (0.0, 0.0)
+    hz = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq = ticks
+    return ((user + nice + system + irq + softirq) / hz, (idle + iowait) / hz)
+
+
 def timed(cmd):
-    """Whole-process wall time and peak RSS of a command, its stdout to /dev/null."""
+    """Whole-process wall time, peak RSS and CPU of a command, its stdout to
+    /dev/null; and the whole machine's busy and idle CPU meanwhile (the broker
+    included)."""
+    machine = machine_cpu()
     start = time.monotonic()
-    proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M"] + [str(c) for c in cmd],
+    proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M cpu_s=%U+%S"] + [str(c) for c in cmd],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           env=dict(os.environ, RUST_LOG="info"))
     seconds = time.monotonic() - start
+    busy, idle = (after - before for after, before in zip(machine_cpu(), machine))
     if proc.returncode:
         sys.exit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-2000:]}")
     rss = int(re.findall(r"maxrss_kb=(\d+)", proc.stderr)[-1]) / 1024
-    return {"seconds": seconds, "rss": rss, "alerts": VISIT, "log": proc.stderr[-300:]}
+    user, system = map(float, re.findall(r"cpu_s=([0-9.]+)\+([0-9.]+)", proc.stderr)[-1])
+    return {"seconds": seconds, "rss": rss, "user": user, "sys": system, "busy": busy,
+            "idle": idle, "alerts": VISIT,
+            "log": proc.stderr[-300:]}
 
 
 def record_alone():
@@ -564,11 +583,13 @@ def write_docs(r):
             "",
             "`print` and `record` of the same topic (the four v3.1 fixtures cycled), `-e`, whole "
             "process including the group join and, for record, fsync and rename; each archive is "
-            "deleted before the next run starts; median of five alternating runs. Targets: Avro at least 0.8x print's alerts/s, Parquet at least 0.5x, "
-            "peak RSS at most 200 MB.",
+            "deleted before the next run starts; median of five alternating runs. CPU is the "
+            "median run's own (user + system, from `/usr/bin/time`); the machine's busy and idle "
+            "CPU-seconds in that run (`/proc/stat`, 2 cores) include the broker's. "
+            "Targets: Avro and Parquet at least 0.8x print's alerts/s, peak RSS at most 200 MB.",
             "",
-            "| | time | alerts/s vs print | peak RSS |",
-            "| --- | --- | --- | --- |",
+            "| | time | alerts/s vs print | CPU user + sys | machine busy / idle | peak RSS |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         for name in ("print", "avro", "avro-tmpfs", "parquet", "parquet-tmpfs"):
             if name not in rec:
@@ -577,7 +598,10 @@ def write_docs(r):
             label = {"print": "print", "avro": "record --format avro", "avro-tmpfs": "record --format avro, --out on a tmpfs",
                      "parquet": "record --format parquet",
                      "parquet-tmpfs": "record --format parquet, --out on a tmpfs"}[name]
-            lines.append(f"| {label} | {x['seconds']:.2f} s | **{p['seconds'] / x['seconds']:.2f}x** | {x['rss']:.0f} MB |")
+            cpu = f"{x['user']:.2f} + {x['sys']:.2f} s" if "user" in x else ""
+            machine = f"{x['busy']:.2f} / {x['idle']:.2f} s" if "busy" in x else ""
+            lines.append(f"| {label} | {x['seconds']:.2f} s | **{p['seconds'] / x['seconds']:.2f}x** "
+                         f"| {cpu} | {machine} | {x['rss']:.0f} MB |")
     f, o, kc = r.get("filter"), r.get("overhead"), r.get("kcat")
     if f:
         ev = r["visit"] / f["filter"]["seconds"]

@@ -243,7 +243,7 @@ def record_alone():
 def record_vs_print(t, schema):
     """print, record --format avro (to disk, and to a tmpfs) and --format
     parquet of the same topic, same stop condition (-e), whole process;
-    alternating, median of 3. Record writes every alert whole, cutouts
+    alternating, median of 5. Record writes every alert whole, cutouts
     included, and fsyncs it: on disk the device's write speed shows."""
     import shutil
     import tempfile

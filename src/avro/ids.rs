@@ -131,7 +131,7 @@ impl SchemaIds {
         if hostile || self.skip_unknown {
             let reason = if hostile { "schema" } else { "unknown_schema" };
             tracing::warn!(
-                "schema id {id} cannot be used ({why}); its messages are not decoded and counted (reason {reason})"
+                "schema id {id} cannot be used ({why}); its messages are skipped, each counted under reason {reason}"
             );
         }
         lock(&self.refused).insert(id, (why.clone(), hostile));

@@ -104,3 +104,41 @@ fn two_groups_each_see_every_alert() {
         assert_eq!(lines, expected, "group {group}");
     }
 }
+
+/// A member killed without leaving keeps its partitions until its session
+/// times out; the consumer restarted in its place says why it waits instead
+/// of looking hung, and then gets the partitions.
+#[test]
+fn a_consumer_waiting_for_a_killed_members_partitions_says_why() {
+    let topic = topic("groups-killed");
+    create_topic(&topic, 1);
+    let group = format!("{topic}-group");
+    // A session longer than the notice's 5 s, so that the wait outlasts it.
+    let args = [
+        "print",
+        &topic,
+        "--group",
+        &group,
+        "-X",
+        "session.timeout.ms=15000",
+    ];
+    let killed = spawn(&args);
+    let mut seen = Vec::new();
+    killed.wait_stderr("the first assignment", |l| assigned(l).is_some(), &mut seen);
+    signal(killed.child.id(), "KILL");
+    let _ = killed.wait();
+    let restarted = spawn(&args);
+    let mut log = Vec::new();
+    restarted.wait_stderr("the partition", |l| assigned(l) == Some(1), &mut log);
+    let notice = log.iter().position(|l| {
+        l.contains(&format!(
+            "no partitions of {topic} from group {group} after 5 s"
+        )) && l.contains("session.timeout.ms")
+    });
+    assert!(
+        notice.is_some_and(|at| at + 1 < log.len()),
+        "the wait explained before the assignment:\n{}",
+        log.join("\n")
+    );
+    restarted.terminate();
+}

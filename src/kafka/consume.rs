@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::ErrorKind;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -112,7 +112,10 @@ fn poll_until_done(
             .flatten(),
     };
     let mut errors = ErrorLog::default();
+    let mut awaiting_assignment = stream.in_group.then(Instant::now);
     while !shutdown.requested() {
+        awaiting_assignment =
+            awaiting_assignment.filter(|since| still_awaiting_assignment(stream, *since));
         let done = match consumer.poll(Duration::from_millis(100)) {
             None => {
                 consumer::check_brokers(consumer, kafka, options.broker_timeout)?;
@@ -156,6 +159,31 @@ fn poll_until_done(
         );
     }
     Ok(())
+}
+
+/// How long a group's first assignment may take before the wait is explained.
+const ASSIGNMENT_NOTICE: Duration = Duration::from_secs(5);
+
+/// Whether to keep watching for the first assignment: not once it came,
+/// nor once it is overdue and the likely reason has been said. A member
+/// killed without leaving keeps its partitions until its session times out,
+/// and until then the consumer would print nothing and look hung.
+fn still_awaiting_assignment(stream: &Stream, since: Instant) -> bool {
+    if stream.consumer.context().ever_assigned() {
+        return false;
+    }
+    if since.elapsed() < ASSIGNMENT_NOTICE {
+        return true;
+    }
+    tracing::info!(
+        "no partitions of {} from group {} after {} s: the group is rebalancing, and a \
+         member that stopped without leaving (killed) keeps its partitions until its \
+         session times out (its session.timeout.ms, 45 s by default)",
+        stream.topic,
+        stream.group,
+        ASSIGNMENT_NOTICE.as_secs()
+    );
+    false
 }
 
 /// Where the loop stands.

@@ -2,6 +2,7 @@
 //! errors go to `tracing`, and the last error is kept so that a timeout can say
 //! *why* the brokers could not be reached.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ pub struct ClientLog {
     revoked: Mutex<Vec<i32>>,
     /// Partitions assigned by the last rebalance, until the loop takes them.
     assigned: Mutex<Option<Vec<i32>>>,
+    /// Whether any rebalance has assigned partitions (none at all counts).
+    ever_assigned: AtomicBool,
 }
 
 impl ClientLog {
@@ -54,6 +57,11 @@ impl ClientLog {
         if let Ok(mut since) = self.all_down_since.lock() {
             *since = None;
         }
+    }
+
+    /// Whether the group has given this consumer its share yet (perhaps none).
+    pub fn ever_assigned(&self) -> bool {
+        self.ever_assigned.load(Ordering::Relaxed)
     }
 
     /// Partitions revoked since the last call.
@@ -157,6 +165,7 @@ impl ConsumerContext for ClientLog {
         match rebalance {
             Rebalance::Assign(list) => {
                 tracing::info!("partitions assigned: {}", names(list));
+                self.ever_assigned.store(true, Ordering::Relaxed);
                 if let Ok(mut assigned) = self.assigned.lock() {
                     let partitions: Vec<i32> =
                         list.elements().iter().map(|e| e.partition()).collect();

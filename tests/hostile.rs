@@ -90,6 +90,29 @@ fn an_alert_larger_than_the_producer_allows_is_refused_before_sending() {
     assert!(!topic_exists(&topic), "nothing sent");
 }
 
+/// Simulated alerts are made as they go out: one too large for the
+/// producer fails its delivery, and the message names the producer's limit.
+#[test]
+fn a_simulated_alert_larger_than_the_producer_allows_is_reported_undelivered() {
+    let topic = topic("toolarge-sim");
+    let output = run(&[
+        "-X",
+        "message.max.bytes=20000",
+        "send",
+        &topic,
+        "5",
+        "--simulate",
+        "ztf",
+    ]);
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{log}");
+    assert!(log.contains("5 of 5 alert(s) were not delivered"), "{log}");
+    assert!(
+        log.contains("this producer's message.max.bytes (-X)"),
+        "{log}"
+    );
+}
+
 #[test]
 fn an_alert_larger_than_the_topic_allows_is_reported_undelivered() {
     let topic = topic("topiclimit");

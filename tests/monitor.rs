@@ -118,6 +118,27 @@ fn monitor_watches_groups_without_joining_or_committing() {
     assert_eq!(again.len(), 12, "group others untouched by monitor");
 }
 
+/// `monitor -e --group G` says each group's lag once as it ends: a one-shot check.
+#[test]
+fn monitor_at_the_end_says_each_watched_groups_lag_once() {
+    let topic = topic("watch-once");
+    ok(&["send", &topic]);
+    ok(&["print", &topic, "--group", "read-all", "-e"]);
+    let out = ok(&[
+        "monitor",
+        &topic,
+        "-e",
+        "--group",
+        "read-all",
+        "--group",
+        "read-none",
+    ]);
+    let lags: Vec<&str> = out.lines().filter(|l| l.contains("status:lag")).collect();
+    assert_eq!(lags.len(), 2, "{out}");
+    assert!(lags[0].contains("group:read-all, lag:0 [0=0]"), "{out}");
+    assert!(lags[1].contains("group:read-none, lag:12 [0=12]"), "{out}");
+}
+
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
     let start = line
         .find(key)

@@ -44,6 +44,9 @@ fn broker_timeout_bounds_the_start_and_says_so_once() {
         "{err}"
     );
     assert!(err.matches("all brokers are down").count() <= 2, "{err}");
+    // The last line names the cause, not librdkafka's count of brokers down.
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("Connection refused"), "{err}");
 }
 
 /// filter's outputs get the input's partitions, and none is made for a missing input.
@@ -187,7 +190,7 @@ fn manual_pages_per_subcommand_and_a_closed_pipe() {
 /// Bad options are exit 2 with one line that says what to do.
 #[test]
 fn bad_options_are_exit_2_and_say_it_once() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--metrics", "notaport", "print", "x", "-e"],
             "--metrics notaport: not a host:port",
@@ -203,6 +206,11 @@ fn bad_options_are_exit_2_and_say_it_once() {
         (
             &["-X", "foo.bar=1", "print", "x", "-e"],
             "invalid Kafka property foo.bar=[redacted]: No such configuration property",
+        ),
+        (
+            // librdkafka's reason ends in a line break: the message is one line.
+            &["-X", "fetch.wait.max.ms=-5", "print", "x", "-e"],
+            "outside allowed range 0..300000 (check -X options",
         ),
         (
             &[

@@ -149,6 +149,16 @@ impl Monitor {
             .and_then(|()| self.out.flush())
             .context("cannot write to stdout")
     }
+
+    /// A `status:lag` line per watched group (and its gauges).
+    fn lag_lines(&mut self, marks: &[(i32, i64, i64)]) -> Result<()> {
+        for lag in self.groups.lags(&self.topic, marks) {
+            export_lag(&self.topic, &lag);
+            let line = lag_line(&self.topic, &lag);
+            self.line(&line)?;
+        }
+        Ok(())
+    }
 }
 
 impl Handler for Monitor {
@@ -189,13 +199,20 @@ impl Handler for Monitor {
         let marks = watermarks(consumer, &self.topic);
         let stats = status_line(consumer, &self.topic, &marks, &mut self.window);
         self.line(&stats)?;
-        for lag in self.groups.lags(&self.topic, &marks) {
-            export_lag(&self.topic, &lag);
-            let line = lag_line(&self.topic, &lag);
-            self.line(&line)?;
-        }
+        self.lag_lines(&marks)?;
         self.window = Window::new();
         Ok(())
+    }
+
+    /// The stream ends (`-e`, `--until`, a signal): the watched groups' lag
+    /// once more, so that `monitor -e --group G` is a one-shot lag check
+    /// (`--every 0` keeps status lines off, this one too).
+    fn finish(&mut self, consumer: &BaseConsumer<ClientLog>) -> Result<()> {
+        if self.every.is_none() {
+            return Ok(());
+        }
+        let marks = watermarks(consumer, &self.topic);
+        self.lag_lines(&marks)
     }
 }
 

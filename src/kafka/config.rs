@@ -180,7 +180,7 @@ pub fn creation_error(error: rdkafka::error::KafkaError) -> anyhow::Error {
         return bad_input(format!(
             "invalid Kafka property {key}={value}: {} (check -X options and --kafka-config; \
              properties: https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)",
-            why.trim_end_matches('.')
+            why.trim_end().trim_end_matches('.')
         ));
     }
     bad_input(format!(

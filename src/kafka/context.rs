@@ -130,6 +130,11 @@ impl ClientContext for ClientLog {
             if self.all_down() {
                 tracing::warn!("all brokers are down: {reason}");
             }
+            // Its reason ("1/1 brokers are down") says less than the failure
+            // logged before it (refused, unresolvable): kept only if alone.
+            if self.last_error().is_some() {
+                return;
+            }
         }
         self.remember(reason.to_string());
     }

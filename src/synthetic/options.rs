@@ -114,7 +114,7 @@ fn schema(survey: Survey, paths: &[PathBuf]) -> Result<Schema> {
         (_, false) => crate::avro::schema::load(paths),
         (Survey::Ztf, true) => Ok(crate::avro::schema::built_in()),
         (Survey::Rubin, true) => Err(bad_input(
-            "--simulate rubin needs Rubin's published schema: --schema DIR (e.g. \
+            "simulating Rubin alerts needs Rubin's published schema: --schema DIR (e.g. \
              lsst-alert-packet's schema/11/1; pip install lsst-alert-packet)",
         )),
     }

@@ -461,7 +461,11 @@ fn report(
     }
     let mut why = producer.context().first_error().unwrap_or_default();
     if why.contains("MessageSizeTooLarge") || why.contains("too large") {
-        why.push_str(": the topic's max.message.bytes on the broker is smaller than the alerts");
+        // librdkafka refuses with the broker's code too: either limit may be it.
+        why.push_str(
+            ": an alert is larger than this producer's message.max.bytes (-X) or the \
+             topic's max.message.bytes on the broker allows",
+        );
     }
     let why = if why.is_empty() {
         String::new()

@@ -142,3 +142,27 @@ fn a_consumer_waiting_for_a_killed_members_partitions_says_why() {
     );
     restarted.terminate();
 }
+
+/// A group consumer waiting for its topic to be created says that, not a
+/// killed member's session: the topic's wait starts the notice over.
+#[test]
+fn a_consumer_waiting_for_its_topic_does_not_blame_a_session() {
+    let topic = topic("groups-no-topic-yet");
+    let group = format!("{topic}-group");
+    let waiting = spawn(&["print", &topic, "--group", &group]);
+    let mut log = Vec::new();
+    waiting.wait_stderr(
+        "the wait for the topic",
+        |l| l.contains("does not exist"),
+        &mut log,
+    );
+    // Past the notice's 5 s: nothing here can be awaited but the time.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let (_, _, rest) = waiting.terminate();
+    log.extend(rest);
+    assert!(
+        !log.iter().any(|l| l.contains("no partitions of")),
+        "{}",
+        log.join("\n")
+    );
+}

@@ -15,6 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use super::admin;
 use super::consumer::{self, ConsumerOptions, EndTracker, ErrorLog, Stream};
 use super::lag::OwnLag;
 use super::{ClientLog, KafkaSettings};
@@ -114,8 +115,7 @@ fn poll_until_done(
     let mut errors = ErrorLog::default();
     let mut awaiting_assignment = stream.in_group.then(Instant::now);
     while !shutdown.requested() {
-        awaiting_assignment =
-            awaiting_assignment.filter(|since| still_awaiting_assignment(stream, *since));
+        awaiting_assignment = awaiting_assignment.and_then(|since| await_assignment(stream, since));
         let done = match consumer.poll(Duration::from_millis(100)) {
             None => {
                 consumer::check_brokers(consumer, kafka, options.broker_timeout)?;
@@ -164,16 +164,26 @@ fn poll_until_done(
 /// How long a group's first assignment may take before the wait is explained.
 const ASSIGNMENT_NOTICE: Duration = Duration::from_secs(5);
 
-/// Whether to keep watching for the first assignment: not once it came,
-/// nor once it is overdue and the likely reason has been said. A member
+/// Since when the first assignment has been awaited; `None` once it came,
+/// or once it is overdue and the likely reason has been said: a member
 /// killed without leaving keeps its partitions until its session times out,
-/// and until then the consumer would print nothing and look hung.
-fn still_awaiting_assignment(stream: &Stream, since: Instant) -> bool {
+/// and until then the consumer would print nothing and look hung. While the
+/// topic does not exist yet, the wait starts over (that wait is said already).
+fn await_assignment(stream: &Stream, since: Instant) -> Option<Instant> {
     if stream.consumer.context().ever_assigned() {
-        return false;
+        return None;
     }
     if since.elapsed() < ASSIGNMENT_NOTICE {
-        return true;
+        return Some(since);
+    }
+    let topic_exists = stream
+        .consumer
+        .fetch_metadata(Some(&stream.topic), Duration::from_secs(1))
+        .ok()
+        .and_then(|metadata| admin::partition_count(&metadata, &stream.topic))
+        .is_some();
+    if !topic_exists {
+        return Some(Instant::now());
     }
     tracing::info!(
         "no partitions of {} from group {} after {} s: the group is rebalancing, and a \
@@ -183,7 +193,7 @@ fn still_awaiting_assignment(stream: &Stream, since: Instant) -> bool {
         stream.group,
         ASSIGNMENT_NOTICE.as_secs()
     );
-    false
+    None
 }
 
 /// Where the loop stands.

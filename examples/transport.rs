@@ -66,7 +66,7 @@ fn main() -> Result<()> {
                 from: None,
                 until: None,
             };
-            let consumer = subscribe(&kafka, &options, &args[1], &args[3], &[])?;
+            let (consumer, _) = subscribe(&kafka, &options, &args[1], &args[3], &[])?;
             let mut first = None;
             let (mut seen, mut bytes) = (0u64, 0usize);
             let deadline = Instant::now() + Duration::from_secs(120);

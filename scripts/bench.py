@@ -195,12 +195,13 @@ def main():
 
 
 def machine_cpu():
-    """(busy, idle) CPU-seconds of the whole machine so far (Linux /proc/stat)."""
+    """(busy, idle) CPU-seconds of the whole machine so far (Linux /proc/stat;
+    None elsewhere)."""
     try:
         with open("/proc/stat") as f:
             ticks = [int(x) for x in f.readline().split()[1:8]]
     except OSError:
-        return (0.0, 0.0)
+        return None
     hz = os.sysconf("SC_CLK_TCK")
     user, nice, system, idle, iowait, irq, softirq = ticks
     return ((user + nice + system + irq + softirq) / hz, (idle + iowait) / hz)
@@ -216,7 +217,9 @@ def timed(cmd):
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           env=dict(os.environ, RUST_LOG="info"))
     seconds = time.monotonic() - start
-    busy, idle = (after - before for after, before in zip(machine_cpu(), machine))
+    after = machine_cpu()
+    busy, idle = ((after[0] - machine[0], after[1] - machine[1]) if machine and after
+                  else (None, None))
     if proc.returncode:
         sys.exit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-2000:]}")
     rss = int(re.findall(r"maxrss_kb=(\d+)", proc.stderr)[-1]) / 1024
@@ -585,7 +588,7 @@ def write_docs(r):
             "process including the group join and, for record, fsync and rename; each archive is "
             "deleted before the next run starts; median of five alternating runs. CPU is the "
             "median run's own (user + system, from `/usr/bin/time`); the machine's busy and idle "
-            "CPU-seconds in that run (`/proc/stat`, 2 cores) include the broker's. "
+            f"CPU-seconds in that run (`/proc/stat`, {os.cpu_count()} cores) include the broker's. "
             "Targets: Avro and Parquet at least 0.8x print's alerts/s, peak RSS at most 200 MB.",
             "",
             "| | time | alerts/s vs print | CPU user + sys | machine busy / idle | peak RSS |",
@@ -599,7 +602,7 @@ def write_docs(r):
                      "parquet": "record --format parquet",
                      "parquet-tmpfs": "record --format parquet, --out on a tmpfs"}[name]
             cpu = f"{x['user']:.2f} + {x['sys']:.2f} s" if "user" in x else ""
-            machine = f"{x['busy']:.2f} / {x['idle']:.2f} s" if "busy" in x else ""
+            machine = f"{x['busy']:.2f} / {x['idle']:.2f} s" if x.get("busy") is not None else ""
             lines.append(f"| {label} | {x['seconds']:.2f} s | **{p['seconds'] / x['seconds']:.2f}x** "
                          f"| {cpu} | {machine} | {x['rss']:.0f} MB |")
     f, o, kc = r.get("filter"), r.get("overhead"), r.get("kcat")

@@ -151,10 +151,12 @@ fn a_consumer_waiting_for_its_topic_does_not_blame_a_session() {
     let group = format!("{topic}-group");
     let waiting = spawn(&["print", &topic, "--group", &group]);
     let mut log = Vec::new();
-    waiting.wait_stderr(
-        "the wait for the topic",
-        |l| l.contains("does not exist"),
-        &mut log,
+    let consuming = format!("consuming {topic} in group");
+    waiting.wait_stderr("the consume loop", |l| l.contains(&consuming), &mut log);
+    assert!(
+        log.iter().any(|l| l.contains("does not exist")),
+        "{}",
+        log.join("\n")
     );
     // Past the notice's 5 s: nothing here can be awaited but the time.
     std::thread::sleep(std::time::Duration::from_secs(7));

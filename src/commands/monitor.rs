@@ -242,12 +242,14 @@ fn export_lag(topic: &str, lag: &GroupLag) {
     }
 }
 
-/// `topic:T, status:lag, group:G, lag:N [0=N, 1=N], time:...`
+/// `topic:T, status:lag, group:G, lag:N [0=N, 1=N], time:...`; `lag:?`
+/// unless every partition's lag could be read (never a 0 that is not known).
 fn lag_line(topic: &str, lag: &GroupLag) -> String {
     format!(
         "topic:{topic}, status:lag, group:{}, lag:{} {}, time:{:.3}",
         lag.group,
-        lag.total(),
+        lag.known_total()
+            .map_or("?".to_string(), |total| total.to_string()),
         per_partition(&lag.partitions),
         unix_now()
     )
@@ -292,6 +294,20 @@ fn status_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lag_not_read_is_a_question_mark_never_a_zero() {
+        let lag = |partitions| GroupLag {
+            group: "g".into(),
+            partitions,
+        };
+        let known = lag_line("t", &lag(vec![(0, Some(3)), (1, Some(4))]));
+        assert!(known.contains("group:g, lag:7 [0=3, 1=4]"), "{known}");
+        let partly = lag_line("t", &lag(vec![(0, Some(3)), (1, None)]));
+        assert!(partly.contains("group:g, lag:? [0=3, 1=?]"), "{partly}");
+        let none = lag_line("t", &lag(vec![]));
+        assert!(none.contains("group:g, lag:? []"), "{none}");
+    }
 
     #[test]
     fn quantiles_by_nearest_rank() {

@@ -113,9 +113,11 @@ fn poll_until_done(
             .flatten(),
     };
     let mut errors = ErrorLog::default();
-    let mut awaiting_assignment = stream.in_group.then(Instant::now);
+    let mut first_assignment = stream
+        .in_group
+        .then(|| FirstAssignment::new(Instant::now(), stream.topic_existed));
     while !shutdown.requested() {
-        awaiting_assignment = awaiting_assignment.and_then(|since| await_assignment(stream, since));
+        first_assignment = first_assignment.and_then(|wait| wait.check(stream, Instant::now()));
         let done = match consumer.poll(Duration::from_millis(100)) {
             None => {
                 consumer::check_brokers(consumer, kafka, options.broker_timeout)?;
@@ -164,36 +166,79 @@ fn poll_until_done(
 /// How long a group's first assignment may take before the wait is explained.
 const ASSIGNMENT_NOTICE: Duration = Duration::from_secs(5);
 
-/// Since when the first assignment has been awaited; `None` once it came,
-/// or once it is overdue and the likely reason has been said: a member
-/// killed without leaving keeps its partitions until its session times out,
-/// and until then the consumer would print nothing and look hung. While the
-/// topic does not exist yet, the wait starts over (that wait is said already).
-fn await_assignment(stream: &Stream, since: Instant) -> Option<Instant> {
-    if stream.consumer.context().ever_assigned() {
-        return None;
+/// The wait for a group's first partitions. Overdue, it is explained once: a
+/// member killed without leaving keeps its partitions until its session
+/// times out, and until then the consumer would print nothing and look hung.
+/// A topic that does not exist yet is waited for apart (and said so), and
+/// one that has just appeared gets a wait of its own: the consumer learns of
+/// it at its next metadata refresh, and joins then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FirstAssignment {
+    since: Instant,
+    /// Whether the topic existed at the last look.
+    topic_seen: bool,
+}
+
+/// What a look at the wait finds.
+#[derive(Debug, PartialEq)]
+enum Look {
+    /// Keep waiting (from a new start, perhaps).
+    Wait(FirstAssignment),
+    /// Overdue with the topic there since the last look: say why.
+    Explain,
+    /// The partitions came.
+    Done,
+}
+
+impl FirstAssignment {
+    fn new(now: Instant, topic_seen: bool) -> Self {
+        Self {
+            since: now,
+            topic_seen,
+        }
     }
-    if since.elapsed() < ASSIGNMENT_NOTICE {
-        return Some(since);
+
+    /// The wait at `now`; `topic_exists` is asked only once it is overdue.
+    fn look(self, assigned: bool, now: Instant, topic_exists: impl FnOnce() -> bool) -> Look {
+        if assigned {
+            return Look::Done;
+        }
+        if now.duration_since(self.since) < ASSIGNMENT_NOTICE {
+            return Look::Wait(self);
+        }
+        match (topic_exists(), self.topic_seen) {
+            (true, true) => Look::Explain,
+            (exists, _) => Look::Wait(Self::new(now, exists)),
+        }
     }
-    let topic_exists = stream
-        .consumer
-        .fetch_metadata(Some(&stream.topic), Duration::from_secs(1))
-        .ok()
-        .and_then(|metadata| admin::partition_count(&metadata, &stream.topic))
-        .is_some();
-    if !topic_exists {
-        return Some(Instant::now());
+
+    /// Looks at the stream's wait; `None` once there is nothing more to say.
+    fn check(self, stream: &Stream, now: Instant) -> Option<Self> {
+        let assigned = stream.consumer.context().ever_assigned();
+        let topic_exists = || {
+            stream
+                .consumer
+                .fetch_metadata(Some(&stream.topic), Duration::from_secs(1))
+                .ok()
+                .and_then(|metadata| admin::partition_count(&metadata, &stream.topic))
+                .is_some()
+        };
+        match self.look(assigned, now, topic_exists) {
+            Look::Wait(wait) => Some(wait),
+            Look::Done => None,
+            Look::Explain => {
+                tracing::info!(
+                    "no partitions of {} from group {} after {} s: the group is rebalancing, \
+                     and a member that stopped without leaving (killed) keeps its partitions \
+                     until its session times out (its session.timeout.ms, 45 s by default)",
+                    stream.topic,
+                    stream.group,
+                    ASSIGNMENT_NOTICE.as_secs()
+                );
+                None
+            }
+        }
     }
-    tracing::info!(
-        "no partitions of {} from group {} after {} s: the group is rebalancing, and a \
-         member that stopped without leaving (killed) keeps its partitions until its \
-         session times out (its session.timeout.ms, 45 s by default)",
-        stream.topic,
-        stream.group,
-        ASSIGNMENT_NOTICE.as_secs()
-    );
-    None
 }
 
 /// Where the loop stands.
@@ -425,4 +470,38 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
         .chain()
         .filter_map(|e| e.downcast_ref::<std::io::Error>())
         .any(|e| e.kind() == ErrorKind::BrokenPipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(start: Instant, seconds: u64) -> Instant {
+        start + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn an_overdue_first_assignment_is_explained_only_with_its_topic_there_since_the_last_look() {
+        let start = Instant::now();
+        let wait = FirstAssignment::new(start, true);
+        let never = || -> bool { panic!("asked before the wait is overdue") };
+        assert_eq!(wait.look(false, after(start, 4), never), Look::Wait(wait));
+        assert_eq!(wait.look(true, after(start, 9), never), Look::Done);
+        assert_eq!(wait.look(false, after(start, 5), || true), Look::Explain);
+        // A topic missing at the look: the wait starts over, not said.
+        let missing = wait.look(false, after(start, 5), || false);
+        let restarted = FirstAssignment::new(after(start, 5), false);
+        assert_eq!(missing, Look::Wait(restarted));
+        // Created since: another wait of its own before anything is said.
+        let appeared = restarted.look(false, after(start, 10), || true);
+        let fresh = FirstAssignment::new(after(start, 10), true);
+        assert_eq!(appeared, Look::Wait(fresh));
+        assert_eq!(fresh.look(false, after(start, 15), || true), Look::Explain);
+        // A topic missing when the stream opened is never blamed on a session at once.
+        let opened_without = FirstAssignment::new(start, false);
+        assert!(matches!(
+            opened_without.look(false, after(start, 5), || true),
+            Look::Wait(_)
+        ));
+    }
 }

@@ -155,14 +155,15 @@ fn waiting_for(topic: &str, kafka: &KafkaSettings) {
 }
 
 /// A consumer in `group`, subscribed to `topic`: partitions are shared with
-/// the group's other members and offsets committed for it.
+/// the group's other members and offsets committed for it. Also whether the
+/// topic exists yet (else the consumer waits for it, and says so).
 pub fn subscribe(
     kafka: &KafkaSettings,
     options: &ConsumerOptions,
     topic: &str,
     group: &str,
     settings: &[(&str, &str)],
-) -> Result<BaseConsumer<ClientLog>> {
+) -> Result<(BaseConsumer<ClientLog>, bool)> {
     let mut all = vec![
         ("group.id", group),
         ("enable.auto.commit", "true"),
@@ -175,7 +176,7 @@ pub fn subscribe(
     }
     consumer.subscribe(&[topic])?;
     tracing::info!("consuming {topic} in group {group}");
-    Ok(consumer)
+    Ok((consumer, partitions.is_some()))
 }
 
 /// Where a group-less reader starts in each partition.
@@ -259,6 +260,8 @@ pub struct Stream {
     pub in_group: bool,
     /// The group read in, or "" outside any (the own-lag metric's label).
     pub group: String,
+    /// Whether the topic existed when the stream was opened.
+    pub topic_existed: bool,
 }
 
 /// The stream a consuming command reads: a time window outside any group,
@@ -273,7 +276,7 @@ pub fn open(
 ) -> Result<Option<Stream>> {
     let windowed = options.from.is_some() || options.until.is_some();
     let in_group = group.is_some() && !windowed;
-    let consumer = if let (true, Some(group)) = (in_group, group) {
+    let opened = if let (true, Some(group)) = (in_group, group) {
         Some(subscribe(kafka, options, topic, group, settings)?)
     } else {
         let start = match (options.from, group) {
@@ -281,11 +284,13 @@ pub fn open(
             (None, Some(_)) => Start::Beginning,
             (None, None) => Start::End,
         };
-        assign_all(kafka, options, topic, start, settings, shutdown)?
+        // It waits for the topic before it returns.
+        assign_all(kafka, options, topic, start, settings, shutdown)?.map(|c| (c, true))
     };
-    Ok(consumer.map(|consumer| Stream {
+    Ok(opened.map(|(consumer, topic_existed)| Stream {
         consumer,
         topic: topic.to_string(),
+        topic_existed,
         in_group,
         group: match (in_group, group) {
             (true, Some(group)) => group.to_string(),

@@ -57,6 +57,10 @@ impl ClientLog {
         if let Ok(mut since) = self.all_down_since.lock() {
             *since = None;
         }
+        // Whatever failed before is over: a later outage names its own cause.
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = None;
+        }
     }
 
     /// Whether the group has given this consumer its share yet (perhaps none).
@@ -92,7 +96,8 @@ fn is_transient(facility: &str, message: &str) -> bool {
 
 impl ClientContext for ClientLog {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+        let transient = is_transient(facility, message);
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) && !transient {
             // Connection and authentication failures often come only as log lines.
             self.remember(message.to_string());
         }
@@ -106,7 +111,7 @@ impl ClientContext for ClientLog {
             // Transient retries librdkafka recovers from by itself, e.g. the
             // idempotent producer's first PID request to a broker still
             // loading its coordinator: nothing for an operator to act on.
-            RDKafkaLogLevel::Warning if is_transient(facility, message) => {
+            RDKafkaLogLevel::Warning if transient => {
                 tracing::debug!(target: "librdkafka", "{facility}: {message}")
             }
             RDKafkaLogLevel::Warning => {

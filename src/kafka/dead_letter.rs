@@ -276,7 +276,7 @@ impl DeadLetter {
             .context()
             .first_error()
             .unwrap_or_else(|| "not acknowledged in time".into());
-        let next = if why.contains("MessageSizeTooLarge") || why.contains("too large") {
+        let next = if produce::too_large(&why) {
             format!(
                 "raise max.message.bytes on {} (and -X message.max.bytes)",
                 self.topic

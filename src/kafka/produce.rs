@@ -34,6 +34,12 @@ pub const INDEX_HEADER: &str = "alertstream-index";
 pub const LOOP_HEADER: &str = "alertstream-loop";
 pub const OFFSET_HEADER: &str = "alertstream-replay-offset-ms";
 
+/// Whether a delivery error says a message was too large (for the producer's
+/// message.max.bytes or the topic's max.message.bytes).
+pub fn too_large(why: &str) -> bool {
+    why.contains("MessageSizeTooLarge") || why.contains("too large")
+}
+
 /// The headers of alert `index` of visit `visit`.
 pub fn visit_headers(visit: u64, index: u64) -> OwnedHeaders {
     let mut text = itoa::Buffer::new();

@@ -460,7 +460,7 @@ fn report(
         return Ok(());
     }
     let mut why = producer.context().first_error().unwrap_or_default();
-    if why.contains("MessageSizeTooLarge") || why.contains("too large") {
+    if produce::too_large(&why) {
         // librdkafka refuses with the broker's code too: either limit may be it.
         why.push_str(
             ": an alert is larger than this producer's message.max.bytes (-X) or the \

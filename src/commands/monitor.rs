@@ -248,7 +248,7 @@ fn lag_line(topic: &str, lag: &GroupLag) -> String {
     format!(
         "topic:{topic}, status:lag, group:{}, lag:{} {}, time:{:.3}",
         lag.group,
-        lag.known_total()
+        lag.total()
             .map_or("?".to_string(), |total| total.to_string()),
         per_partition(&lag.partitions),
         unix_now()

@@ -20,12 +20,9 @@ pub struct GroupLag {
 }
 
 impl GroupLag {
-    pub fn total(&self) -> i64 {
-        self.partitions.iter().filter_map(|(_, lag)| *lag).sum()
-    }
-
-    /// The total, if every partition's lag is known (and there are some).
-    pub fn known_total(&self) -> Option<i64> {
+    /// The total, if every partition's lag is known (and there are some):
+    /// never a 0 that is not known.
+    pub fn total(&self) -> Option<i64> {
         match self.partitions.is_empty() {
             true => None,
             false => self.partitions.iter().map(|(_, lag)| *lag).sum(),

@@ -110,7 +110,8 @@ pub struct TopicView {
 #[derive(Debug, Serialize)]
 pub struct LagView {
     pub group: String,
-    pub lag: i64,
+    /// `None` (null) where a partition's lag could not be read.
+    pub lag: Option<i64>,
 }
 
 struct Inner {

@@ -127,7 +127,7 @@ function topicElement(topic) {
   const end = topic.at_end ? ' (read to the end)' : '';
   div.appendChild(el('div', 'numbers', `${topic.alerts} alerts read, ${topic.rate.toFixed(1)}/s over the last minute${end}`));
   div.appendChild(sparkline(topic.series));
-  for (const lag of topic.lags) div.appendChild(el('div', 'lag', `group ${lag.group}: lag ${lag.lag}`));
+  for (const lag of topic.lags) div.appendChild(el('div', 'lag', `group ${lag.group}: lag ${lag.lag ?? '?'}`));
   if (topic.skipped) div.appendChild(el('div', 'skipped', `${topic.skipped} skipped (undecodable)`));
   return div;
 }

@@ -58,7 +58,7 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--subject', '--subject', [CompletionResultType]::ParameterName, 'Subject to register the writer schema under with --schema-registry [default: TOPIC-value, Confluent''s topic-name strategy]')
             [CompletionResult]::new('--pace', '--pace', [CompletionResultType]::ParameterName, 'Replay at the archive''s own pace instead of in visits: "recorded" keeps the gaps between the broker timestamps alertstream record kept (its .kafka.jsonl sidecars, with each alert''s key and headers); a field such as candidate.jd (ZTF) or diaSource.midpointMjdTai (Rubin) paces by that time instead (fields named *jd*/*mjd* in days, others in seconds)')
             [CompletionResult]::new('--speed', '--speed', [CompletionResultType]::ParameterName, 'With --pace: play this many times faster (0.5 is half as fast)')
-            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5); with --simulate also the grid its --start is on. Refused without either: a single visit has no interval')
             [CompletionResult]::new('--max-repeats', '--max-repeats', [CompletionResultType]::ParameterName, 'Number of visits with --repeat (2215 visits of 39 s is about 24 hours)')
             [CompletionResult]::new('--partitions', '--partitions', [CompletionResultType]::ParameterName, 'Partitions of the topic when it has to be created [default: 1]; an existing topic keeps its own (a warning says so when they differ)')
             [CompletionResult]::new('--replication-factor', '--replication-factor', [CompletionResultType]::ParameterName, 'Replication factor of the topic when it has to be created [default: the cluster''s default.replication.factor]')
@@ -319,8 +319,8 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'alertstream;man' {
@@ -334,8 +334,8 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'alertstream;help' {

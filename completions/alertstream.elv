@@ -54,7 +54,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --subject 'Subject to register the writer schema under with --schema-registry [default: TOPIC-value, Confluent''s topic-name strategy]'
             cand --pace 'Replay at the archive''s own pace instead of in visits: "recorded" keeps the gaps between the broker timestamps alertstream record kept (its .kafka.jsonl sidecars, with each alert''s key and headers); a field such as candidate.jd (ZTF) or diaSource.midpointMjdTai (Rubin) paces by that time instead (fields named *jd*/*mjd* in days, others in seconds)'
             cand --speed 'With --pace: play this many times faster (0.5 is half as fast)'
-            cand --interval 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)'
+            cand --interval 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5); with --simulate also the grid its --start is on. Refused without either: a single visit has no interval'
             cand --max-repeats 'Number of visits with --repeat (2215 visits of 39 s is about 24 hours)'
             cand --partitions 'Partitions of the topic when it has to be created [default: 1]; an existing topic keeps its own (a warning says so when they differ)'
             cand --replication-factor 'Replication factor of the topic when it has to be created [default: the cluster''s default.replication.factor]'
@@ -308,8 +308,8 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --verbose 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand -q 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
             cand --quiet 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
+            cand -h 'Print help'
+            cand --help 'Print help'
         }
         &'alertstream;man'= {
             cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
@@ -322,8 +322,8 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --verbose 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand -q 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
             cand --quiet 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
+            cand -h 'Print help'
+            cand --help 'Print help'
         }
         &'alertstream;help'= {
             cand send 'Send one visit of alerts, or a visit at every interval with --repeat'

@@ -55,7 +55,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l registr
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l subject -d 'Subject to register the writer schema under with --schema-registry [default: TOPIC-value, Confluent\'s topic-name strategy]' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l pace -d 'Replay at the archive\'s own pace instead of in visits: "recorded" keeps the gaps between the broker timestamps alertstream record kept (its .kafka.jsonl sidecars, with each alert\'s key and headers); a field such as candidate.jd (ZTF) or diaSource.midpointMjdTai (Rubin) paces by that time instead (fields named *jd*/*mjd* in days, others in seconds)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l speed -d 'With --pace: play this many times faster (0.5 is half as fast)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l interval -d 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l interval -d 'Seconds between visits with --repeat (fractions allowed, e.g. 0.5); with --simulate also the grid its --start is on. Refused without either: a single visit has no interval' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l max-repeats -d 'Number of visits with --repeat (2215 visits of 39 s is about 24 hours)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l partitions -d 'Partitions of the topic when it has to be created [default: 1]; an existing topic keeps its own (a warning says so when they differ)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -l replication-factor -d 'Replication factor of the topic when it has to be created [default: the cluster\'s default.replication.factor]' -r
@@ -269,14 +269,14 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l 
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
-complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
-complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s h -l help -d 'Print help'
 complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "send" -d 'Send one visit of alerts, or a visit at every interval with --repeat'
 complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "print" -d 'Consume a stream and print each alert as one JSON object per line'
 complete -c alertstream -n "__fish_alertstream_using_subcommand help; and not __fish_seen_subcommand_from send print monitor record filter view simulate completions man help" -f -a "monitor" -d 'Watch a stream and the groups reading it: end-of-partition lines, rates, latency, group lag'

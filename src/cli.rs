@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 const ABOUT: &str = "Distribute astronomical alert streams over Apache Kafka.
 
@@ -34,6 +34,37 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Subcommands that neither reach Kafka nor serve metrics.
+const OFFLINE: [&str; 3] = ["simulate", "completions", "man"];
+
+/// The global options only the subcommands that reach Kafka use.
+const KAFKA_ONLY: [&str; 4] = ["brokers", "kafka", "kafka_config", "metrics"];
+
+/// The command line as parsed, with the Kafka options left out of the
+/// help and manual pages of [`OFFLINE`] subcommands. They are
+/// still accepted there (ALERTSTREAM_BROKERS set in a shell must not fail
+/// `simulate`): each gets a hidden copy of its own, which clap's
+/// propagation of global options then leaves in place.
+pub fn command() -> clap::Command {
+    let command = Cli::command();
+    let hidden: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| KAFKA_ONLY.contains(&arg.get_id().as_str()))
+        .map(|arg| arg.clone().hide(true))
+        .collect();
+    OFFLINE.iter().fold(command, |command, name| {
+        command.mut_subcommand(name, |sub| sub.args(hidden.clone()))
+    })
+}
+
+/// Parses the process's arguments with [`command`]; exits on an error, as
+/// clap does (usage errors are exit 2).
+pub fn parse() -> Cli {
+    let mut command = command();
+    let matches = command.get_matches_mut();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +204,7 @@ const MAN_EXAMPLES: &str = "Examples:
   alertstream man > /usr/local/share/man/man1/alertstream.1";
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("visits").args(["repeat", "simulate"]).multiple(true)))]
 pub struct SendArgs {
     /// Topic to send to; created if it does not exist.
     pub topic: String,
@@ -246,7 +278,9 @@ pub struct SendArgs {
     #[arg(long = "repeat")]
     pub repeat: bool,
 
-    /// Seconds between visits with --repeat (fractions allowed, e.g. 0.5).
+    /// Seconds between visits with --repeat (fractions allowed, e.g. 0.5);
+    /// with --simulate also the grid its --start is on. Refused without
+    /// either: a single visit has no interval.
     ///
     /// With --repeat also the grid visits are numbered on: a visit's
     /// alertstream-visit header is its start time divided by the interval
@@ -255,12 +289,18 @@ pub struct SendArgs {
         long = "interval",
         default_value_t = 39.0,
         value_name = "SECONDS",
-        conflicts_with = "pace"
+        conflicts_with = "pace",
+        requires = "visits"
     )]
     pub interval: f64,
 
     /// Number of visits with --repeat (2215 visits of 39 s is about 24 hours).
-    #[arg(long = "max-repeats", default_value_t = 2215, value_name = "N")]
+    #[arg(
+        long = "max-repeats",
+        default_value_t = 2215,
+        value_name = "N",
+        requires = "repeat"
+    )]
     pub max_repeats: u64,
 
     /// Partitions of the topic when it has to be created [default: 1]; an

@@ -26,8 +26,6 @@ pub mod time;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Parses the command line, runs the command, and turns its outcome into an exit code.
 /// The most apache-avro may allocate for one value: alerts are at most a few
 /// MB, and a hostile length must not reserve gigabytes.
@@ -35,7 +33,7 @@ const MAX_ALLOCATION: usize = 64 << 20;
 
 pub fn main() -> ExitCode {
     apache_avro::util::max_allocation_bytes(MAX_ALLOCATION);
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     logging::init(cli.global.verbose, cli.global.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

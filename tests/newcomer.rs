@@ -167,6 +167,8 @@ fn send_says_what_a_newcomer_would_otherwise_wonder_about() {
 fn manual_pages_per_subcommand_and_a_closed_pipe() {
     let page = ok(&["man", "send"]);
     assert!(page.contains(".TH alertstream-send 1"), "{}", &page[..200]);
+    let footer = format!("\"alertstream-send {}\"", env!("CARGO_PKG_VERSION"));
+    assert!(page.contains(&footer), "{}", &page[..200]);
     assert!(
         page.contains("simulate"),
         "send's own options are on its page"
@@ -190,7 +192,7 @@ fn manual_pages_per_subcommand_and_a_closed_pipe() {
 /// Bad options are exit 2 with one line that says what to do.
 #[test]
 fn bad_options_are_exit_2_and_say_it_once() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["--metrics", "notaport", "print", "x", "-e"],
             "--metrics notaport: not a host:port",
@@ -235,6 +237,23 @@ fn bad_options_are_exit_2_and_say_it_once() {
                 "candidate.bogus",
             ],
             "closest: candidate.",
+        ),
+        (
+            // Without --repeat (or --simulate's grid) one visit goes: an
+            // interval would be ignored.
+            &["send", "x", "--alerts", "tests/data/ztf", "--interval", "5"],
+            "<--repeat|--simulate <SURVEY>>",
+        ),
+        (
+            &[
+                "send",
+                "x",
+                "--alerts",
+                "tests/data/ztf",
+                "--max-repeats",
+                "5",
+            ],
+            "--repeat",
         ),
     ];
     for (args, says) in cases {

@@ -389,6 +389,23 @@ fn bad_simulation_options_exit_2_with_one_line() {
     assert!(!Path::new("x").exists(), "nothing written on refusal");
 }
 
+/// simulate writes files: its help leaves the Kafka options out, and it
+/// still accepts them (-b, or ALERTSTREAM_BROKERS set in a shell).
+#[test]
+fn simulate_help_leaves_out_the_kafka_options_it_accepts() {
+    let help = ok(&["simulate", "--help"]);
+    for kafka in ["--brokers", "--kafka", "--metrics"] {
+        assert!(!help.contains(kafka), "{kafka} in:\n{help}");
+    }
+    assert!(ok(&["send", "--help"]).contains("--brokers"));
+    let dir = tempfile::tempdir().unwrap();
+    simulate(
+        dir.path(),
+        &["ztf", "2", "--no-stamps", "-b", "elsewhere:1", "-X", "a=b"],
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
 /// A simulated Rubin stream through a schema registry, as Rubin sends it:
 /// the schema registered once, every message framed with its id, and read
 /// back through the registry.

@@ -1,10 +1,9 @@
 //! `alertstream completions SHELL`: completion scripts generated from the CLI itself.
 
 use anyhow::Result;
-use clap::CommandFactory;
 use clap_complete::Shell as Target;
 
-use crate::cli::{Cli, Shell};
+use crate::cli::{self, Shell};
 
 pub fn run(shell: Shell) -> Result<()> {
     let target = match shell {
@@ -15,7 +14,7 @@ pub fn run(shell: Shell) -> Result<()> {
         Shell::Powershell => Target::PowerShell,
     };
     let mut script = Vec::new();
-    clap_complete::generate(target, &mut Cli::command(), "alertstream", &mut script);
+    clap_complete::generate(target, &mut cli::command(), "alertstream", &mut script);
     super::write_stdout(&script)?;
     Ok(())
 }

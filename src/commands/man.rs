@@ -1,15 +1,12 @@
 //! `alertstream man [SUBCOMMAND]`: the manual pages, generated from the CLI
 //! itself: alertstream(1), and alertstream-send(1) and the others it names.
 
-use anyhow::{Context, Result};
-use clap::CommandFactory;
-
-use crate::cli::Cli;
 use crate::exit::bad_input;
+use anyhow::{Context, Result};
 
 pub fn run(subcommand: Option<&str>) -> Result<()> {
-    let mut cli = Cli::command();
-    // Global options are shown on every page, as on the command line.
+    // Global options are shown on every page they apply to, as in --help.
+    let mut cli = crate::cli::command();
     cli.build();
     let page = match subcommand {
         None => cli,
@@ -28,7 +25,8 @@ pub fn run(subcommand: Option<&str>) -> Result<()> {
             // clap names are 'static; the process prints one page and exits.
             let title: &'static str =
                 Box::leak(format!("alertstream-{}", found.get_name()).into_boxed_str());
-            found.name(title)
+            // The page's footer names the version, as alertstream(1)'s does.
+            found.name(title).version(env!("CARGO_PKG_VERSION"))
         }
     };
     let mut roff = Vec::new();

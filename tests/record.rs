@@ -259,6 +259,37 @@ fn a_time_window_selects_exactly_one_visit() {
         ),
         -1
     );
+    // filter routes the same window, again each time it runs, and commits
+    // no offsets to its group either.
+    let (routed, group) = (format!("{topic}-routed"), format!("{topic}-filter"));
+    for run in 1..=2 {
+        ok(&[
+            "filter",
+            &topic,
+            "--group",
+            &group,
+            "--from",
+            &from,
+            "--until",
+            &until,
+            "--where",
+            "candid > 0",
+            "--to",
+            &routed,
+        ]);
+        let messages = read_committed(&routed);
+        assert_eq!(messages.len(), 4 * run, "run {run}");
+        assert!(messages
+            .iter()
+            .all(|m| m.headers.iter().any(|(k, v)| k == "alertstream-visit"
+                && v.as_deref() == Some(second.to_string().as_bytes()))));
+    }
+    assert_eq!(committed_offset(&group, &topic), -1);
+    // Nor to the private group a window is read with (librdkafka's
+    // assign() needs a group id).
+    for private in groups_named("alertstream-private-") {
+        assert_eq!(committed_offset(&private, &topic), -1, "{private}");
+    }
     // A window with no messages ends at once, saying so.
     let empty = run(&["print", &topic, "--from", "@1000", "--until", "@2000"]);
     assert!(empty.status.success());

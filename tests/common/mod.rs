@@ -508,6 +508,24 @@ pub fn committed_offset(group: &str, topic: &str) -> i64 {
     }
 }
 
+/// Every consumer group the cluster knows whose name starts with `prefix`,
+/// including groups with no members left that keep committed offsets.
+pub fn groups_named(prefix: &str) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let list = consumer
+        .fetch_group_list(None, Duration::from_secs(10))
+        .expect("the cluster's groups");
+    list.groups()
+        .iter()
+        .map(|g| g.name().to_string())
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}
+
 /// Runs to completion under `/usr/bin/time`, returning the output and the
 /// peak resident memory of the process in bytes.
 pub fn run_measured(args: &[&str]) -> (Output, u64) {

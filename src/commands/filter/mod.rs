@@ -196,6 +196,7 @@ pub async fn run(
         counts: Counts::default(),
         open: Counts::default(),
         failed_in_a_row: 0,
+        in_group: stream.in_group,
         bar: ConsumeBar::new(quiet, "evaluated"),
         dead_letter: options
             .decode
@@ -322,6 +323,9 @@ struct Filter {
     open: Counts,
     /// Abortable commit failures since the last commit that succeeded.
     failed_in_a_row: u32,
+    /// Whether the input is read in the group, whose offsets commit with the
+    /// routed alerts; a time window reads outside any group and commits none.
+    in_group: bool,
     bar: ConsumeBar,
     /// Copies of what cannot be decoded, in the same transaction.
     dead_letter: Option<DeadLetter>,
@@ -383,24 +387,39 @@ impl Handler for Filter {
 }
 
 impl Filter {
-    /// Commits the routed alerts and the input offsets together, and opens
-    /// the next transaction. A failure aborts: nothing of it is visible and
-    /// the input offsets stay where they were.
+    /// Commits the routed alerts and, in a group, the input offsets
+    /// together, and opens the next transaction. A failure aborts: nothing
+    /// of it is visible and the input offsets stay where they were.
     fn commit(&mut self, consumer: &BaseConsumer<ClientLog>, retry: Retry) -> Result<()> {
         let mut offsets = TopicPartitionList::new();
         for (partition, next) in &self.pending {
             offsets.add_partition_offset(&self.topic, *partition, Offset::Offset(*next))?;
         }
-        let metadata = consumer
-            .group_metadata()
-            .ok_or_else(|| anyhow!("the consumer has no group metadata"))?;
+        let metadata = match self.in_group {
+            true => Some(
+                consumer
+                    .group_metadata()
+                    .ok_or_else(|| anyhow!("the consumer has no group metadata"))?,
+            ),
+            false => None,
+        };
         // The routed alerts are acknowledged here first: commit_transaction
         // would wait for them in 100 ms steps (see produce::SERVE_SLICE).
         drain(&self.producer, TRANSACTION_TIMEOUT, || false);
-        let committed = self
-            .producer
-            .send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)
-            .and_then(|()| self.producer.commit_transaction(TRANSACTION_TIMEOUT));
+        let committed = match &metadata {
+            Some(metadata) => {
+                self.producer
+                    .send_offsets_to_transaction(&offsets, metadata, TRANSACTION_TIMEOUT)
+            }
+            None => Ok(()),
+        }
+        .and_then(|()| self.producer.commit_transaction(TRANSACTION_TIMEOUT));
+        // A window has no committed offsets to read an aborted transaction's
+        // input again from: its failure is the command's (run the window again).
+        let retry = match self.in_group {
+            true => retry,
+            false => Retry::Never,
+        };
         if let Err(e) = committed {
             if retry == Retry::Allowed && abortable(&e) && self.failed_in_a_row < ABORTABLE_RETRIES
             {

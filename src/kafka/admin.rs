@@ -129,14 +129,15 @@ pub fn partition_count(metadata: &Metadata, topic: &str) -> Option<usize> {
         .filter(|n| *n > 0)
 }
 
-/// Creates `topic` unless `metadata` shows it; a concurrent creation by someone else is fine.
+/// Creates `topic` unless `metadata` shows it; a concurrent creation by
+/// someone else is fine. Whether this call created it.
 pub async fn ensure_topic(
     settings: &KafkaSettings,
     metadata: &Metadata,
     topic: &str,
     partitions: Option<i32>,
     replication: Option<i32>,
-) -> Result<()> {
+) -> Result<bool> {
     if let Some(n) = partition_count(metadata, topic) {
         match partitions {
             Some(asked) if asked as usize != n => tracing::warn!(
@@ -145,7 +146,7 @@ pub async fn ensure_topic(
             ),
             _ => tracing::debug!("topic {topic} exists with {n} partition(s)"),
         }
-        return Ok(());
+        return Ok(false);
     }
     let partitions = partitions.unwrap_or(1);
     let admin = Admin(Some(
@@ -173,7 +174,8 @@ pub async fn ensure_topic(
     for result in results {
         match result {
             Ok(name) => {
-                tracing::info!("created topic {name} ({partitions} partition(s), {replication})")
+                tracing::info!("created topic {name} ({partitions} partition(s), {replication})");
+                return Ok(true);
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
@@ -184,7 +186,38 @@ pub async fn ensure_topic(
             }
         }
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Waits, up to `limit`, until `client`'s metadata shows every partition of
+/// a topic just created with a leader. Until then librdkafka's partitioner
+/// puts keyless messages only on the partitions it knows a leader of: the
+/// first visit to a new topic went nearly all to partition 0. Kafka
+/// announces no election, so the metadata is asked for again.
+pub fn await_leaders<C: ClientContext>(client: &Client<C>, topic: &str, limit: Duration) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        let led = client
+            .fetch_metadata(Some(topic), Duration::from_secs(2))
+            .ok()
+            .is_some_and(|m| every_partition_led(&m, topic));
+        if led {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::debug!("{topic}: not every partition has a leader yet; sending anyway");
+}
+
+fn every_partition_led(metadata: &Metadata, topic: &str) -> bool {
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .is_some_and(|t| {
+            !t.partitions().is_empty()
+                && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+        })
 }
 
 /// An admin client that is dropped off the caller's path: rdkafka's drop

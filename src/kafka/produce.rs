@@ -96,7 +96,10 @@ pub async fn ensure_topic(
         topic,
         admin::REACH_TIMEOUT,
     )?;
-    admin::ensure_topic(kafka, &metadata, topic, partitions, replication).await
+    if admin::ensure_topic(kafka, &metadata, topic, partitions, replication).await? {
+        admin::await_leaders(producer.client(), topic, admin::REACH_TIMEOUT);
+    }
+    Ok(())
 }
 
 /// Produces `message` to `to` unchanged (payload, key, headers, timestamp;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 const ABOUT: &str = "Distribute astronomical alert streams over Apache Kafka.
 
@@ -204,7 +204,6 @@ const MAN_EXAMPLES: &str = "Examples:
   alertstream man > /usr/local/share/man/man1/alertstream.1";
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("visits").args(["repeat", "simulate"]).multiple(true)))]
 pub struct SendArgs {
     /// Topic to send to; created if it does not exist.
     pub topic: String,
@@ -278,30 +277,19 @@ pub struct SendArgs {
     #[arg(long = "repeat")]
     pub repeat: bool,
 
-    /// Seconds between visits with --repeat (fractions allowed, e.g. 0.5);
-    /// with --simulate also the grid its --start is on. Refused without
-    /// either: a single visit has no interval.
+    /// Seconds between visits with --repeat (fractions allowed, e.g. 0.5)
+    /// [default: 39]; with --simulate also the grid its visits are numbered
+    /// on. Refused without either: a single visit has no interval.
     ///
-    /// With --repeat also the grid visits are numbered on: a visit's
-    /// alertstream-visit header is its start time divided by the interval
-    /// (a single visit's: its start in milliseconds), unique across runs.
-    #[arg(
-        long = "interval",
-        default_value_t = 39.0,
-        value_name = "SECONDS",
-        conflicts_with = "pace",
-        requires = "visits"
-    )]
-    pub interval: f64,
+    /// A visit's alertstream-visit header is then its start time divided by
+    /// the interval, unique across runs (a single visit without --simulate:
+    /// its start in milliseconds).
+    #[arg(long = "interval", value_name = "SECONDS", conflicts_with = "pace")]
+    pub interval: Option<f64>,
 
-    /// Number of visits with --repeat (2215 visits of 39 s is about 24 hours).
-    #[arg(
-        long = "max-repeats",
-        default_value_t = 2215,
-        value_name = "N",
-        requires = "repeat"
-    )]
-    pub max_repeats: u64,
+    /// Number of visits with --repeat [default: 2215, 39 s each: about 24 hours].
+    #[arg(long = "max-repeats", value_name = "N")]
+    pub max_repeats: Option<u64>,
 
     /// Partitions of the topic when it has to be created [default: 1]; an
     /// existing topic keeps its own (a warning says so when they differ).
@@ -673,14 +661,16 @@ pub struct FilterArgs {
     pub to: Vec<String>,
 
     /// Consumer group id [default: $HOSTNAME]. Input offsets are committed in
-    /// the same transaction as the alerts they selected.
+    /// the same transaction as the alerts they selected (not with --from or
+    /// --until: a window is read outside the group and commits no offsets).
     #[arg(short = 'g', long = "group", value_name = "GROUP")]
     pub group: Option<String>,
 
     #[command(flatten)]
     pub consumer: ConsumerArgs,
 
-    /// The producer's transactional.id [default: alertstream-filter-GROUP-TOPIC-HOST].
+    /// The producer's transactional.id [default: alertstream-filter-GROUP-TOPIC-HOST;
+    /// with --from or --until, alertstream-filter-window-GROUP-TOPIC-HOST].
     /// A restart with the same id fences the old instance's open transaction.
     #[arg(long = "transactional-id", value_name = "ID")]
     pub transactional_id: Option<String>,

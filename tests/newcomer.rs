@@ -242,7 +242,7 @@ fn bad_options_are_exit_2_and_say_it_once() {
             // Without --repeat (or --simulate's grid) one visit goes: an
             // interval would be ignored.
             &["send", "x", "--alerts", "tests/data/ztf", "--interval", "5"],
-            "<--repeat|--simulate <SURVEY>>",
+            "--interval goes with --repeat",
         ),
         (
             &[

@@ -271,10 +271,14 @@ fn every_default_the_readme_states_is_the_clis() {
         "`schemaless` (default, the original's)",
         matches!(send.format, WireFormat::Schemaless),
     );
-    says("(default 39, fractions allowed)", send.interval == 39.0);
+    use alertstream::commands::send::{DEFAULT_INTERVAL, DEFAULT_VISITS};
+    says(
+        "(default 39, fractions allowed)",
+        send.interval.is_none() && DEFAULT_INTERVAL == 39.0,
+    );
     says(
         "`--max-repeats` visits (default 2215)",
-        send.max_repeats == 2215,
+        send.max_repeats.is_none() && DEFAULT_VISITS == 2215,
     );
     says(
         "`--flush-timeout SECONDS` (default 8,",

@@ -398,12 +398,38 @@ fn simulate_help_leaves_out_the_kafka_options_it_accepts() {
         assert!(!help.contains(kafka), "{kafka} in:\n{help}");
     }
     assert!(ok(&["send", "--help"]).contains("--brokers"));
+    assert!(!ok(&["man", "simulate"]).contains("brokers"));
     let dir = tempfile::tempdir().unwrap();
     simulate(
         dir.path(),
         &["ztf", "2", "--no-stamps", "-b", "elsewhere:1", "-X", "a=b"],
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+/// Without --repeat, --interval is --simulate's grid: the one visit's
+/// number is its start divided by the interval.
+#[test]
+fn a_single_simulated_visit_is_numbered_on_the_interval_grid() {
+    let topic = topic("simulated-grid");
+    ok(&[
+        "send",
+        &topic,
+        "2",
+        "--simulate",
+        "ztf",
+        "--no-stamps",
+        "--start",
+        START,
+        "--interval",
+        "5",
+    ]);
+    let start_ms = alertstream::time::parse("--start", START).unwrap();
+    let lines = json_lines(&ok(&["print", &topic, "--meta", "-g", &topic, "-e"]));
+    assert_eq!(lines.len(), 2);
+    for line in lines {
+        assert_eq!(line["_kafka"]["visit"], start_ms / 5000, "{line}");
+    }
 }
 
 /// A simulated Rubin stream through a schema registry, as Rubin sends it:

@@ -216,7 +216,9 @@ fn every_partition_led(metadata: &Metadata, topic: &str) -> bool {
         .find(|t| t.name() == topic && t.error().is_none())
         .is_some_and(|t| {
             !t.partitions().is_empty()
-                && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+                && t.partitions()
+                    .iter()
+                    .all(|p| p.leader() >= 0 && p.error().is_none())
         })
 }
 

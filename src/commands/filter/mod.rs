@@ -117,15 +117,20 @@ impl FilterOptions {
             _ => None,
         };
         let group = consumer::group_or_default(args.group)?;
+        let consumer = ConsumerOptions::from_args(args.consumer)?;
+        // A window is read outside the group: an id of its own, so that a
+        // backfill never fences the group's running filter.
+        let windowed = consumer.from.is_some() || consumer.until.is_some();
         let transactional_id = args.transactional_id.unwrap_or_else(|| {
             let host = consumer::group_or_default(None).unwrap_or_default();
-            format!("alertstream-filter-{group}-{}-{host}", args.topic)
+            let kind = if windowed { "filter-window" } else { "filter" };
+            format!("alertstream-{kind}-{group}-{}-{host}", args.topic)
         });
         Ok(Self {
             routes: args.wheres.into_iter().zip(args.to).collect(),
             topic: args.topic,
             group,
-            consumer: ConsumerOptions::from_args(args.consumer)?,
+            consumer,
             decode: DecodeOptions::from_args(args.decode)?,
             transactional_id,
             commit_interval: Duration::from_secs_f64(args.commit_interval),
@@ -436,9 +441,12 @@ impl Filter {
             self.routes.iter_mut().for_each(Route::abort);
             self.open = Counts::default();
             let why = self.producer.context().log.last_error().unwrap_or_default();
+            let outcome = match self.in_group {
+                true => "the input offsets were not committed",
+                false => "run the window again (what earlier transactions routed stays routed)",
+            };
             return Err(anyhow!(
-                "cannot commit the transaction to {}: {e} {why}; it was aborted and the input \
-                 offsets were not committed",
+                "cannot commit the transaction to {}: {e} {why}; it was aborted: {outcome}",
                 self.routes
                     .iter()
                     .map(|r| r.to.as_str())
@@ -510,4 +518,46 @@ fn abortable(error: &KafkaError) -> bool {
 /// Produces a message to `to` as it is: payload, key, headers, timestamp.
 fn forward(producer: &Producing, to: &str, message: &BorrowedMessage<'_>) -> Result<()> {
     produce::forward(producer, to, message, &[]).map_err(|e| anyhow!("cannot route to {to}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn options(extra: &[&str]) -> FilterOptions {
+        let mut line = vec![
+            "alertstream",
+            "filter",
+            "in",
+            "-g",
+            "g",
+            "--where",
+            "candid > 0",
+        ];
+        line.extend_from_slice(&["--to", "out"]);
+        line.extend_from_slice(extra);
+        match Cli::try_parse_from(line).unwrap().command {
+            Command::Filter(args) => FilterOptions::from_args(args).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A backfill of a window must not fence the group's running filter:
+    /// a restart of either fences only its own earlier instance.
+    #[test]
+    fn a_window_has_a_transactional_id_of_its_own() {
+        let group = options(&[]).transactional_id;
+        let window = options(&["--from", "-1h"]).transactional_id;
+        assert!(group.starts_with("alertstream-filter-g-in-"), "{group}");
+        assert!(
+            window.starts_with("alertstream-filter-window-g-in-"),
+            "{window}"
+        );
+        assert_eq!(options(&["--until", "-1m"]).transactional_id, window);
+        let given = options(&["--from", "-1h", "--transactional-id", "mine"]);
+        assert_eq!(given.transactional_id, "mine");
+    }
 }

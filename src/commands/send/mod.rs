@@ -100,6 +100,32 @@ pub struct SendOptions {
     pub key: Option<String>,
 }
 
+/// Seconds between visits, and the grid --simulate numbers visits on.
+pub const DEFAULT_INTERVAL: f64 = 39.0;
+
+/// Visits --repeat sends: 24 hours of 39-second visits.
+pub const DEFAULT_VISITS: u64 = 2215;
+
+/// `--interval`, refused where nothing would use it: without --repeat one
+/// visit goes, and only --simulate's visit numbers need a grid.
+fn visit_interval(args: &SendArgs) -> Result<f64> {
+    let Some(interval) = args.interval else {
+        return Ok(DEFAULT_INTERVAL);
+    };
+    if !args.repeat && args.simulate.is_none() {
+        return Err(bad_input(
+            "--interval goes with --repeat (or --simulate, whose visits it numbers): \
+             without them one visit goes",
+        ));
+    }
+    if !(interval.is_finite() && interval > 0.0) {
+        return Err(bad_input(format!(
+            "--interval {interval}: give a positive number of seconds, e.g. 39 or 0.5"
+        )));
+    }
+    Ok(interval)
+}
+
 impl SendOptions {
     pub fn from_args(args: SendArgs) -> Result<Self> {
         admin::check_topic(&args.topic)?;
@@ -107,20 +133,20 @@ impl SendOptions {
         if args.count == Some(0) {
             return Err(bad_input("COUNT must be at least 1"));
         }
+        let interval = visit_interval(&args)?;
         let schedule = if args.repeat {
-            if !(args.interval.is_finite() && args.interval > 0.0) {
-                return Err(bad_input(format!(
-                    "--interval {}: give a positive number of seconds, e.g. 39 or 0.5",
-                    args.interval
-                )));
-            }
-            if args.max_repeats == 0 {
+            let visits = args.max_repeats.unwrap_or(DEFAULT_VISITS);
+            if visits == 0 {
                 return Err(bad_input("--max-repeats must be at least 1"));
             }
             Schedule::Repeat {
-                interval: Duration::from_secs_f64(args.interval),
-                visits: args.max_repeats,
+                interval: Duration::from_secs_f64(interval),
+                visits,
             }
+        } else if args.max_repeats.is_some() {
+            return Err(bad_input(
+                "--max-repeats goes with --repeat: without it one visit goes",
+            ));
         } else {
             Schedule::Once
         };
@@ -139,7 +165,7 @@ impl SendOptions {
             Some(survey) => Some(Arc::new(synthetic::simulation(synthetic::Asked {
                 survey,
                 count: args.count.unwrap_or(10_000),
-                interval: args.interval,
+                interval,
                 stamps: !args.no_stamps,
                 args: &args.sim,
             })?)),

@@ -1,8 +1,9 @@
 //! `alertstream man [SUBCOMMAND]`: the manual pages, generated from the CLI
 //! itself: alertstream(1), and alertstream-send(1) and the others it names.
 
-use crate::exit::bad_input;
 use anyhow::{Context, Result};
+
+use crate::exit::bad_input;
 
 pub fn run(subcommand: Option<&str>) -> Result<()> {
     // Global options are shown on every page they apply to, as in --help.

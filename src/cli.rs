@@ -440,10 +440,10 @@ pub struct ConsumerArgs {
     /// Start at this time instead of a group's committed offsets: each
     /// partition from its first message with a broker timestamp at or after
     /// TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now
-    /// (-1h, -30m, -2d) or epoch milliseconds (@1795931367000).
+    /// (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000).
     ///
     /// A time window reads every partition outside any consumer group and
-    /// commits nothing: reading it again gives the same alerts.
+    /// commits no offsets: reading it again gives the same alerts.
     #[arg(long = "from", value_name = "TIME", allow_hyphen_values = true)]
     pub from: Option<String>,
 

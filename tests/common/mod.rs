@@ -20,6 +20,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 /// Every run of the binary is bounded: a hang fails the test instead of blocking CI.
 pub const RUN_LIMIT: Duration = Duration::from_secs(120);
 
+/// How long a Python peer may run: the slowest reads thousands of alerts
+/// with astropy.
+pub const PEER_LIMIT: Duration = Duration::from_secs(600);
+
 pub fn brokers() -> String {
     std::env::var("ALERTSTREAM_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
 }
@@ -578,15 +582,22 @@ pub fn python() -> PathBuf {
 
 /// Runs a script of tests/peer/ and returns its stdout; fails on failure.
 pub fn python_script(script: &str, args: &[&str]) -> String {
-    let output = Command::new(python())
+    let child = Command::new(python())
         .arg(root().join("tests/peer").join(script))
         .args(args)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run the Python peer");
+    // A peer stuck on a service (a registry request never answered) fails
+    // its test instead of holding the whole suite.
+    let output = wait_with_limit(child, PEER_LIMIT);
     assert!(
         output.status.success(),
-        "{script} {} failed:\n{}{}",
+        "{script} {} failed ({}; killed at {PEER_LIMIT:?} if still running):\n{}{}",
         args.join(" "),
+        output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );

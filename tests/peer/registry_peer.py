@@ -24,6 +24,17 @@ from alert_peer import jsonable, line  # noqa: E402
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
+# Seconds a registry request may take. Apicurio once left a lookup by id
+# unanswered on an open connection for over ten minutes while answering
+# others; the client has no timeout by default, so the test hung. A request
+# that times out is sent again by the client itself (a transport error),
+# here up to 3 times.
+REGISTRY_CONF = {"timeout": 10, "max.retries": 3}
+
+
+def registry_client(url):
+    return SchemaRegistryClient({"url": url, **REGISTRY_CONF})
+
 
 def plain(value):
     """Logical types back to the numbers on the wire, as alertstream prints them."""
@@ -57,7 +68,7 @@ def cmd_schema_root(_args):
 def cmd_produce_rubin(args):
     """Produces each version's sample alert through AvroSerializer; prints
     each as fastavro reads it, in the order sent."""
-    registry = SchemaRegistryClient({"url": args.registry})
+    registry = registry_client(args.registry)
     producer = Producer({"bootstrap.servers": args.brokers})
     for version in args.versions:
         schema, alerts = rubin_sample(version)
@@ -76,7 +87,7 @@ def cmd_produce_rubin(args):
 
 def cmd_consume(args):
     """Reads COUNT messages with AvroDeserializer (writer schema by id)."""
-    registry = SchemaRegistryClient({"url": args.registry})
+    registry = registry_client(args.registry)
     deserializer = AvroDeserializer(registry)
     consumer = Consumer(
         {

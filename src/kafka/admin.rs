@@ -6,7 +6,7 @@ use anyhow::{anyhow, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::metadata::Metadata;
+use rdkafka::metadata::{Metadata, MetadataTopic};
 
 use super::{config::creation_error, ClientLog, KafkaSettings};
 use crate::exit::bad_input;
@@ -96,7 +96,6 @@ pub fn check_topic(topic: &str) -> Result<()> {
     }
 }
 
-/// Partition count of `topic`, or `None` if the cluster does not know it.
 /// Waits until `topic` exists, asking for its metadata every half second
 /// (Kafka announces no topic's creation); its partition count, or `None`
 /// once a stop is requested.
@@ -105,28 +104,53 @@ pub fn await_topic<C: ClientContext>(
     topic: &str,
     shutdown: &crate::shutdown::Shutdown,
 ) -> Option<usize> {
-    loop {
-        if shutdown.requested() {
-            return None;
-        }
-        let found = client
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .ok()
-            .and_then(|m| partition_count(&m, topic));
-        if found.is_some() {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let every = Duration::from_millis(500);
+    poll_metadata(
+        client,
+        topic,
+        every,
+        || shutdown.requested(),
+        |m| partition_count(m, topic),
+    )
 }
 
+/// Partition count of `topic`, or `None` if the cluster does not know it.
 pub fn partition_count(metadata: &Metadata, topic: &str) -> Option<usize> {
+    known_topic(metadata, topic)
+        .map(|t| t.partitions().len())
+        .filter(|n| *n > 0)
+}
+
+/// `topic` in `metadata`, unless it is missing or carries an error.
+fn known_topic<'m>(metadata: &'m Metadata, topic: &str) -> Option<&'m MetadataTopic> {
     metadata
         .topics()
         .iter()
         .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().len())
-        .filter(|n| *n > 0)
+}
+
+/// Asks for `topic`'s metadata every `every` until `answer` finds what is
+/// awaited in it, or `give_up` says to stop waiting (then `None`).
+fn poll_metadata<C: ClientContext, T>(
+    client: &Client<C>,
+    topic: &str,
+    every: Duration,
+    give_up: impl Fn() -> bool,
+    answer: impl Fn(&Metadata) -> Option<T>,
+) -> Option<T> {
+    loop {
+        if give_up() {
+            return None;
+        }
+        let found = client
+            .fetch_metadata(Some(topic), Duration::from_secs(2))
+            .ok()
+            .and_then(|m| answer(&m));
+        if found.is_some() {
+            return found;
+        }
+        std::thread::sleep(every);
+    }
 }
 
 /// Creates `topic` unless `metadata` shows it; a concurrent creation by
@@ -193,33 +217,30 @@ pub async fn ensure_topic(
 /// a topic just created with a leader. Until then librdkafka's partitioner
 /// puts keyless messages only on the partitions it knows a leader of: the
 /// first visit to a new topic went nearly all to partition 0. Kafka
-/// announces no election, so the metadata is asked for again.
+/// announces no election, so the metadata is asked for again. Bounded like
+/// [`reach`], and like it not cut short by Ctrl-C.
 pub fn await_leaders<C: ClientContext>(client: &Client<C>, topic: &str, limit: Duration) {
-    let started = std::time::Instant::now();
-    while started.elapsed() < limit {
-        let led = client
-            .fetch_metadata(Some(topic), Duration::from_secs(2))
-            .ok()
-            .is_some_and(|m| every_partition_led(&m, topic));
-        if led {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let started = Instant::now();
+    let every = Duration::from_millis(20);
+    let led = poll_metadata(
+        client,
+        topic,
+        every,
+        || started.elapsed() >= limit,
+        |m| every_partition_led(m, topic).then_some(()),
+    );
+    if led.is_none() {
+        tracing::debug!("{topic}: not every partition has a leader yet; sending anyway");
     }
-    tracing::debug!("{topic}: not every partition has a leader yet; sending anyway");
 }
 
 fn every_partition_led(metadata: &Metadata, topic: &str) -> bool {
-    metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .is_some_and(|t| {
-            !t.partitions().is_empty()
-                && t.partitions()
-                    .iter()
-                    .all(|p| p.leader() >= 0 && p.error().is_none())
-        })
+    known_topic(metadata, topic).is_some_and(|t| {
+        !t.partitions().is_empty()
+            && t.partitions()
+                .iter()
+                .all(|p| p.leader() >= 0 && p.error().is_none())
+    })
 }
 
 /// An admin client that is dropped off the caller's path: rdkafka's drop

@@ -412,7 +412,7 @@ pub struct SimulateArgs {
     pub visits: u64,
 
     /// Seconds between visits (the simulated survey's cadence).
-    #[arg(long = "interval", default_value_t = 39.0, value_name = "SECONDS")]
+    #[arg(long = "interval", default_value_t = crate::schedule::DEFAULT_INTERVAL, value_name = "SECONDS")]
     pub interval: f64,
 
     /// Leave the cutout fields empty (null), without postage stamps.

@@ -26,11 +26,11 @@ pub mod time;
 use std::io::Write;
 use std::process::ExitCode;
 
-/// Parses the command line, runs the command, and turns its outcome into an exit code.
 /// The most apache-avro may allocate for one value: alerts are at most a few
 /// MB, and a hostile length must not reserve gigabytes.
 const MAX_ALLOCATION: usize = 64 << 20;
 
+/// Parses the command line, runs the command, and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     apache_avro::util::max_allocation_bytes(MAX_ALLOCATION);
     let cli = cli::parse();

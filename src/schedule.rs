@@ -9,6 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::shutdown::Shutdown;
 
+/// Seconds between visits unless told otherwise: Rubin's cadence, and the
+/// grid simulated visits are numbered on.
+pub const DEFAULT_INTERVAL: f64 = 39.0;
+
 /// The visits to send: how many and how far apart.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Schedule {

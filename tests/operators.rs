@@ -271,7 +271,8 @@ fn every_default_the_readme_states_is_the_clis() {
         "`schemaless` (default, the original's)",
         matches!(send.format, WireFormat::Schemaless),
     );
-    use alertstream::commands::send::{DEFAULT_INTERVAL, DEFAULT_VISITS};
+    use alertstream::commands::send::DEFAULT_VISITS;
+    use alertstream::schedule::DEFAULT_INTERVAL;
     says(
         "(default 39, fractions allowed)",
         send.interval.is_none() && DEFAULT_INTERVAL == 39.0,

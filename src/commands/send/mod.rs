@@ -100,9 +100,6 @@ pub struct SendOptions {
     pub key: Option<String>,
 }
 
-/// Seconds between visits, and the grid --simulate numbers visits on.
-pub const DEFAULT_INTERVAL: f64 = 39.0;
-
 /// Visits --repeat sends: 24 hours of 39-second visits.
 pub const DEFAULT_VISITS: u64 = 2215;
 
@@ -110,7 +107,7 @@ pub const DEFAULT_VISITS: u64 = 2215;
 /// visit goes, and only --simulate's visit numbers need a grid.
 fn visit_interval(args: &SendArgs) -> Result<f64> {
     let Some(interval) = args.interval else {
-        return Ok(DEFAULT_INTERVAL);
+        return Ok(schedule::DEFAULT_INTERVAL);
     };
     if !args.repeat && args.simulate.is_none() {
         return Err(bad_input(

@@ -1256,19 +1256,11 @@ pub fn year_of_mjd(mjd: f64) -> i64 {
     } else {
         0.0
     };
-    // Days since 1970-01-01, then Howard Hinnant's civil_from_days.
-    let z = mjd.floor() as i64 - 40_587 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let year = yoe + era * 400;
-    if mp >= 10 {
-        year + 1
-    } else {
-        year
-    }
+    let mjd_zero = jiff::civil::date(1858, 11, 17);
+    jiff::Span::new()
+        .try_days(mjd.floor() as i64)
+        .and_then(|days| mjd_zero.checked_add(days))
+        .map_or(1858, |date| i64::from(date.year()))
 }
 
 // ------------------------------------------------------------ tests

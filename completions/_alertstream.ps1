@@ -293,12 +293,6 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--spread', '--spread', [CompletionResultType]::ParameterName, 'Seconds the bursts of a visit are spread over [default: 0]')
             [CompletionResult]::new('--shard', '--shard', [CompletionResultType]::ParameterName, 'Make only detectors d with d mod N == I (ZTF: readout quadrants), with the ids an unsharded run gives them: N hosts with I = 0..N-1 make one stream')
             [CompletionResult]::new('--shard-slot', '--shard-slot', [CompletionResultType]::ParameterName, '--shard counted from 1, as Docker Swarm numbers a service''s replicas: ALERTSTREAM_SHARD_SLOT="{{.Task.Slot}}/3" in a stack file''s environment')
-            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
-            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
-            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
-            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
-            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
-            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)')
             [CompletionResult]::new('--no-stamps', '--no-stamps', [CompletionResultType]::ParameterName, 'Leave the cutout fields empty (null), without postage stamps')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace')
@@ -309,12 +303,6 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             break
         }
         'alertstream;completions' {
-            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
-            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
-            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
-            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
-            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
-            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q')
@@ -324,12 +312,6 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             break
         }
         'alertstream;man' {
-            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
-            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap brokers, comma-separated host:port list')
-            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
-            [CompletionResult]::new('--kafka', '--kafka', [CompletionResultType]::ParameterName, 'Set any librdkafka property, as kcat does (repeatable)')
-            [CompletionResult]::new('--kafka-config', '--kafka-config', [CompletionResultType]::ParameterName, 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)')
-            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q')

@@ -283,12 +283,6 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --spread 'Seconds the bursts of a visit are spread over [default: 0]'
             cand --shard 'Make only detectors d with d mod N == I (ZTF: readout quadrants), with the ids an unsharded run gives them: N hosts with I = 0..N-1 make one stream'
             cand --shard-slot '--shard counted from 1, as Docker Swarm numbers a service''s replicas: ALERTSTREAM_SHARD_SLOT="{{.Task.Slot}}/3" in a stack file''s environment'
-            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
-            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
-            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
-            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
-            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
-            cand --metrics 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)'
             cand --no-stamps 'Leave the cutout fields empty (null), without postage stamps'
             cand -v 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand --verbose 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
@@ -298,12 +292,6 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'alertstream;completions'= {
-            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
-            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
-            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
-            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
-            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
-            cand --metrics 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)'
             cand -v 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand --verbose 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand -q 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
@@ -312,12 +300,6 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --help 'Print help'
         }
         &'alertstream;man'= {
-            cand -b 'Kafka bootstrap brokers, comma-separated host:port list'
-            cand --brokers 'Kafka bootstrap brokers, comma-separated host:port list'
-            cand -X 'Set any librdkafka property, as kcat does (repeatable)'
-            cand --kafka 'Set any librdkafka property, as kcat does (repeatable)'
-            cand --kafka-config 'Read librdkafka properties from a file of key=value lines (''#'' starts a comment)'
-            cand --metrics 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)'
             cand -v 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand --verbose 'Log more: -v alertstream''s debug lines and the libraries'' info, -vv debug, -vvv trace'
             cand -q 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'

@@ -255,25 +255,13 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l bur
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l spread -d 'Seconds the bursts of a visit are spread over [default: 0]' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l shard -d 'Make only detectors d with d mod N == I (ZTF: readout quadrants), with the ids an unsharded run gives them: N hosts with I = 0..N-1 make one stream' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l shard-slot -d '--shard counted from 1, as Docker Swarm numbers a service\'s replicas: ALERTSTREAM_SHARD_SLOT="{{.Task.Slot}}/3" in a stack file\'s environment' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
-complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l no-stamps -d 'Leave the cutout fields empty (null), without postage stamps'
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
-complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s b -l brokers -d 'Kafka bootstrap brokers, comma-separated host:port list' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
-complete -c alertstream -n "__fish_alertstream_using_subcommand man" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
 complete -c alertstream -n "__fish_alertstream_using_subcommand man" -s h -l help -d 'Print help'

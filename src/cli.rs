@@ -59,6 +59,40 @@ pub fn command() -> clap::Command {
     })
 }
 
+/// The command line for completion scripts. clap_complete offers hidden
+/// options too, so here the Kafka options are not propagated to every
+/// subcommand: each one that reaches Kafka gets its own copy, and the
+/// [`OFFLINE`] ones offer none.
+pub fn command_for_completion() -> clap::Command {
+    let command = Cli::command();
+    let kafka: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| KAFKA_ONLY.contains(&arg.get_id().as_str()))
+        .cloned()
+        .collect();
+    // mut_arg and mut_subcommand move what they change to the end: every
+    // one is passed through, in order, to keep the order of the help.
+    let ids: Vec<clap::Id> = command
+        .get_arguments()
+        .map(|a| a.get_id().clone())
+        .collect();
+    let command = ids.iter().fold(command, |command, id| {
+        let local = KAFKA_ONLY.contains(&id.as_str());
+        command.mut_arg(id, |arg| if local { arg.global(false) } else { arg })
+    });
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .collect();
+    names.iter().fold(command, |command, name| {
+        let online = !OFFLINE.contains(&name.as_str());
+        command.mut_subcommand(
+            name,
+            |sub| if online { sub.args(kafka.clone()) } else { sub },
+        )
+    })
+}
+
 /// Parses the process's arguments with [`command`]; exits on an error, as
 /// clap does (usage errors are exit 2).
 pub fn parse() -> Cli {

@@ -399,6 +399,22 @@ fn simulate_help_leaves_out_the_kafka_options_it_accepts() {
     }
     assert!(ok(&["send", "--help"]).contains("--brokers"));
     assert!(!ok(&["man", "simulate"]).contains("brokers"));
+    let bash = ok(&["completions", "bash"]);
+    let offered = |sub: &str| {
+        let case = format!("alertstream__subcmd__{sub})");
+        let mut lines = bash.lines().skip_while(|l| l.trim() != case);
+        lines.nth(1).expect("a case per subcommand").to_string()
+    };
+    for kafka in ["--brokers", "--metrics"] {
+        assert!(
+            !offered("simulate").contains(kafka),
+            "{kafka} offered to simulate"
+        );
+        assert!(
+            offered("send").contains(kafka),
+            "{kafka} not offered to send"
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     simulate(
         dir.path(),

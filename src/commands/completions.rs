@@ -14,7 +14,12 @@ pub fn run(shell: Shell) -> Result<()> {
         Shell::Powershell => Target::PowerShell,
     };
     let mut script = Vec::new();
-    clap_complete::generate(target, &mut cli::command(), "alertstream", &mut script);
+    clap_complete::generate(
+        target,
+        &mut cli::command_for_completion(),
+        "alertstream",
+        &mut script,
+    );
     super::write_stdout(&script)?;
     Ok(())
 }

@@ -574,14 +574,13 @@ fn bad_expressions_fail_before_anything_is_consumed() {
     assert!(!topic_exists(&out), "nothing produced");
 }
 
-#[test]
-fn an_output_that_cannot_be_written_commits_no_input_offsets() {
+/// A topic of three alerts, and an output topic whose messages may be 1 KB:
+/// alerts of ~50 KB cannot go into it.
+fn alerts_and_an_unwritable_output(name: &str) -> (String, String) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let topic = topic("filter-unwritable");
-    let group = format!("{topic}-group");
+    let topic = topic(name);
     ok(&["send", &topic, "3"]);
     let out = format!("{topic}-small");
-    // Alerts of ~50 KB cannot go into a topic whose messages may be 1 KB.
     let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
@@ -597,6 +596,13 @@ fn an_output_that_cannot_be_written_commits_no_input_offsets() {
     {
         result.unwrap();
     }
+    (topic, out)
+}
+
+#[test]
+fn an_output_that_cannot_be_written_commits_no_input_offsets() {
+    let (topic, out) = alerts_and_an_unwritable_output("filter-unwritable");
+    let group = format!("{topic}-group");
     let output = run(&[
         "filter",
         &topic,
@@ -619,5 +625,30 @@ fn an_output_that_cannot_be_written_commits_no_input_offsets() {
         -1,
         "input offsets not committed"
     );
+    assert!(read_committed(&out).is_empty());
+}
+
+/// A window has no committed offsets to read a refused transaction's input
+/// again from: it fails at once, saying to run the window again, where a
+/// filter in a group aborts and reads its input again first.
+#[test]
+fn a_window_whose_transaction_fails_is_not_read_again() {
+    let (topic, out) = alerts_and_an_unwritable_output("filter-window-unwritable");
+    let route = |window: &[&str]| {
+        // A commit as soon as a message is pending: before the end, where
+        // a filter in a group may still read its input again.
+        let mut args = vec!["filter", &topic, "--where", "candid > 0", "--to", &out];
+        args.extend(["--commit-interval", "0.001"]);
+        args.extend(window);
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        stderr(&output)
+    };
+    let group = format!("{topic}-group");
+    let in_group = route(&["--group", &group, "-e"]);
+    assert!(in_group.contains("is read again"), "{in_group}");
+    let window = route(&["--from", "-1h", "--until", "now"]);
+    assert!(!window.contains("is read again"), "{window}");
+    assert!(window.contains("run the window again"), "{window}");
     assert!(read_committed(&out).is_empty());
 }

@@ -59,8 +59,9 @@ fn avro_archives_keep_every_alert_as_sent() {
         names.iter().filter(|n| n.ends_with(".kafka.jsonl")).count(),
         7
     );
+    let claim = format!(".{topic}.group");
     assert!(
-        names.iter().all(|n| !n.starts_with('.')),
+        names.iter().all(|n| !n.starts_with('.') || *n == claim),
         "no temporary files left: {names:?}"
     );
     assert_eq!(committed_offset(&group, &topic), 20);
@@ -449,17 +450,12 @@ fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
     let duplicated: usize = seen.values().map(|n| n - 1).sum();
     assert_eq!(seen.len(), 2400, "every alert archived");
     assert_eq!(duplicated, 0, "none twice");
-    let leftovers = std::fs::read_dir(out.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with('.')
-        })
-        .count();
-    assert_eq!(leftovers, 0, "no temporary files left");
+    let claim = format!(".{topic}.group");
+    let leftovers: Vec<String> = file_names(out.path())
+        .into_iter()
+        .filter(|n| n.starts_with('.') && *n != claim)
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     report(&format!(
         "record killed -9 and restarted: 2400 sent, {} archived, {duplicated} duplicated; {}",
         seen.len(),
@@ -496,10 +492,16 @@ fn a_full_disk_stops_record_and_commits_only_what_is_on_disk() {
             "--roll-alerts",
             "2",
         ]);
+        // Nothing half-written stays, and the summary counts only the
+        // files completed.
+        let names = file_names(&dir);
         let _ = Command::new("umount").arg(&dir).status();
         let log = stderr(&output);
         assert_eq!(output.status.code(), Some(1), "{log}");
         assert!(log.contains("No space left on device"), "{log}");
+        assert!(!names.iter().any(|n| n.ends_with(".part")), "{names:?}");
+        let completed = names.iter().filter(|n| n.ends_with(".avro")).count();
+        assert!(log.contains(&format!("into {completed} file(s)")), "{log}");
     }
     // What was committed is what was on the (now gone) disk: files of 2
     // alerts, so an even offset below 12, and the group re-reads the rest.
@@ -645,6 +647,122 @@ fn on_a_terminal_record_shows_its_rate_and_what_is_left() {
 }
 
 /// The number (digits and thousands commas) between `before` and `after` in `text`.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A group's start removes its uncommitted files from its folder, so the
+/// folder is the first group's: another group, or a time window, is
+/// refused there, and files no group has claimed are not removed.
+#[test]
+fn an_archive_folder_is_one_groups() {
+    let topic = topic("record-claim");
+    ok(&["send", &topic, "3"]);
+    let base = tempfile::tempdir().unwrap();
+    let (owned, windowed) = (base.path().join("owned"), base.path().join("windowed"));
+    let (owned, windowed) = (owned.to_str().unwrap(), windowed.to_str().unwrap());
+    let record = |out: &str, how: &[&str]| {
+        let mut args = vec!["record", &topic, "--out", out, "-e"];
+        args.extend(how);
+        run(&args)
+    };
+    let refused = |out: &str, how: &[&str], says: &str| {
+        let output = record(out, how);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(stderr(&output).contains(says), "{}", stderr(&output));
+    };
+    let first = format!("{topic}-first");
+    assert!(record(owned, &["-g", &first]).status.success());
+    let archived = file_names(Path::new(owned));
+    assert_eq!(archive_alerts(Path::new(owned)), 3);
+    let other = format!("{topic}-other");
+    refused(owned, &["-g", &other], &format!("of group {first}"));
+    refused(
+        owned,
+        &["--from", "-1h"],
+        "record the time window into another folder",
+    );
+    assert_eq!(file_names(Path::new(owned)), archived, "nothing removed");
+    assert!(record(owned, &["-g", &first]).status.success());
+    assert!(record(windowed, &["--from", "-1h"]).status.success());
+    refused(windowed, &["-g", &first], "no group has claimed");
+    assert_eq!(archive_alerts(Path::new(windowed)), 3);
+}
+
+/// An --out it cannot write fails the start, before any alert is read
+/// (a read-only mount: root may write anywhere else).
+#[test]
+fn an_out_that_cannot_be_written_exits_2_at_the_start() {
+    let topic = topic("record-read-only");
+    let group = format!("{topic}-group");
+    ok(&["send", &topic, "2"]);
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("read-only");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let out = dir.to_str().unwrap();
+    let grouped = run(&["record", &topic, "--out", out, "-g", &group, "-e"]);
+    let windowed = run(&["record", &topic, "--out", out, "--from", "-1h", "-e"]);
+    let _ = Command::new("umount").arg(&dir).status();
+    for output in [grouped, windowed] {
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains(&format!("cannot write to --out {out}")),
+            "{}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(committed_offset(&group, &topic), -1);
+}
+
+/// Alerts in the Avro archives of `dir`.
+fn archive_alerts(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "avro"))
+        .map(|p| container_alerts(&p).len())
+        .sum()
+}
+
+/// A window cleans up nothing, so a name planted in its folder is there when
+/// it writes: a symlink at its temporary name is replaced, never followed.
+#[test]
+fn a_planted_symlink_at_a_temporary_name_is_not_followed() {
+    let topic = topic("record-planted");
+    ok(&["send", &topic, "2"]);
+    let base = tempfile::tempdir().unwrap();
+    let (out, victim) = (base.path().join("out"), base.path().join("victim"));
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(&victim, "not an archive").unwrap();
+    let name = format!("{topic}-p0-o{:020}.avro", 0);
+    std::os::unix::fs::symlink(&victim, out.join(format!(".{name}.part"))).unwrap();
+    ok(&[
+        "record",
+        &topic,
+        "--out",
+        out.to_str().unwrap(),
+        "--from",
+        "-1h",
+        "-e",
+    ]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "not an archive");
+    assert!(std::fs::symlink_metadata(out.join(&name))
+        .unwrap()
+        .is_file());
+    assert_eq!(container_alerts(&out.join(&name)).len(), 2);
+}
+
 fn number_between(text: &str, before: &str, after: &str) -> Option<u64> {
     let start = text.find(before)? + before.len();
     let end = start + text[start..].find(after)?;

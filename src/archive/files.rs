@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::exit::bad_input;
+
 /// The final name of the file whose first alert is `offset` of `partition`.
 /// Offsets are zero-padded so that names sort in stream order.
 pub fn file_name(topic: &str, partition: i32, offset: i64, extension: &str) -> String {
@@ -22,10 +24,13 @@ pub fn parse_name(topic: &str, name: &str) -> Option<(i32, i64)> {
 }
 
 /// A file being written: under a temporary name until [`Pending::commit`].
+/// Dropped before then (a failed write, an error anywhere), the temporary
+/// file goes with it.
 #[derive(Debug)]
 pub struct Pending {
     pub temp: PathBuf,
     pub target: PathBuf,
+    committed: std::cell::Cell<bool>,
 }
 
 impl Pending {
@@ -35,12 +40,26 @@ impl Pending {
         Ok(Self {
             temp: dir.join(format!(".{name}.part")),
             target: dir.join(name),
+            committed: std::cell::Cell::new(false),
         })
     }
 
+    /// Creates the temporary file afresh. Whatever has its name (an earlier
+    /// run's leftover, a planted symlink) is removed, never followed: the
+    /// file is created only if nothing has the name.
     pub fn create(&self) -> Result<Written> {
-        let file = File::create(&self.temp)
-            .with_context(|| format!("cannot create {}", self.temp.display()))?;
+        let cannot = || format!("cannot create {}", self.temp.display());
+        match std::fs::remove_file(&self.temp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(cannot)
+            }
+            _ => {}
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&self.temp)
+            .with_context(cannot)?;
         Ok(Written {
             file,
             written: 0,
@@ -56,6 +75,7 @@ impl Pending {
         drop(file);
         std::fs::rename(&self.temp, &self.target)
             .with_context(|| format!("cannot rename {} into place", self.temp.display()))?;
+        self.committed.set(true);
         if let Some(dir) = self.target.parent() {
             File::open(dir)
                 .and_then(|d| d.sync_all())
@@ -66,6 +86,14 @@ impl Pending {
 
     pub fn discard(&self) {
         let _ = std::fs::remove_file(&self.temp);
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.committed.get() {
+            self.discard();
+        }
     }
 }
 
@@ -121,9 +149,30 @@ fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 /// Before a group re-reads `partition` from `offset`, removes what an
 /// earlier run left of it past that point: temporary files, and files
 /// renamed into place whose offsets were never committed (they are written
-/// again, perhaps cut at other points). Looks in `dir` and its `date=` folders.
+/// again, perhaps cut at other points). Looks in `dir` and its `date=`
+/// folders. Only in a folder the group has claimed (see [`claim`]).
 pub fn remove_uncommitted(dir: &Path, topic: &str, partition: i32, offset: i64) -> Result<usize> {
     let mut removed = 0;
+    for file in archive_files(dir, topic) {
+        if file.partition == partition && (file.temporary || file.first >= offset) {
+            std::fs::remove_file(&file.path)
+                .with_context(|| format!("cannot remove {}", file.path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// One file of a topic's archive, complete or temporary.
+struct ArchiveFile {
+    path: PathBuf,
+    temporary: bool,
+    partition: i32,
+    first: i64,
+}
+
+/// The files of `topic`'s archive in `dir` and its `date=` folders.
+fn archive_files(dir: &Path, topic: &str) -> Vec<ArchiveFile> {
     let mut folders = vec![dir.to_path_buf()];
     if let Ok(entries) = std::fs::read_dir(dir) {
         folders.extend(
@@ -136,27 +185,94 @@ pub fn remove_uncommitted(dir: &Path, topic: &str, partition: i32, offset: i64) 
                 }),
         );
     }
+    let mut files = Vec::new();
     for folder in folders {
         let Ok(entries) = std::fs::read_dir(&folder) else {
             continue;
         };
         for entry in entries.filter_map(|e| e.ok()) {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let (temp, plain) = match name.strip_prefix('.').and_then(|n| n.strip_suffix(".part")) {
-                Some(inner) => (true, inner.to_string()),
-                None => (false, name.clone()),
-            };
-            let Some((p, first)) = parse_name(topic, &plain) else {
-                continue;
-            };
-            if p == partition && (temp || first >= offset) {
-                std::fs::remove_file(entry.path())
-                    .with_context(|| format!("cannot remove {}", entry.path().display()))?;
-                removed += 1;
+            let (temporary, plain) =
+                match name.strip_prefix('.').and_then(|n| n.strip_suffix(".part")) {
+                    Some(inner) => (true, inner.to_string()),
+                    None => (false, name.clone()),
+                };
+            if let Some((partition, first)) = parse_name(topic, &plain) {
+                files.push(ArchiveFile {
+                    path: entry.path(),
+                    temporary,
+                    partition,
+                    first,
+                });
             }
         }
     }
-    Ok(removed)
+    files
+}
+
+/// Checks that a run may write `topic`'s archive into `dir`, and that it
+/// can. A group's start removes what it finds past its committed offsets
+/// as never committed, so a folder is one group's: the first group run
+/// claims it (`.TOPIC.group` holds the group's name), and a run in another
+/// group, or a time window (`group` None: its files could replace the
+/// group's), is refused. So are files of the topic no group has claimed,
+/// from a window or an older alertstream: a group would remove them.
+pub fn claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<()> {
+    let name = format!(".{topic}.group");
+    let path = dir.join(&name);
+    let shown = dir.display();
+    let owner = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(bad_input(format!("cannot read {}: {e}", path.display()))),
+    };
+    let refusal = match (group, owner) {
+        (Some(group), Some(owner)) if owner == group => return Ok(()),
+        (Some(group), Some(owner)) => format!(
+            "--out {shown} holds {topic}'s archive of group {owner}: record group {group} \
+             into another folder (it would remove {owner}'s files past its own offsets)"
+        ),
+        (None, Some(owner)) => format!(
+            "--out {shown} holds {topic}'s archive of group {owner}: record the time window \
+             into another folder (its files could replace the group's)"
+        ),
+        (Some(group), None) if !archive_files(dir, topic).is_empty() => format!(
+            "--out {shown} holds files of {topic} that no group has claimed (a time window's, \
+             or an older alertstream's): record group {group} into another folder, or, if \
+             they are this group's, claim them with: echo {group} > {}",
+            path.display()
+        ),
+        (group, None) => return write_claim(dir, topic, &path, group),
+    };
+    Err(bad_input(refusal))
+}
+
+/// Claims `dir` for `group`; for a window (`None`) only tries that it can
+/// write there, so that an --out it cannot write fails now, not at the first
+/// alert. The claim is linked into place: of two groups starting at once,
+/// one gets the folder and the other is refused.
+fn write_claim(dir: &Path, topic: &str, path: &Path, group: Option<&str>) -> Result<()> {
+    let shown = dir.display();
+    let pending = Pending::new(dir, &format!(".{topic}.group-{}", std::process::id()))
+        .map_err(|e| bad_input(format!("{e:#}")))?;
+    let mut written = pending
+        .create()
+        .map_err(|e| bad_input(format!("cannot write to --out {shown}: {e:#}")))?;
+    let Some(group) = group else {
+        return Ok(());
+    };
+    let linked = written
+        .file
+        .write_all(format!("{group}\n").as_bytes())
+        .and_then(|()| written.file.sync_all())
+        .and_then(|()| std::fs::hard_link(&pending.temp, path));
+    match linked {
+        Ok(()) => File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot fsync folder {shown}")),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => claim(dir, topic, Some(group)),
+        Err(e) => Err(bad_input(format!("cannot write {}: {e}", path.display()))),
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use rdkafka::message::BorrowedMessage;
 
 use crate::archive::arrow::Layout;
 use crate::archive::avro::AvroFile;
-use crate::archive::files::remove_uncommitted;
+use crate::archive::files::{claim, remove_uncommitted};
 use crate::archive::parquet::ParquetFile;
 use crate::archive::Meta;
 use crate::avro::codec::{AlertBytes, Decoder, Payload};
@@ -108,12 +108,20 @@ pub async fn run(
         Some(text) => Some(Selector::compile(text, &options.decode.reader_schema()?)?),
         None => None,
     };
+    if options.out.exists() && !options.out.is_dir() {
+        return Err(bad_input(format!(
+            "--out {} is not a folder",
+            options.out.display()
+        )));
+    }
     std::fs::create_dir_all(&options.out).map_err(|e| {
         bad_input(format!(
             "cannot create --out {}: {e}",
             options.out.display()
         ))
     })?;
+    let group = (!options.consumer.windowed()).then_some(options.group.as_str());
+    claim(&options.out, &options.topic, group)?;
     let Some(stream) = consumer::open(
         &kafka,
         &options.consumer,
@@ -162,6 +170,7 @@ pub async fn run(
 #[derive(Debug, Default)]
 struct Counts {
     messages: u64,
+    /// Alerts in completed files (on disk under their names), and the files.
     alerts: u64,
     skipped: u64,
     files: u64,
@@ -473,7 +482,6 @@ impl Recorder {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let kind = create_file(&self.options, meta, &datums.writer, layout, &date)?;
-                self.counts.files += 1;
                 e.insert(OpenFile {
                     _writer: datums.writer.clone(),
                     first_offset: meta.offset,
@@ -493,9 +501,7 @@ impl Recorder {
                 parquet.write_full_group()?;
             }
         }
-        let count = datums.alerts.len() as u64;
-        self.counts.alerts += count;
-        self.bar.inc(count);
+        self.bar.inc(datums.alerts.len() as u64);
         self.roll_if_full(&key)
     }
 
@@ -552,7 +558,11 @@ impl Recorder {
         let Some(file) = self.files.remove(key) else {
             return Ok(());
         };
+        let alerts = file.alerts();
         file.finish()
-            .context("archive file not completed; its alerts will be read again")
+            .context("archive file not completed; its alerts will be read again")?;
+        self.counts.files += 1;
+        self.counts.alerts += alerts;
+        Ok(())
     }
 }

@@ -29,6 +29,11 @@ pub struct ConsumerOptions {
 }
 
 impl ConsumerOptions {
+    /// A time window: read outside any group, committing nothing.
+    pub fn windowed(&self) -> bool {
+        self.from.is_some() || self.until.is_some()
+    }
+
     pub fn from_args(args: ConsumerArgs) -> Result<Self> {
         if !(args.broker_timeout.is_finite() && args.broker_timeout > 0.0) {
             return Err(bad_input(
@@ -274,8 +279,7 @@ pub fn open(
     settings: &[(&str, &str)],
     shutdown: &Shutdown,
 ) -> Result<Option<Stream>> {
-    let windowed = options.from.is_some() || options.until.is_some();
-    let in_group = group.is_some() && !windowed;
+    let in_group = group.is_some() && !options.windowed();
     let opened = if let (true, Some(group)) = (in_group, group) {
         Some(subscribe(kafka, options, topic, group, settings)?)
     } else {

@@ -11,6 +11,7 @@ pub mod avro;
 pub mod cache;
 pub mod cli;
 pub mod commands;
+pub mod durable;
 pub mod exit;
 pub mod expr;
 pub mod kafka;

@@ -8,10 +8,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::files::{file_name, Pending, Written};
+use super::files::file_name;
 use super::Meta;
 use crate::avro::container::{write_header, Codec};
 use crate::avro::varint::write_long;
+use crate::durable::{Pending, Written};
 
 /// A block is written once it holds this many bytes of alerts.
 const BLOCK_BYTES: usize = 1 << 20;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::durable::Pending;
 use crate::exit::bad_input;
 
 /// The final name of the file whose first alert is `offset` of `partition`.
@@ -22,129 +23,6 @@ pub fn parse_name(topic: &str, name: &str) -> Option<(i32, i64)> {
     let offset = rest.split('.').next()?;
     Some((partition.parse().ok()?, offset.parse().ok()?))
 }
-
-/// A file being written: under a temporary name until [`Pending::commit`].
-/// Dropped before then (a failed write, an error anywhere), the temporary
-/// file goes with it.
-#[derive(Debug)]
-pub struct Pending {
-    pub temp: PathBuf,
-    pub target: PathBuf,
-    committed: std::cell::Cell<bool>,
-}
-
-impl Pending {
-    pub fn new(dir: &Path, name: &str) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create archive folder {}", dir.display()))?;
-        Ok(Self {
-            temp: dir.join(format!(".{name}.part")),
-            target: dir.join(name),
-            committed: std::cell::Cell::new(false),
-        })
-    }
-
-    /// Creates the temporary file afresh. Whatever has its name (an earlier
-    /// run's leftover, a planted symlink) is removed, never followed: the
-    /// file is created only if nothing has the name.
-    pub fn create(&self) -> Result<Written> {
-        let cannot = || format!("cannot create {}", self.temp.display());
-        match std::fs::remove_file(&self.temp) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(cannot)
-            }
-            _ => {}
-        }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&self.temp)
-            .with_context(cannot)?;
-        Ok(Written {
-            file,
-            written: 0,
-            handed: 0,
-        })
-    }
-
-    /// Makes the file durable and gives it its name.
-    pub fn commit(&self, written: Written) -> Result<()> {
-        let file = written.file;
-        file.sync_all()
-            .with_context(|| format!("cannot write {} (fsync)", self.temp.display()))?;
-        drop(file);
-        std::fs::rename(&self.temp, &self.target)
-            .with_context(|| format!("cannot rename {} into place", self.temp.display()))?;
-        self.committed.set(true);
-        if let Some(dir) = self.target.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .with_context(|| format!("cannot fsync folder {}", dir.display()))?;
-        }
-        Ok(())
-    }
-
-    pub fn discard(&self) {
-        let _ = std::fs::remove_file(&self.temp);
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if !self.committed.get() {
-            self.discard();
-        }
-    }
-}
-
-/// How much is written before it is handed to the disk.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-/// An archive file being written. Every 8 MiB it hands what it holds to the
-/// disk without waiting (Linux's sync_file_range), so the disk writes while
-/// alerts arrive and the fsync before the rename has little left to do;
-/// left alone, the kernel would hold a whole visit (400 MB) until that fsync.
-#[derive(Debug)]
-pub struct Written {
-    file: File,
-    written: u64,
-    /// Bytes already handed to the disk.
-    handed: u64,
-}
-
-impl Write for Written {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.handed >= WRITEBACK_STEP {
-            start_writeback(&self.file, self.handed, self.written - self.handed);
-            self.handed = self.written;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
-/// Starts writing a range of `file` to the disk; the fsync checks the outcome.
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid open descriptor; the call only schedules writeback.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 /// Before a group re-reads `partition` from `offset`, removes what an
 /// earlier run left of it past that point: temporary files, and files
@@ -262,9 +140,8 @@ fn write_claim(dir: &Path, topic: &str, path: &Path, group: Option<&str>) -> Res
         return Ok(());
     };
     let linked = written
-        .file
         .write_all(format!("{group}\n").as_bytes())
-        .and_then(|()| written.file.sync_all())
+        .and_then(|()| written.sync_all())
         .and_then(|()| std::fs::hard_link(&pending.temp, path));
     match linked {
         Ok(()) => File::open(dir)

@@ -28,10 +28,11 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::arrow::{Layout, Rows};
-use super::files::{file_name, Pending, Written};
+use super::files::file_name;
 use super::splice::{LeafPath, Placeholder, PlainChunk, Splicing};
 use super::Meta;
 use crate::avro::container::Codec;
+use crate::durable::{Pending, Written};
 
 /// Alerts buffered before they are written as one row group.
 pub const ROWS_PER_GROUP: usize = 256;

@@ -4,6 +4,7 @@
 //! schemas (`--schema-dir`: id = major*100 + minor, `DIR/MAJOR/MINOR/*.avsc`).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use anyhow::Result;
 
 use super::gate::Writer;
 use super::registry::{Registry, RegistryError};
+use crate::durable::Pending;
 
 /// A message whose schema id names no usable schema. With `stop` (the
 /// default, `--on-unknown-schema stop`) the consumer stops before it;
@@ -211,12 +213,13 @@ impl SchemaIds {
     /// Writes the schema to the disk cache (whole or not at all).
     fn keep(&self, id: u32, text: &str) {
         let Some(dir) = &self.cache else { return };
-        let path = dir.join(format!("{id}.avsc"));
-        let partial = dir.join(format!(".{id}.avsc.partial"));
-        let written =
-            std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, &path));
+        let written = Pending::new(dir, &format!("{id}.avsc")).and_then(|pending| {
+            let mut file = pending.create()?;
+            file.write_all(text.as_bytes())?;
+            pending.commit(file)
+        });
         if let Err(e) = written {
-            tracing::warn!("cannot cache schema id {id} in {}: {e}", dir.display());
+            tracing::warn!("cannot cache schema id {id} in {}: {e:#}", dir.display());
         }
     }
 }

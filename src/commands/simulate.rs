@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::avro::container::{self, Codec};
 use crate::cli::SimulateArgs;
+use crate::durable::{Pending, Written};
 use crate::exit::bad_input;
 use crate::synthetic::{self, generate, Simulation};
 
@@ -89,23 +90,24 @@ fn write_visit(
     simulation: &Simulation,
     plan: &synthetic::VisitPlan,
 ) -> Result<()> {
-    let temp = path.with_extension("avro.part");
-    let written =
-        write_blocks(&temp, schema, simulation, plan).and_then(|()| std::fs::rename(&temp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written.with_context(|| format!("cannot write {}", path.display()))
+    let (dir, name) = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => (dir, name.to_string_lossy()),
+        _ => return Err(anyhow::anyhow!("{} is no file name", path.display())),
+    };
+    let pending = Pending::new(dir, &name)?;
+    let file = pending.create()?;
+    let written = write_blocks(file, schema, simulation, plan)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    pending.commit(written)
 }
 
 fn write_blocks(
-    temp: &Path,
+    file: Written,
     schema: &str,
     simulation: &Simulation,
     plan: &synthetic::VisitPlan,
-) -> std::io::Result<()> {
+) -> std::io::Result<Written> {
     let sync: [u8; 16] = *b"alertstream-sim!";
-    let file = std::fs::File::create(temp)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     out.write_all(&container::write_header(schema, Codec::Null, &[], &sync))?;
     let (mut block, mut framed) = (Vec::new(), Vec::new());
@@ -131,6 +133,5 @@ fn write_blocks(
     if in_block > 0 {
         flush(&mut block, in_block, &mut out)?;
     }
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()
+    out.into_inner().map_err(|e| e.into_error())
 }

@@ -1065,6 +1065,23 @@ fn a_parquet_archive_is_served_like_an_avro_one() {
     }
 }
 
+/// view reads from the end of each partition, but a topic made after it
+/// started holds only what is new to it: its first alerts are shown, not
+/// skipped (a newcomer's first `send` after starting the page showed none).
+#[test]
+fn the_first_alerts_of_a_topic_made_after_view_started_are_shown() {
+    let topic = common::topic("view-made-later");
+    let mut view = View::start(&[&topic]);
+    let waiting = |l: &str| l.contains("waiting for it");
+    if !view.stderr.iter().any(|l| waiting(l)) {
+        let running = view.running.as_ref().expect("running");
+        running.wait_stderr("the wait for the topic", waiting, &mut view.stderr);
+    }
+    common::ok(&["send", &topic, "3", "--no-stamps"]);
+    assert_eq!(view.wait_for_alerts(3).len(), 3);
+    view.stop();
+}
+
 #[test]
 fn a_closed_log_pipe_neither_crashes_nor_holds_view() {
     use std::io::BufRead;

@@ -219,13 +219,17 @@ pub fn assign_all(
     ];
     all.extend_from_slice(settings);
     let (consumer, mut partitions) = create(kafka, options, topic, &all)?;
+    let mut start = start;
     if partitions.is_none() {
         waiting_for(topic, kafka);
-    }
-    if partitions.is_none() {
         partitions = admin::await_topic(consumer.client(), topic, shutdown);
         if partitions.is_none() {
             return Ok(None);
+        }
+        // A topic made after this reader started holds only what is new to
+        // it: from its end, the first alerts sent into it would be missed.
+        if start == Start::End {
+            start = Start::Beginning;
         }
     }
     let mut list = TopicPartitionList::new();

@@ -192,7 +192,16 @@ fn manual_pages_per_subcommand_and_a_closed_pipe() {
 /// Bad options are exit 2 with one line that says what to do.
 #[test]
 fn bad_options_are_exit_2_and_say_it_once() {
-    let cases: [(&[&str], &str); 9] = [
+    let over_the_cluster = topic("replication-over-the-cluster");
+    let cases: [(&[&str], &str); 11] = [
+        (
+            &["send", &over_the_cluster, "1", "--replication-factor", "9"],
+            "Invalid replication factor",
+        ),
+        (
+            &["-X", "ssl.ca.location=ca-missing.pem", "print", "x", "-e"],
+            "ssl.ca.location=ca-missing.pem: cannot read it",
+        ),
         (
             &["--metrics", "notaport", "print", "x", "-e"],
             "--metrics notaport: not a host:port",

@@ -202,11 +202,19 @@ pub async fn ensure_topic(
                 return Ok(true);
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                return Err(anyhow!(
+            // What was asked for does not fit the cluster: bad usage (exit 2).
+            Err((
+                name,
+                code @ (RDKafkaErrorCode::InvalidReplicationFactor
+                | RDKafkaErrorCode::InvalidPartitions),
+            )) => {
+                return Err(bad_input(format!(
                     "cannot create topic {name} on {brokers}: {code} \
                      (check --partitions and --replication-factor against the cluster size)"
-                ))
+                )))
+            }
+            Err((name, code)) => {
+                return Err(anyhow!("cannot create topic {name} on {brokers}: {code}"))
             }
         }
     }

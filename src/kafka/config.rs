@@ -39,6 +39,9 @@ impl KafkaSettings {
             })?;
             overrides.push((key.to_string(), value.to_string()));
         }
+        for (key, value) in &overrides {
+            check_file_property(key, value)?;
+        }
         Ok(Self {
             brokers: brokers.to_string(),
             overrides,
@@ -96,6 +99,23 @@ fn read_properties_file(path: &Path) -> Result<Vec<(String, String)>> {
     Ok(properties)
 }
 
+/// A property naming a file (`ssl.ca.location`, `ssl.key.location`, a
+/// keytab) must name one that exists: librdkafka's own error names neither
+/// the property's file nor that it is missing.
+fn check_file_property(key: &str, value: &str) -> Result<()> {
+    let names_a_file = key.ends_with(".location") || key == "sasl.kerberos.keytab";
+    // "probe" asks librdkafka to look for the system's CA certificates.
+    if !names_a_file || value.is_empty() || (key == "ssl.ca.location" && value == "probe") {
+        return Ok(());
+    }
+    match std::fs::metadata(value) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(bad_input(format!(
+            "{key}={value}: cannot read it ({e}); paths are relative to the folder alertstream runs in"
+        ))),
+    }
+}
+
 fn split_property(text: &str) -> Option<(&str, &str)> {
     let (key, value) = text.split_once('=')?;
     let key = key.trim();
@@ -122,8 +142,9 @@ fn secret_word_end(text: &str) -> Option<usize> {
 /// A malformed property line as an error may show it: a secret's value
 /// never, even with its separator mistyped or missing.
 fn redact_line(line: &str) -> String {
-    match line.split_once(['=', ':', ' ']) {
-        Some((key, _)) if is_secret(key) => format!("{key}=[redacted]"),
+    match line.find(['=', ':', ' ']) {
+        // The separator as typed: "key value" must not read as a valid "key=value".
+        Some(at) if is_secret(&line[..at]) => format!("{}[redacted]", &line[..=at]),
         _ => match secret_word_end(line) {
             // The name runs into its value: keep the name up to the word.
             Some(end) if line.is_char_boundary(end) => format!("{}[redacted]", &line[..end]),
@@ -280,6 +301,27 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_certificate_file_is_named() {
+        let missing = ["ssl.ca.location=/nonexistent/ca.pem".to_string()];
+        let error = KafkaSettings::new("a:1", None, &missing).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.starts_with("ssl.ca.location=/nonexistent/ca.pem: cannot read it"),
+            "{text}"
+        );
+        for fine in [
+            "ssl.ca.location=probe",
+            "ssl.ca.location=/etc",
+            "linger.ms=/nope",
+        ] {
+            assert!(
+                KafkaSettings::new("a:1", None, &[fine.to_string()]).is_ok(),
+                "{fine}"
+            );
+        }
+    }
+
+    #[test]
     fn malformed_file_line_names_file_and_line_without_secret() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.properties");
@@ -288,5 +330,6 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains("c.properties:2"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("found 'sasl.password [redacted]'"), "{text}");
     }
 }

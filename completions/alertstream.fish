@@ -84,7 +84,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s q -l qu
 complete -c alertstream -n "__fish_alertstream_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Consumers in one group share the stream; offsets are committed only after an alert is written out' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l max-messages -d 'Exit after this many messages' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l from -d 'Start at this time instead of where the command starts (a group\'s committed offsets, or the partitions\' ends): each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l format -l wire -d 'How messages frame their Avro data' -r -f -a "auto\t''
@@ -108,7 +108,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s b -l b
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
+complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s e -l exit-at-end -d 'Exit once every partition read has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l decode-off -d 'Print payloads as they are, without Avro decoding (for streams sent with --encode-off)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -l meta -d 'Add where each alert came from to its line, as a "_kafka" object: partition, offset, timestamp (ms), the visit and index send gave it, the framing (schemaless, container, confluent, key-schema), the schema id of a Confluent-framed message (else null), and, for a copy on a --dead-letter topic, "dead_letter": its error, detail and source; for a message a replay sent, "replay": its loop and offset_ms'
@@ -117,7 +117,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s q -l q
 complete -c alertstream -n "__fish_alertstream_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s g -l group -d 'A consumer group to watch (repeatable): its lag per partition, from its committed offsets. Monitor never joins or commits for it' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l max-messages -d 'Exit after this many messages' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l from -d 'Start at this time instead of where the command starts (a group\'s committed offsets, or the partitions\' ends): each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l every -d 'Seconds between status lines (rate, lag, latency); 0 turns them off' -r
@@ -125,7 +125,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s b -l
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
+complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s e -l exit-at-end -d 'Exit once every partition read has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
@@ -133,7 +133,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand monitor" -s h -l
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l out -d 'Folder to write the archive into (created if missing). Nothing is written outside it' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Offsets are committed only for alerts in files already renamed into place' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l max-messages -d 'Exit after this many messages' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l from -d 'Start at this time instead of where the command starts (a group\'s committed offsets, or the partitions\' ends): each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l format -d 'Archive format: avro keeps each alert\'s bytes as they arrived, with its writer schema; parquet derives columns from the Avro schema (how messages frame their Avro is --wire)' -r -f -a "avro\t''
@@ -165,7 +165,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s b -l 
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
+complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s e -l exit-at-end -d 'Exit once every partition read has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -l no-stamps -d 'Leave the cutouts out (Parquet only: Avro archives keep alerts whole)'
 complete -c alertstream -n "__fish_alertstream_using_subcommand record" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
@@ -175,7 +175,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l where
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l to -d 'Topic the alerts its --where selects go to (created if missing)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s g -l group -d 'Consumer group id [default: $HOSTNAME]. Input offsets are committed in the same transaction as the alerts they selected (not with --from or --until: a window is read outside the group and commits no offsets)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l max-messages -d 'Exit after this many messages' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l from -d 'Start at this time instead of where the command starts (a group\'s committed offsets, or the partitions\' ends): each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l transactional-id -d 'The producer\'s transactional.id [default: alertstream-filter-GROUP-TOPIC-HOST; with --from or --until, alertstream-filter-window-GROUP-TOPIC-HOST]. A restart with the same id fences the old instance\'s open transaction' -r
@@ -203,7 +203,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s b -l 
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
+complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s e -l exit-at-end -d 'Exit once every partition read has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand filter" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'
@@ -216,7 +216,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l keep -d
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l keep-bytes -d '... and at most this many bytes of messages (the oldest go first). Suffixes K, M, G' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s g -l group -d 'A consumer group whose lag the page shows (repeatable); view never joins or commits for it' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l max-messages -d 'Exit after this many messages' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l from -d 'Start at this time instead of a group\'s committed offsets: each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000)' -r
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l from -d 'Start at this time instead of where the command starts (a group\'s committed offsets, or the partitions\' ends): each partition from its first message with a broker timestamp at or after TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l until -d 'Stop each partition at its first message at or after TIME (not included); exit once every partition has stopped. Forms as --from' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l broker-timeout -d 'Exit with an error once every broker has been unreachable this long' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l format -l wire -d 'How messages frame their Avro data' -r -f -a "auto\t''
@@ -237,7 +237,7 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s b -l br
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s X -l kafka -d 'Set any librdkafka property, as kcat does (repeatable)' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l kafka-config -d 'Read librdkafka properties from a file of key=value lines (\'#\' starts a comment)' -r -F
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l metrics -d 'Serve Prometheus metrics on this address while the command runs: GET /metrics, and GET /healthz (200 while the brokers answer)' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s e -l exit-at-end -d 'Exit once every assigned partition has reached its end'
+complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s e -l exit-at-end -d 'Exit once every partition read has reached its end'
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -l no-wait -d 'Fail at once if the topic does not exist, instead of waiting for it'
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s v -l verbose -d 'Log more: -v alertstream\'s debug lines and the libraries\' info, -vv debug, -vvv trace'
 complete -c alertstream -n "__fish_alertstream_using_subcommand view" -s q -l quiet -d 'Log only errors. RUST_LOG, when set and valid, takes precedence over -v and -q'

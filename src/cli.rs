@@ -24,7 +24,7 @@ const AFTER_HELP: &str = "Examples:
     alertstream monitor my-stream --group readers
 
 Exit codes: 0 success; 1 Kafka or I/O failure; 2 bad usage or bad input;
-3 some alerts were not delivered.";
+3 some alerts were not delivered; 130 a second Ctrl-C, exiting at once.";
 
 #[derive(Debug, Parser)]
 #[command(name = "alertstream", version, about = ABOUT, after_help = AFTER_HELP)]
@@ -43,7 +43,8 @@ const OFFLINE: [&str; 3] = ["simulate", "completions", "man"];
 const KAFKA_ONLY: [&str; 4] = ["brokers", "kafka", "kafka_config", "metrics"];
 
 /// The command line as parsed, with the Kafka options left out of the
-/// help and manual pages of [`OFFLINE`] subcommands. They are
+/// help and manual pages of [`OFFLINE`] subcommands (and send's bursts out
+/// of simulate's). They are
 /// still accepted there (ALERTSTREAM_BROKERS set in a shell must not fail
 /// `simulate`): each gets a hidden copy of its own, which clap's
 /// propagation of global options then leaves in place.
@@ -54,8 +55,15 @@ pub fn command() -> clap::Command {
         .filter(|arg| KAFKA_ONLY.contains(&arg.get_id().as_str()))
         .map(|arg| arg.clone().hide(true))
         .collect();
-    OFFLINE.iter().fold(command, |command, name| {
+    let command = OFFLINE.iter().fold(command, |command, name| {
         command.mut_subcommand(name, |sub| sub.args(hidden.clone()))
+    });
+    // A file holds a visit whole: simulate refuses these (naming send
+    // --simulate), so its help does not offer them.
+    command.mut_subcommand("simulate", |sub| {
+        ["bursts", "spread"]
+            .iter()
+            .fold(sub, |sub, id| sub.mut_arg(*id, |arg| arg.hide(true)))
     })
 }
 
@@ -459,7 +467,7 @@ pub struct SimulateArgs {
 
 #[derive(Debug, Args)]
 pub struct ConsumerArgs {
-    /// Exit once every assigned partition has reached its end.
+    /// Exit once every partition read has reached its end.
     #[arg(short = 'e', long = "exit-at-end")]
     pub exit_at_end: bool,
 
@@ -471,7 +479,8 @@ pub struct ConsumerArgs {
     #[arg(long = "no-wait")]
     pub no_wait: bool,
 
-    /// Start at this time instead of a group's committed offsets: each
+    /// Start at this time instead of where the command starts (a group's
+    /// committed offsets, or the partitions' ends): each
     /// partition from its first message with a broker timestamp at or after
     /// TIME. TIME is RFC 3339 (2026-11-29T05:50:01.123Z), relative to now
     /// (-1h, -30m, -2d, or now) or epoch milliseconds (@1795931367000).

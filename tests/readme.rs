@@ -91,6 +91,10 @@ const SKIPPED: &[(&str, Skip)] = &[
         ),
     ),
     (
+        "mkdir",
+        Skip::Reason("makes the folders in $HOME that completion scripts are copied into"),
+    ),
+    (
         "cp",
         Skip::Installs(
             "installs a completion script into $HOME; not run, but the script it names must \

@@ -394,8 +394,8 @@ fn bad_simulation_options_exit_2_with_one_line() {
 #[test]
 fn simulate_help_leaves_out_the_kafka_options_it_accepts() {
     let help = ok(&["simulate", "--help"]);
-    for kafka in ["--brokers", "--kafka", "--metrics"] {
-        assert!(!help.contains(kafka), "{kafka} in:\n{help}");
+    for not_here in ["--brokers", "--kafka", "--metrics", "--bursts", "--spread"] {
+        assert!(!help.contains(not_here), "{not_here} in:\n{help}");
     }
     assert!(ok(&["send", "--help"]).contains("--brokers"));
     assert!(!ok(&["man", "simulate"]).contains("brokers"));

@@ -65,7 +65,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<SourceAlert>> {
             files.sort();
             if files.is_empty() {
                 return Err(bad_input(format!(
-                    "--alerts {}: no .avro files in this folder",
+                    "--alerts {}: no .avro files in this folder (send reads Avro container \
+                     files: a Parquet archive cannot be sent; record with --format avro to replay)",
                     path.display()
                 )));
             }

@@ -159,7 +159,9 @@ pub fn refuse_name(name: &str) -> Option<&'static str> {
         Some("file name contains a NUL byte")
     } else if name.contains('/') || name.contains('\\') {
         Some("file name contains a path separator")
-    } else if name == "." || name.contains("..") {
+    } else if name == "." {
+        Some("file name is '.', the folder itself")
+    } else if name.contains("..") {
         Some("file name contains '..'")
     } else if name.len() > MAX_NAME {
         Some("file name longer than 255 bytes")

@@ -475,12 +475,7 @@ fn a_full_disk_stops_record_and_commits_only_what_is_on_disk() {
     let dir = base.path().join("archive");
     std::fs::create_dir_all(&dir).unwrap();
     {
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        mount_tmpfs(&dir, "size=256k");
         let output = run(&[
             "record",
             &topic,
@@ -647,6 +642,17 @@ fn on_a_terminal_record_shows_its_rate_and_what_is_left() {
 }
 
 /// The number (digits and thousands commas) between `before` and `after` in `text`.
+/// A small file system of its own at `dir` (tests run as root), with mount
+/// `options`; unmounted by the test.
+fn mount_tmpfs(dir: &Path, options: &str) {
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount -o {options} {}", dir.display());
+}
+
 fn file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -704,12 +710,7 @@ fn an_out_that_cannot_be_written_exits_2_at_the_start() {
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("read-only");
     std::fs::create_dir_all(&dir).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(mounted.success());
+    mount_tmpfs(&dir, "ro,size=64k");
     let out = dir.to_str().unwrap();
     let grouped = run(&["record", &topic, "--out", out, "-g", &group, "-e"]);
     let windowed = run(&["record", &topic, "--out", out, "--from", "-1h", "-e"]);

@@ -19,11 +19,29 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// `name` in `dir`, written under `.name.part`: for a file one writer
+    /// makes at a time (an archive file belongs to its folder's group).
     pub fn new(dir: &Path, name: &str) -> Result<Self> {
+        Self::with_temp(dir, name, format!(".{name}.part"))
+    }
+
+    /// `name` in `dir` under a temporary name of this process and moment:
+    /// for a file several processes may write at once (a shared schema
+    /// cache, a folder's claim), none removing another's temporary file.
+    pub fn unique(dir: &Path, name: &str) -> Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let temp = format!(".{name}.{}-{nanos}.part", std::process::id());
+        Self::with_temp(dir, name, temp)
+    }
+
+    fn with_temp(dir: &Path, name: &str, temp: String) -> Result<Self> {
         std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create archive folder {}", dir.display()))?;
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
         Ok(Self {
-            temp: dir.join(format!(".{name}.part")),
+            temp: dir.join(temp),
             target: dir.join(name),
             committed: std::cell::Cell::new(false),
         })

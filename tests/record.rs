@@ -475,7 +475,7 @@ fn a_full_disk_stops_record_and_commits_only_what_is_on_disk() {
     let dir = base.path().join("archive");
     std::fs::create_dir_all(&dir).unwrap();
     {
-        mount_tmpfs(&dir, "size=256k");
+        let mounted = mount_tmpfs(&dir, "size=256k");
         let output = run(&[
             "record",
             &topic,
@@ -490,7 +490,7 @@ fn a_full_disk_stops_record_and_commits_only_what_is_on_disk() {
         // Nothing half-written stays, and the summary counts only the
         // files completed.
         let names = file_names(&dir);
-        let _ = Command::new("umount").arg(&dir).status();
+        drop(mounted);
         let log = stderr(&output);
         assert_eq!(output.status.code(), Some(1), "{log}");
         assert!(log.contains("No space left on device"), "{log}");
@@ -643,14 +643,26 @@ fn on_a_terminal_record_shows_its_rate_and_what_is_left() {
 
 /// The number (digits and thousands commas) between `before` and `after` in `text`.
 /// A small file system of its own at `dir` (tests run as root), with mount
-/// `options`; unmounted by the test.
-fn mount_tmpfs(dir: &Path, options: &str) {
+/// `options`; unmounted when the guard goes, also when a test fails.
+fn mount_tmpfs(dir: &Path, options: &str) -> Mounted {
     let status = Command::new("mount")
         .args(["-t", "tmpfs", "-o", options, "tmpfs"])
         .arg(dir)
         .status()
         .unwrap();
     assert!(status.success(), "mount -o {options} {}", dir.display());
+    Mounted(dir.to_path_buf())
+}
+
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let status = Command::new("umount").arg(&self.0).status();
+        if !status.is_ok_and(|s| s.success()) && !std::thread::panicking() {
+            panic!("cannot unmount {}", self.0.display());
+        }
+    }
 }
 
 fn file_names(dir: &Path) -> Vec<String> {
@@ -710,11 +722,11 @@ fn an_out_that_cannot_be_written_exits_2_at_the_start() {
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("read-only");
     std::fs::create_dir_all(&dir).unwrap();
-    mount_tmpfs(&dir, "ro,size=64k");
+    let mounted = mount_tmpfs(&dir, "ro,size=64k");
     let out = dir.to_str().unwrap();
     let grouped = run(&["record", &topic, "--out", out, "-g", &group, "-e"]);
     let windowed = run(&["record", &topic, "--out", out, "--from", "-1h", "-e"]);
-    let _ = Command::new("umount").arg(&dir).status();
+    drop(mounted);
     for output in [grouped, windowed] {
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert!(

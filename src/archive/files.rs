@@ -96,65 +96,151 @@ fn archive_files(dir: &Path, topic: &str) -> Vec<ArchiveFile> {
 /// group's), is refused. So are files of the topic no group has claimed,
 /// from a window or an older alertstream: a group would remove them.
 pub fn claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<()> {
-    let name = format!(".{topic}.group");
-    let path = dir.join(&name);
+    claim_once(dir, topic, group, true)
+}
+
+fn claim_once(dir: &Path, topic: &str, group: Option<&str>, may_retry: bool) -> Result<()> {
+    let path = dir.join(format!(".{topic}.group"));
     let shown = dir.display();
-    let owner = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text.trim().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(bad_input(format!("cannot read {}: {e}", path.display()))),
-    };
-    let refusal = match (group, owner) {
-        (Some(group), Some(owner)) if owner == group => return Ok(()),
+    // Without --group, record's group is the host's name.
+    let hint = "(without --group, the group is this host's name)";
+    let refusal = match (group, read_claim(&path)?) {
+        (Some(group), Some(owner)) if owner == group => return probe(dir),
+        (_, Some(owner)) if owner.is_empty() => format!(
+            "{} is empty: another recorder may be claiming --out {shown} now; if not, remove it",
+            path.display()
+        ),
         (Some(group), Some(owner)) => format!(
             "--out {shown} holds {topic}'s archive of group {owner}: record group {group} \
-             into another folder (it would remove {owner}'s files past its own offsets)"
+             into another folder, as its start would remove {owner}'s files past its own \
+             offsets {hint}"
         ),
         (None, Some(owner)) => format!(
             "--out {shown} holds {topic}'s archive of group {owner}: record the time window \
              into another folder (its files could replace the group's)"
         ),
+        (None, None) => return probe(dir),
         (Some(group), None) if !archive_files(dir, topic).is_empty() => format!(
             "--out {shown} holds files of {topic} that no group has claimed (a time window's, \
              or an older alertstream's): record group {group} into another folder, or, if \
-             they are this group's, claim them with: echo {group} > {}",
-            path.display()
+             they are this group's, claim them with: echo {} > {} {hint}",
+            shell_quoted(group),
+            shell_quoted(&path.display().to_string())
         ),
-        (group, None) => return write_claim(dir, topic, &path, group),
+        (Some(group), None) => match write_claim(dir, &path, group)? {
+            true => return Ok(()),
+            false if may_retry => return claim_once(dir, topic, Some(group), false),
+            false => format!(
+                "cannot claim --out {shown} for group {group}: {} changes under it",
+                path.display()
+            ),
+        },
     };
     Err(bad_input(refusal))
 }
 
-/// Claims `dir` for `group`; for a window (`None`) only tries that it can
-/// write there, so that an --out it cannot write fails now, not at the first
-/// alert. The claim is linked into place: of two groups starting at once,
-/// one gets the folder and the other is refused.
-fn write_claim(dir: &Path, topic: &str, path: &Path, group: Option<&str>) -> Result<()> {
-    let shown = dir.display();
-    let pending = Pending::new(dir, &format!(".{topic}.group-{}", std::process::id()))
-        .map_err(|e| bad_input(format!("{e:#}")))?;
-    let mut written = pending
-        .create()
-        .map_err(|e| bad_input(format!("cannot write to --out {shown}: {e:#}")))?;
-    let Some(group) = group else {
-        return Ok(());
-    };
-    let linked = written
-        .write_all(format!("{group}\n").as_bytes())
-        .and_then(|()| written.sync_all())
-        .and_then(|()| std::fs::hard_link(&pending.temp, path));
-    match linked {
-        Ok(()) => File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot fsync folder {shown}")),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => claim(dir, topic, Some(group)),
-        Err(e) => Err(bad_input(format!("cannot write {}: {e}", path.display()))),
+/// The group a claim names (its one line), `None` if there is no claim.
+fn read_claim(path: &Path) -> Result<Option<String>> {
+    let cannot = |e: std::io::Error| bad_input(format!("cannot read {}: {e}", path.display()));
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(cannot(e)),
+        Ok(meta) if !meta.is_file() => {
+            return Err(bad_input(format!(
+                "{} is not a file: a claim names the group recording into its folder; remove it",
+                path.display()
+            )))
+        }
+        Ok(_) => {}
     }
+    let text = std::fs::read_to_string(path).map_err(cannot)?;
+    let line = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(Some(line.strip_suffix('\r').unwrap_or(line).to_string()))
+}
+
+/// Claims `dir` for `group`: whether the claim is now this group's (false:
+/// another process claimed it first, or changed it). The claim is linked
+/// into place whole, or, where the file system has no hard links, created
+/// only if absent.
+fn write_claim(dir: &Path, path: &Path, group: &str) -> Result<bool> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let pending = Pending::unique(dir, &name).map_err(|e| bad_input(format!("{e:#}")))?;
+    let line = format!("{group}\n");
+    let written = pending.create().and_then(|mut file| {
+        file.write_all(line.as_bytes())?;
+        file.sync_all()?;
+        Ok(())
+    });
+    written.map_err(|e| bad_input(format!("cannot write to --out {}: {e:#}", dir.display())))?;
+    let linked = std::fs::hard_link(&pending.temp, path).or_else(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut file| {
+                file.write_all(line.as_bytes())
+                    .and_then(|()| file.sync_all())
+            }),
+    });
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(bad_input(format!("cannot write {}: {e}", path.display()))),
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot fsync folder {}", dir.display()))?;
+    Ok(read_claim(path)?.as_deref() == Some(group))
+}
+
+/// Tries that `dir` can be written, so that an --out it cannot write fails
+/// at the start, not at the first alert.
+fn probe(dir: &Path) -> Result<()> {
+    let written = Pending::unique(dir, ".alertstream-probe").and_then(|p| p.create().map(drop));
+    written.map_err(|e| bad_input(format!("cannot write to --out {}: {e:#}", dir.display())))
+}
+
+/// `text` as one word for a POSIX shell.
+fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refusal(dir: &Path, group: Option<&str>) -> String {
+        format!("{:#}", claim(dir, "t", group).unwrap_err())
+    }
+
+    #[test]
+    fn a_folder_is_claimed_by_its_first_group_only() {
+        let dir = tempfile::tempdir().unwrap();
+        claim(dir.path(), "t", Some("ops ")).unwrap();
+        claim(dir.path(), "t", Some("ops ")).unwrap();
+        assert!(refusal(dir.path(), Some("ops")).contains("of group ops "));
+        assert!(refusal(dir.path(), None).contains("record the time window"));
+        claim(dir.path(), "other-topic", None).unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the claim: {left:?}");
+    }
+
+    #[test]
+    fn unclaimed_files_and_odd_claims_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(file_name("t", 0, 0, "avro")), b"x").unwrap();
+        let said = refusal(dir.path(), Some("it's"));
+        assert!(said.contains("no group has claimed"), "{said}");
+        assert!(said.contains(r"echo 'it'\''s' > '"), "{said}");
+        let planted = tempfile::tempdir().unwrap();
+        let claim_file = planted.path().join(".t.group");
+        std::os::unix::fs::symlink(planted.path().join("nowhere"), &claim_file).unwrap();
+        assert!(refusal(planted.path(), Some("g")).contains("is not a file"));
+    }
 
     #[test]
     fn names_sort_in_stream_order_and_parse_back() {

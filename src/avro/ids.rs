@@ -213,7 +213,7 @@ impl SchemaIds {
     /// Writes the schema to the disk cache (whole or not at all).
     fn keep(&self, id: u32, text: &str) {
         let Some(dir) = &self.cache else { return };
-        let written = Pending::new(dir, &format!("{id}.avsc")).and_then(|pending| {
+        let written = Pending::unique(dir, &format!("{id}.avsc")).and_then(|pending| {
             let mut file = pending.create()?;
             file.write_all(text.as_bytes())?;
             pending.commit(file)

@@ -121,6 +121,17 @@ pub fn partition_count(metadata: &Metadata, topic: &str) -> Option<usize> {
         .filter(|n| *n > 0)
 }
 
+/// Whether the cluster says `topic` does not exist, as opposed to knowing it
+/// without partitions or leaders yet, or refusing to say.
+pub fn topic_unknown(metadata: &Metadata, topic: &str) -> bool {
+    match metadata.topics().iter().find(|t| t.name() == topic) {
+        None => true,
+        Some(t) => t.error().is_some_and(|e| {
+            RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition
+        }),
+    }
+}
+
 /// `topic` in `metadata`, unless it is missing or carries an error.
 fn known_topic<'m>(metadata: &'m Metadata, topic: &str) -> Option<&'m MetadataTopic> {
     metadata
@@ -143,7 +154,7 @@ fn poll_metadata<C: ClientContext, T>(
             return None;
         }
         let found = client
-            .fetch_metadata(Some(topic), Duration::from_secs(2))
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
             .ok()
             .and_then(|m| answer(&m));
         if found.is_some() {

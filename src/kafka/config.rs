@@ -39,7 +39,12 @@ impl KafkaSettings {
             })?;
             overrides.push((key.to_string(), value.to_string()));
         }
-        for (key, value) in &overrides {
+        // Only the value that counts: -X overrides a file's.
+        let last: std::collections::HashMap<&str, &str> = overrides
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        for (key, value) in last {
             check_file_property(key, value)?;
         }
         Ok(Self {
@@ -103,9 +108,12 @@ fn read_properties_file(path: &Path) -> Result<Vec<(String, String)>> {
 /// keytab) must name one that exists: librdkafka's own error names neither
 /// the property's file nor that it is missing.
 fn check_file_property(key: &str, value: &str) -> Result<()> {
-    let names_a_file = key.ends_with(".location") || key == "sasl.kerberos.keytab";
+    // ssl.engine.location may be a bare library name, found on the search path.
+    let names_a_file = (key.ends_with(".location") && key != "ssl.engine.location")
+        || key == "sasl.kerberos.keytab";
     // "probe" asks librdkafka to look for the system's CA certificates.
-    if !names_a_file || value.is_empty() || (key == "ssl.ca.location" && value == "probe") {
+    let probe = value == "probe" && key.ends_with(".ca.location");
+    if !names_a_file || value.is_empty() || probe {
         return Ok(());
     }
     match std::fs::metadata(value) {
@@ -309,8 +317,15 @@ mod tests {
             text.starts_with("ssl.ca.location=/nonexistent/ca.pem: cannot read it"),
             "{text}"
         );
+        let overridden = [
+            "ssl.ca.location=/nonexistent".into(),
+            "ssl.ca.location=probe".into(),
+        ];
+        assert!(KafkaSettings::new("a:1", None, &overridden).is_ok());
         for fine in [
             "ssl.ca.location=probe",
+            "https.ca.location=probe",
+            "ssl.engine.location=libengine.so",
             "ssl.ca.location=/etc",
             "linger.ms=/nope",
         ] {

@@ -114,14 +114,22 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.queue.backoff.ms", "10"),
 ];
 
+/// What the brokers said of the topic when the consumer was made.
+struct Found {
+    /// Its partition count, if it exists (with partitions) yet.
+    partitions: Option<usize>,
+    /// The brokers said it does not exist.
+    unknown: bool,
+}
+
 /// Creates a consumer and checks that the brokers answer; returns it with
-/// the topic's partition count, if the topic exists yet.
+/// what they said of the topic.
 fn create(
     kafka: &KafkaSettings,
     options: &ConsumerOptions,
     topic: &str,
     settings: &[(&str, &str)],
-) -> Result<(BaseConsumer<ClientLog>, Option<usize>)> {
+) -> Result<(BaseConsumer<ClientLog>, Found)> {
     let mut all = CONSUMER_DEFAULTS.to_vec();
     all.extend_from_slice(settings);
     if options.exit_at_end || options.until.is_some() {
@@ -149,7 +157,14 @@ fn create(
             kafka.brokers()
         )));
     }
-    Ok((consumer, partitions))
+    let unknown = admin::topic_unknown(&metadata, topic);
+    Ok((
+        consumer,
+        Found {
+            partitions,
+            unknown,
+        },
+    ))
 }
 
 fn waiting_for(topic: &str, kafka: &KafkaSettings) {
@@ -175,13 +190,13 @@ pub fn subscribe(
         ("auto.commit.interval.ms", "1000"),
     ];
     all.extend_from_slice(settings);
-    let (consumer, partitions) = create(kafka, options, topic, &all)?;
-    if partitions.is_none() {
+    let (consumer, found) = create(kafka, options, topic, &all)?;
+    if found.partitions.is_none() {
         waiting_for(topic, kafka);
     }
     consumer.subscribe(&[topic])?;
     tracing::info!("consuming {topic} in group {group}");
-    Ok((consumer, partitions.is_some()))
+    Ok((consumer, found.partitions.is_some()))
 }
 
 /// Where a group-less reader starts in each partition.
@@ -218,8 +233,8 @@ pub fn assign_all(
         ("enable.auto.commit", "false"),
     ];
     all.extend_from_slice(settings);
-    let (consumer, mut partitions) = create(kafka, options, topic, &all)?;
-    let mut start = start;
+    let (consumer, found) = create(kafka, options, topic, &all)?;
+    let (mut partitions, mut start) = (found.partitions, start);
     if partitions.is_none() {
         waiting_for(topic, kafka);
         partitions = admin::await_topic(consumer.client(), topic, shutdown);
@@ -228,7 +243,7 @@ pub fn assign_all(
         }
         // A topic made after this reader started holds only what is new to
         // it: from its end, the first alerts sent into it would be missed.
-        if start == Start::End {
+        if start == Start::End && found.unknown {
             start = Start::Beginning;
         }
     }

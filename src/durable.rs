@@ -1,6 +1,12 @@
 //! Files that appear whole or not at all: written under a temporary name in
 //! the same folder, fsynced, renamed into place, and the folder fsynced.
 //! Archives, simulated visits and cached schemas are all written this way.
+//!
+//! Archive files are hundreds of megabytes written once and not read back
+//! soon: their bytes gather in aligned blocks that go to the disk straight
+//! from this process's memory (O_DIRECT) where the file system takes that,
+//! so the kernel neither copies them into its page cache (a third of a
+//! core while Parquet archiving keeps both busy) nor keeps them there.
 
 use std::fs::File;
 use std::io::Write;
@@ -67,15 +73,27 @@ impl Pending {
             file,
             written: 0,
             handed: 0,
+            gather: None,
+            direct: false,
         })
     }
 
+    /// Like [`Pending::create`], for an archive: writes gather in aligned
+    /// blocks, written with O_DIRECT where the file system takes it and as
+    /// by [`Pending::create`] elsewhere. Small writes need no buffer above.
+    pub fn create_archive(&self) -> Result<Written> {
+        let mut written = self.create()?;
+        written.direct = set_direct(&written.file, true).is_ok();
+        written.gather = Some(Gather::new());
+        Ok(written)
+    }
+
     /// Makes the file durable and gives it its name.
-    pub fn commit(&self, written: Written) -> Result<()> {
-        let file = written.file;
-        file.sync_all()
+    pub fn commit(&self, mut written: Written) -> Result<()> {
+        written
+            .sync_all()
             .with_context(|| format!("cannot write {} (fsync)", self.temp.display()))?;
-        drop(file);
+        drop(written);
         std::fs::rename(&self.temp, &self.target)
             .with_context(|| format!("cannot rename {} into place", self.temp.display()))?;
         self.committed.set(true);
@@ -113,29 +131,189 @@ pub struct Written {
     written: u64,
     /// Bytes already handed to the disk.
     handed: u64,
+    /// An archive's bytes not yet written (see [`Pending::create_archive`]).
+    gather: Option<Gather>,
+    /// The file is open for direct writes (O_DIRECT).
+    direct: bool,
 }
 
 impl Write for Written {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.handed >= WRITEBACK_STEP {
-            start_writeback(&self.file, self.handed, self.written - self.handed);
-            self.handed = self.written;
+        let Some(gather) = self.gather.as_mut() else {
+            let n = self.file.write(buf)?;
+            self.passed(n as u64);
+            return Ok(n);
+        };
+        if gather.len == GATHER {
+            self.write_blocks()?;
         }
-        Ok(n)
+        Ok(self.gather.as_mut().map_or(0, |gather| gather.push(buf)))
     }
 
+    /// Writes the whole blocks gathered; a partial last block waits for
+    /// more (or for [`Written::sync_all`]).
     fn flush(&mut self) -> std::io::Result<()> {
+        self.write_blocks()?;
         self.file.flush()
     }
 }
 
 impl Written {
-    /// Makes what was written durable, the file staying open.
-    pub fn sync_all(&self) -> std::io::Result<()> {
+    /// Counts `n` bytes given to the kernel's page cache, and every 8 MiB
+    /// starts their way to the disk.
+    fn passed(&mut self, n: u64) {
+        self.written += n;
+        if self.written - self.handed >= WRITEBACK_STEP {
+            start_writeback(&self.file, self.handed, self.written - self.handed);
+            self.handed = self.written;
+        }
+    }
+
+    /// Writes the whole blocks gathered, keeping the partial last one.
+    fn write_blocks(&mut self) -> std::io::Result<()> {
+        let Some(mut gather) = self.gather.take() else {
+            return Ok(());
+        };
+        let whole = gather.len / ALIGN * ALIGN;
+        let written = self.write_gathered(&gather, whole);
+        gather.keep_from(whole);
+        self.gather = Some(gather);
+        written
+    }
+
+    /// Writes the first `len` bytes gathered, directly if the file takes
+    /// it; a file system that refuses a direct write after taking the flag
+    /// gets this one and the rest through the page cache.
+    fn write_gathered(&mut self, gather: &Gather, len: usize) -> std::io::Result<()> {
+        let bytes = &gather.filled()[..len];
+        if self.direct {
+            match self.file.write_all(bytes) {
+                Ok(()) => {
+                    self.written += len as u64;
+                    self.handed = self.written;
+                    return Ok(());
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && self.nothing_written()? => {
+                    set_direct(&self.file, false)?;
+                    self.direct = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.file.write_all(bytes)?;
+        self.passed(len as u64);
+        Ok(())
+    }
+
+    /// Whether the file holds nothing yet: a refused first direct write.
+    fn nothing_written(&mut self) -> std::io::Result<bool> {
+        use std::io::Seek;
+        Ok(self.written == 0 && self.file.stream_position()? == 0)
+    }
+
+    /// Makes what was written durable, the file staying open; an archive
+    /// writes on through the page cache from here.
+    pub fn sync_all(&mut self) -> std::io::Result<()> {
+        if let Some(mut gather) = self.gather.take() {
+            let whole = gather.len / ALIGN * ALIGN;
+            self.write_gathered(&gather, whole)?;
+            gather.keep_from(whole);
+            if self.direct {
+                set_direct(&self.file, false)?;
+                self.direct = false;
+            }
+            let tail = gather.len;
+            self.write_gathered(&gather, tail)?;
+        }
         self.file.sync_all()
     }
+}
+
+/// What O_DIRECT asks of a write's memory address, length and file offset
+/// (the largest logical block size in common use).
+const ALIGN: usize = 4096;
+
+/// Bytes an archive gathers before writing: direct writes of 1 MiB ran at
+/// the disk's speed here, of 256 KiB at two thirds of it.
+const GATHER: usize = 1 << 20;
+
+#[repr(C, align(4096))]
+#[derive(Clone, Copy)]
+struct Block([u8; ALIGN]);
+
+/// An archive's bytes not yet written, in aligned blocks, from the start.
+struct Gather {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+impl std::fmt::Debug for Gather {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gather({} bytes)", self.len)
+    }
+}
+
+impl Gather {
+    fn new() -> Self {
+        Self {
+            blocks: vec![Block([0; ALIGN]); GATHER / ALIGN],
+            len: 0,
+        }
+    }
+
+    fn filled(&self) -> &[u8] {
+        // SAFETY: the blocks are contiguous, initialised plain bytes.
+        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<u8>(), self.len) }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        let len = self.blocks.len() * ALIGN;
+        // SAFETY: the blocks are contiguous, initialised plain bytes, and
+        // the slice borrows them mutably for its life.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<u8>(), len) }
+    }
+
+    /// Copies in what fits of `buf`; how much.
+    fn push(&mut self, buf: &[u8]) -> usize {
+        let (at, n) = (self.len, buf.len().min(GATHER - self.len));
+        self.bytes()[at..at + n].copy_from_slice(&buf[..n]);
+        self.len += n;
+        n
+    }
+
+    /// Drops the first `written` bytes, moving the rest to the start.
+    fn keep_from(&mut self, written: usize) {
+        let len = self.len;
+        self.bytes().copy_within(written..len, 0);
+        self.len = len - written;
+    }
+}
+
+/// Turns O_DIRECT on or off for an open file; an error where the file
+/// system does not take it.
+#[cfg(target_os = "linux")]
+fn set_direct(file: &File, on: bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl reads and sets the status flags of a valid descriptor.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let flags = match on {
+        true => flags | libc::O_DIRECT,
+        false => flags & !libc::O_DIRECT,
+    };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_direct(_file: &File, _on: bool) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 /// Starts writing a range of `file` to the disk; the fsync checks the outcome.
@@ -175,6 +353,49 @@ mod tests {
         let target = folder.join("a.avro");
         assert!(std::fs::symlink_metadata(&target).unwrap().is_file());
         assert_eq!(std::fs::read_to_string(target).unwrap(), "archive");
+    }
+
+    /// Pieces of every awkward size around the block and the gathering
+    /// buffer, with a sync midway: the file holds exactly what was written,
+    /// whether the file system took direct writes or not.
+    #[test]
+    fn an_archive_holds_its_bytes_whatever_the_sizes_of_the_writes() {
+        for direct in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let pending = Pending::new(dir.path(), "a.parquet").unwrap();
+            let mut file = pending.create_archive().unwrap();
+            if !direct {
+                set_direct(&file.file, false).unwrap_or_default();
+                file.direct = false;
+            }
+            let mut expected = Vec::new();
+            let sizes = [
+                1,
+                ALIGN - 1,
+                ALIGN + 1,
+                3,
+                GATHER,
+                GATHER + 5,
+                0,
+                7 * ALIGN,
+                11,
+            ];
+            for (i, size) in sizes.into_iter().enumerate() {
+                let piece: Vec<u8> = (0..size).map(|b| (b * 31 + i) as u8).collect();
+                file.write_all(&piece).unwrap();
+                expected.extend_from_slice(&piece);
+                if i == 4 {
+                    file.flush().unwrap();
+                }
+                if i == 6 {
+                    file.sync_all().unwrap();
+                }
+            }
+            pending.commit(file).unwrap();
+            let got = std::fs::read(dir.path().join("a.parquet")).unwrap();
+            assert_eq!(got.len(), expected.len(), "direct: {direct}");
+            assert!(got == expected, "direct: {direct}");
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub fn sidecar_name(name: &str) -> String {
 /// An Avro archive file being written.
 pub struct AvroFile {
     file: Pending,
-    out: BufWriter<Written>,
+    out: Written,
     side: Pending,
     side_out: BufWriter<Written>,
     codec: Codec,
@@ -50,7 +50,7 @@ impl AvroFile {
         let side = Pending::new(dir, &sidecar_name(&name))?;
         // Derived from the name: the same file written again is the same bytes.
         let sync = sync_marker(&name);
-        let mut out = BufWriter::new(file.create()?);
+        let mut out = file.create_archive()?;
         let side_out = BufWriter::new(side.create()?);
         let header = write_header(schema_text, codec, &[], &sync);
         out.write_all(&header)
@@ -127,14 +127,9 @@ impl AvroFile {
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("cannot write {}", self.side.temp.display()))?;
-        let out = self
-            .out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("cannot write {}", self.file.temp.display()))?;
         // The sidecar first: a file in place always has its sidecar.
         self.side.commit(side)?;
-        self.file.commit(out)
+        self.file.commit(self.out)
     }
 
     pub fn discard(self) {

@@ -10,7 +10,6 @@
 //! encoder: their bytes go to the file from the shredded buffers
 //! (`splice.rs`).
 
-use std::io::BufWriter;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -57,7 +56,7 @@ pub fn keep_freed_memory() {
 /// parquet-rs's Arrow writer, except the image columns of an uncompressed
 /// file, which are spliced in from the shredded buffers (`splice.rs`).
 struct Writer {
-    file: SerializedFileWriter<Splicing<BufWriter<Written>>>,
+    file: SerializedFileWriter<Splicing<Written>>,
     columns: ArrowRowGroupWriterFactory,
     /// Each Parquet leaf column's place in a batch, if it is spliced.
     spliced: Vec<Option<LeafPath>>,
@@ -86,9 +85,8 @@ impl Writer {
         properties: WriterProperties,
         splice: bool,
     ) -> Result<Self> {
-        // Small: chunks of images bypass the buffer instead of being copied
-        // through it; page headers and small columns gather.
-        let out = Splicing::new(BufWriter::with_capacity(64 << 10, out));
+        // No buffer between: an archive's file gathers its writes itself.
+        let out = Splicing::new(out);
         let writer = ArrowWriter::try_new(out, layout.schema.clone(), Some(properties))?;
         let (file, columns) = writer.into_serialized_writer()?;
         let spliced = file
@@ -203,8 +201,7 @@ impl Writer {
 
     /// Writes the footer; the file underneath.
     fn finish(self) -> Result<Written> {
-        let out = self.file.into_inner()?.into_inner()?;
-        out.into_inner().map_err(|e| e.into_error().into())
+        self.file.into_inner()?.into_inner()
     }
 }
 
@@ -320,8 +317,13 @@ impl ParquetFile {
                 .set_column_statistics_enabled(ColumnPath::new(path), EnabledStatistics::None);
         }
         let properties = properties.build();
-        let writer = Writer::new(file.create()?, &layout, properties, codec == Codec::Null)
-            .with_context(|| format!("cannot start {}", file.temp.display()))?;
+        let writer = Writer::new(
+            file.create_archive()?,
+            &layout,
+            properties,
+            codec == Codec::Null,
+        )
+        .with_context(|| format!("cannot start {}", file.temp.display()))?;
         let spliced_columns = writer.spliced_columns();
         let encoder = Encoder::start(writer, &file.temp)?;
         Ok(Self {

@@ -38,9 +38,6 @@ use crate::avro::varint::write_long;
 /// The deepest definition level a spliced column may have (one byte a run).
 const MAX_DEF: usize = 127;
 
-/// The staging buffer a chunk is written through: fits a core's cache.
-const STAGE: usize = 256 << 10;
-
 /// Where a binary leaf column is in a batch: the column index at the top,
 /// then the child index in each struct down to it, and whether each of
 /// these levels is nullable.
@@ -309,8 +306,6 @@ pub struct Splicing<W> {
     waiting: VecDeque<(u64, PlainChunk)>,
     /// Placeholder bytes still to come for a chunk already written.
     absorbing: u64,
-    /// Where a chunk's bytes gather before each write (see `write_chunk`).
-    stage: Vec<u8>,
     /// Set by any error: the bytes after it would land in the wrong place.
     failed: bool,
 }
@@ -322,7 +317,6 @@ impl<W: Write> Splicing<W> {
             position: 0,
             waiting: VecDeque::new(),
             absorbing: 0,
-            stage: Vec::with_capacity(STAGE),
             failed: false,
         }
     }
@@ -343,28 +337,16 @@ impl<W: Write> Splicing<W> {
         }
     }
 
-    /// Writes all of `chunk` through a staging buffer the size of a core's
-    /// cache: the images were shredded on the other core, and the kernel's
-    /// copy from memory it has to fetch from there costs about four times
-    /// the copy from memory that is already here.
+    /// Writes all of `chunk`, part by part: the writer underneath gathers
+    /// them (an archive file does, see `durable.rs`).
     fn write_chunk(&mut self, chunk: &PlainChunk) -> std::io::Result<()> {
-        self.stage.clear();
         for part in &chunk.parts {
-            let mut bytes = match part {
+            self.inner.write_all(match part {
                 Part::Small(range) => &chunk.small[range.clone()],
                 Part::Image(range) => &chunk.images[range.clone()],
-            };
-            while !bytes.is_empty() {
-                let n = bytes.len().min(STAGE - self.stage.len());
-                self.stage.extend_from_slice(&bytes[..n]);
-                bytes = &bytes[n..];
-                if self.stage.len() == STAGE {
-                    self.inner.write_all(&self.stage)?;
-                    self.stage.clear();
-                }
-            }
+            })?;
         }
-        self.inner.write_all(&self.stage)
+        Ok(())
     }
 }
 

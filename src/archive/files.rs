@@ -153,9 +153,10 @@ fn read_claim(path: &Path) -> Result<Option<String>> {
         }
         Ok(_) => {}
     }
+    // Written as the group's name and a newline: only that newline goes
+    // (a group may end in a carriage return, and is then not another's).
     let text = std::fs::read_to_string(path).map_err(cannot)?;
-    let line = text.strip_suffix('\n').unwrap_or(&text);
-    Ok(Some(line.strip_suffix('\r').unwrap_or(line).to_string()))
+    Ok(Some(text.strip_suffix('\n').unwrap_or(&text).to_string()))
 }
 
 /// Claims `dir` for `group`: whether the claim is now this group's (false:
@@ -182,8 +183,14 @@ fn write_claim(dir: &Path, path: &Path, group: &str) -> Result<bool> {
             .create_new(true)
             .open(path)
             .and_then(|mut file| {
-                file.write_all(line.as_bytes())
-                    .and_then(|()| file.sync_all())
+                let written = file
+                    .write_all(line.as_bytes())
+                    .and_then(|()| file.sync_all());
+                // A claim made here and not written would stop every run.
+                if written.is_err() {
+                    let _ = std::fs::remove_file(path);
+                }
+                written
             }),
     });
     match linked {
@@ -227,6 +234,20 @@ mod tests {
         claim(dir.path(), "other-topic", None).unwrap();
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "only the claim: {left:?}");
+    }
+
+    /// A claim is its group's name and the newline after it, nothing
+    /// less: a group ending in a carriage return is not the group without.
+    #[test]
+    fn a_group_differing_by_a_carriage_return_is_another_group() {
+        let dir = tempfile::tempdir().unwrap();
+        claim(dir.path(), "t", Some("ops\r")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(".t.group")).unwrap(),
+            "ops\r\n"
+        );
+        assert!(refusal(dir.path(), Some("ops")).contains("of group ops\r"));
+        claim(dir.path(), "t", Some("ops\r")).unwrap();
     }
 
     #[test]

@@ -104,16 +104,12 @@ impl Pending {
         }
         Ok(())
     }
-
-    pub fn discard(&self) {
-        let _ = std::fs::remove_file(&self.temp);
-    }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
         if !self.committed.get() {
-            self.discard();
+            let _ = std::fs::remove_file(&self.temp);
         }
     }
 }
@@ -121,10 +117,12 @@ impl Drop for Pending {
 /// How much is written before it is handed to the disk.
 const WRITEBACK_STEP: u64 = 8 << 20;
 
-/// An archive file being written. Every 8 MiB it hands what it holds to the
-/// disk without waiting (Linux's sync_file_range), so the disk writes while
-/// alerts arrive and the fsync before the rename has little left to do;
-/// left alone, the kernel would hold a whole visit (400 MB) until that fsync.
+/// A file being written under its temporary name. What goes through the
+/// page cache is handed to the disk every 8 MiB without waiting (Linux's
+/// sync_file_range), so the disk writes while alerts arrive and the fsync
+/// before the rename has little left to do; left alone, the kernel would
+/// hold a whole visit (400 MB) until that fsync. An archive's direct
+/// writes are on the disk when they return.
 #[derive(Debug)]
 pub struct Written {
     file: File,

@@ -132,10 +132,8 @@ impl AvroFile {
         self.file.commit(self.out)
     }
 
-    pub fn discard(self) {
-        self.file.discard();
-        self.side.discard();
-    }
+    /// Drops the file and its sidecar: their temporary files go with them.
+    pub fn discard(self) {}
 }
 
 fn sync_marker(name: &str) -> [u8; 16] {

@@ -390,9 +390,9 @@ impl ParquetFile {
         self.file.commit(file)
     }
 
+    /// Stops the encoding thread; the temporary file goes with `self`.
     pub fn discard(mut self) {
         let _ = self.encoder.finish();
-        self.file.discard();
     }
 }
 

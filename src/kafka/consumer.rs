@@ -95,7 +95,6 @@ fn default_group() -> String {
         .unwrap_or_else(|| "alertstream".to_string())
 }
 
-/// Creates a consumer in the group, checks that the brokers answer, and subscribes.
 /// Consumer settings every consuming command starts from; `-X` overrides any.
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),

@@ -23,6 +23,28 @@ fn print_returns_exactly_the_sent_alerts() {
     }
 }
 
+/// An alert that could not be written is not counted as printed: with
+/// stdout on a full device, print fails naming stdout and printed none.
+#[test]
+fn an_alert_stdout_refused_is_not_counted_as_printed() {
+    let topic = topic("stdout-full");
+    ok(&["send", &topic, "3"]);
+    let output = alertstream()
+        .args(["print", &topic, "--group", "g", "-e"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let said = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("cannot write to stdout"), "{said}");
+    assert!(
+        said.contains("printed 0 alert(s) from 1 message(s)"),
+        "{said}"
+    );
+}
+
 #[test]
 fn count_larger_than_the_source_reuses_alerts_in_order() {
     let topic = topic("count");

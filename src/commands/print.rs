@@ -166,21 +166,24 @@ impl Handler for Printer {
         } else {
             self.render(message, payload)
         };
-        match rendered {
-            Ok(count) => self.counts.alerts += count as u64,
+        let count = match rendered {
+            Ok(count) => count,
             Err(e) if e.is::<StampError>() => return Err(e),
             Err(e) => {
                 super::undecodable(message, e, self.dead_letter.as_ref(), None)?;
                 self.counts.skipped += 1;
                 return Ok(());
             }
-        }
+        };
         if self.meta {
             add_meta(&mut self.line, message, self.framing.take());
         }
         self.out
             .write_all(&self.line)
-            .context("cannot write to stdout")
+            .context("cannot write to stdout")?;
+        // Counted once written: `print | head -1` printed what head got.
+        self.counts.alerts += count as u64;
+        Ok(())
     }
 }
 

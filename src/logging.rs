@@ -15,14 +15,25 @@ pub fn init(verbose: u8, quiet: bool) {
         .with_writer(|| QuietStderr)
         .with_target(verbose > 0)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let (targets, refused) = filter(rust_log.as_deref(), verbose, quiet);
     let _ = tracing_subscriber::registry()
         .with(format)
-        .with(filter(rust_log.as_deref(), verbose, quiet))
+        .with(targets)
         .try_init();
+    if let Some(refused) = refused {
+        tracing::warn!("{refused}");
+    }
 }
 
-/// What is logged: `RUST_LOG` if it parses, else the level -v and -q ask for.
-fn filter(rust_log: Option<&str>, verbose: u8, quiet: bool) -> Targets {
+/// Levels a bare `RUST_LOG` directive may name.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Targets this tool logs under, which a bare directive may name.
+const TARGETS: [&str; 3] = ["alertstream", "librdkafka", "rdkafka"];
+
+/// What is logged: `RUST_LOG` if it parses, else the level -v and -q ask
+/// for; with why `RUST_LOG` was set aside, if it was.
+fn filter(rust_log: Option<&str>, verbose: u8, quiet: bool) -> (Targets, Option<String>) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn,alertstream=info",
@@ -38,11 +49,28 @@ fn filter(rust_log: Option<&str>, verbose: u8, quiet: bool) -> Targets {
         .filter(|d| !d.is_empty())
         .collect::<Vec<_>>()
         .join(",");
+    let fallback = || default.parse().expect("the built-in levels parse");
     // An empty list would parse, as "log nothing".
-    (!directives.is_empty())
-        .then(|| directives.parse().ok())
-        .flatten()
-        .unwrap_or_else(|| default.parse().expect("the built-in levels parse"))
+    if directives.is_empty() {
+        return (fallback(), None);
+    }
+    // A misspelled level ("degub") parses as a target that never logs.
+    let stray = directives.split(',').find(|d| {
+        !d.contains('=')
+            && !LEVELS.iter().any(|l| d.eq_ignore_ascii_case(l))
+            && !TARGETS.iter().any(|t| d.starts_with(t))
+    });
+    let refused = match (stray, directives.parse::<Targets>()) {
+        (None, Ok(targets)) => return (targets, None),
+        (Some(stray), _) => format!(
+            "RUST_LOG ignored: {stray:?} is neither a level ({}) nor a target of this tool \
+             ({}); other targets take target=LEVEL",
+            LEVELS.join(", "),
+            TARGETS.join(", ")
+        ),
+        (None, Err(e)) => format!("RUST_LOG ignored: {e} (directives are LEVEL or target=LEVEL)"),
+    };
+    (fallback(), Some(refused))
 }
 
 /// stderr that drops what it cannot write. When the reader of stderr has
@@ -68,8 +96,27 @@ mod tests {
     use super::filter;
     use tracing::Level;
 
+    /// A misspelled level is not taken for a target that never logs: the
+    /// flags decide, and the warning says why.
+    #[test]
+    fn a_misspelled_level_sets_rust_log_aside_and_says_so() {
+        let (targets, refused) = filter(Some("degub"), 1, false);
+        assert!(targets.would_enable("alertstream", &Level::DEBUG));
+        let refused = refused.unwrap();
+        assert!(
+            refused.contains("\"degub\" is neither a level"),
+            "{refused}"
+        );
+        let (_, bad) = filter(Some("alertstream=loud"), 0, false);
+        assert!(bad.unwrap().starts_with("RUST_LOG ignored:"));
+        for fine in ["DEBUG", "alertstream", "librdkafka=debug", "h2=off,info"] {
+            assert_eq!(filter(Some(fine), 0, false).1, None, "{fine}");
+        }
+    }
+
     #[test]
     fn rust_log_wins_over_the_flags_and_a_bad_one_is_ignored() {
+        let filter = |rust_log, verbose, quiet| filter(rust_log, verbose, quiet).0;
         let quiet = filter(None, 0, true);
         assert!(!quiet.would_enable("alertstream", &Level::WARN));
         let default = filter(None, 0, false);

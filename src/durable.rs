@@ -75,6 +75,7 @@ impl Pending {
             handed: 0,
             gather: None,
             direct: false,
+            failed: false,
         })
     }
 
@@ -133,30 +134,52 @@ pub struct Written {
     gather: Option<Gather>,
     /// The file is open for direct writes (O_DIRECT).
     direct: bool,
+    /// A write failed: what comes after would not land where it belongs.
+    failed: bool,
 }
 
 impl Write for Written {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let Some(gather) = self.gather.as_mut() else {
-            let n = self.file.write(buf)?;
-            self.passed(n as u64);
-            return Ok(n);
-        };
-        if gather.len == GATHER {
-            self.write_blocks()?;
-        }
-        Ok(self.gather.as_mut().map_or(0, |gather| gather.push(buf)))
+        self.unless_failed(|this| {
+            let Some(gather) = this.gather.as_mut() else {
+                let n = this.file.write(buf)?;
+                this.passed(n as u64);
+                return Ok(n);
+            };
+            if gather.len == GATHER {
+                this.write_blocks()?;
+            }
+            Ok(this.gather.as_mut().map_or(0, |gather| gather.push(buf)))
+        })
     }
 
     /// Writes the whole blocks gathered; a partial last block waits for
     /// more (or for [`Written::sync_all`]).
     fn flush(&mut self) -> std::io::Result<()> {
-        self.write_blocks()?;
-        self.file.flush()
+        self.unless_failed(|this| {
+            this.write_blocks()?;
+            this.file.flush()
+        })
     }
 }
 
 impl Written {
+    /// Runs `step` unless an earlier step failed; a failure (other than an
+    /// interrupted call, which is tried again) fails every later one.
+    fn unless_failed<T>(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        if self.failed {
+            return Err(std::io::Error::other(
+                "an earlier write to this file failed",
+            ));
+        }
+        let done = step(self);
+        self.failed = matches!(&done, Err(e) if e.kind() != std::io::ErrorKind::Interrupted);
+        done
+    }
+
     /// Counts `n` bytes given to the kernel's page cache, and every 8 MiB
     /// starts their way to the disk.
     fn passed(&mut self, n: u64) {
@@ -187,8 +210,9 @@ impl Written {
         if self.direct {
             match self.file.write_all(bytes) {
                 Ok(()) => {
-                    self.written += len as u64;
-                    self.handed = self.written;
+                    // Nothing to hand over, unless the file system took
+                    // the flag and wrote through its page cache anyway.
+                    self.passed(len as u64);
                     return Ok(());
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) && self.nothing_written()? => {
@@ -212,18 +236,20 @@ impl Written {
     /// Makes what was written durable, the file staying open; an archive
     /// writes on through the page cache from here.
     pub fn sync_all(&mut self) -> std::io::Result<()> {
-        if let Some(mut gather) = self.gather.take() {
-            let whole = gather.len / ALIGN * ALIGN;
-            self.write_gathered(&gather, whole)?;
-            gather.keep_from(whole);
-            if self.direct {
-                set_direct(&self.file, false)?;
-                self.direct = false;
+        self.unless_failed(|this| {
+            if let Some(mut gather) = this.gather.take() {
+                let whole = gather.len / ALIGN * ALIGN;
+                this.write_gathered(&gather, whole)?;
+                gather.keep_from(whole);
+                if this.direct {
+                    set_direct(&this.file, false)?;
+                    this.direct = false;
+                }
+                let tail = gather.len;
+                this.write_gathered(&gather, tail)?;
             }
-            let tail = gather.len;
-            self.write_gathered(&gather, tail)?;
-        }
-        self.file.sync_all()
+            this.file.sync_all()
+        })
     }
 }
 
@@ -362,6 +388,8 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let pending = Pending::new(dir.path(), "a.parquet").unwrap();
             let mut file = pending.create_archive().unwrap();
+            let probe = std::fs::File::create(dir.path().join("probe")).unwrap();
+            assert_eq!(file.direct, set_direct(&probe, true).is_ok());
             if !direct {
                 set_direct(&file.file, false).unwrap_or_default();
                 file.direct = false;
@@ -391,9 +419,35 @@ mod tests {
             }
             pending.commit(file).unwrap();
             let got = std::fs::read(dir.path().join("a.parquet")).unwrap();
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
             assert_eq!(got.len(), expected.len(), "direct: {direct}");
             assert!(got == expected, "direct: {direct}");
         }
+    }
+
+    /// After a failed write nothing more is taken, not even a sync: the
+    /// bytes after it would not be where they belong.
+    #[test]
+    fn a_failed_write_fails_every_later_one() {
+        let mut file = Written {
+            file: std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+            written: 0,
+            handed: 0,
+            gather: Some(Gather::new()),
+            direct: false,
+            failed: false,
+        };
+        let block = vec![7u8; GATHER];
+        file.write_all(&block).unwrap();
+        let full = file.write_all(b"more").unwrap_err();
+        assert_eq!(full.raw_os_error(), Some(libc::ENOSPC));
+        let later = file.write_all(b"again").unwrap_err();
+        assert!(later.to_string().contains("an earlier write"), "{later}");
+        assert!(file.sync_all().is_err());
+        assert!(file.flush().is_err());
     }
 
     #[test]

@@ -652,3 +652,22 @@ fn a_window_whose_transaction_fails_is_not_read_again() {
     assert!(window.contains("run the window again"), "{window}");
     assert!(read_committed(&out).is_empty());
 }
+
+/// Interrupted while it waits for its input topic, filter ends as print
+/// and record do: exit 0 and a summary that says nothing was read.
+#[test]
+fn a_filter_stopped_before_its_input_exists_says_what_it_did() {
+    let topic = topic("filter-never");
+    let out = format!("{topic}-out");
+    let waiting = spawn(&["filter", &topic, "--where", "true", "--to", &out]);
+    let mut seen = Vec::new();
+    waiting.wait_stderr("the wait", |l| l.contains("waiting for it"), &mut seen);
+    signal(waiting.child.id(), "INT");
+    let (status, _, stderr) = waiting.wait();
+    let said = format!("{}\n{}", seen.join("\n"), stderr.join("\n"));
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("filtered 0 alert(s) from 0 message(s)"),
+        "{said}"
+    );
+}

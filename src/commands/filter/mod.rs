@@ -179,10 +179,13 @@ pub async fn run(
         (producer, stream)
     });
     let producer = producer?;
+    // Stopped while waiting for the input: nothing was read.
     let Some(stream) = stream? else {
+        log_summary(&Counts::default(), &routes);
         return Ok(());
     };
     if !ensure_outputs(&producer, &kafka, &options, &shutdown).await? {
+        log_summary(&Counts::default(), &routes);
         return Ok(());
     }
     let mut wanted = Need::none();
@@ -214,8 +217,13 @@ pub async fn run(
     if result.is_err() {
         let _ = abort(&filter.producer);
     }
-    let c = &filter.counts;
-    let routed: Vec<String> = filter.routes.iter().map(Route::summary).collect();
+    log_summary(&filter.counts, &filter.routes);
+    result
+}
+
+/// The closing line: what was read, routed, skipped and committed.
+fn log_summary(c: &Counts, routes: &[Route]) {
+    let routed: Vec<String> = routes.iter().map(Route::summary).collect();
     tracing::info!(
         "filtered {} alert(s) from {} message(s): routed {}; {} skipped; {} transaction(s) committed",
         c.alerts,
@@ -224,7 +232,6 @@ pub async fn run(
         c.skipped,
         c.transactions
     );
-    result
 }
 
 /// Creates the output topics that are missing, with the input's partition

@@ -133,6 +133,11 @@ where
         visit(number, tick).await;
         outcome.visits = number;
         previous = Some(tick);
+        // Stopped during the visit: no next tick to speak of.
+        if shutdown.requested() {
+            outcome.interrupted = number < visits;
+            return outcome;
+        }
     }
     outcome.interrupted = shutdown.requested() && outcome.visits < visits;
     outcome

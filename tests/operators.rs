@@ -197,6 +197,40 @@ fn print_waits_for_a_topic_created_later() {
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
 }
 
+/// A visit a stop request cuts short says so, with what was planned, and
+/// no overrun of the interval is reported for it: there is no next visit.
+#[test]
+fn a_visit_cut_short_by_a_stop_says_so() {
+    let topic = topic("cut-short");
+    let send = spawn(&[
+        "send",
+        &topic,
+        "50000",
+        "--repeat",
+        "--interval",
+        "1",
+        "--max-repeats",
+        "3",
+    ]);
+    let mut seen = Vec::new();
+    send.wait_stderr(
+        "the first visit",
+        |l| l.contains("visit 1/3: sending 50000"),
+        &mut seen,
+    );
+    let (_, _, rest) = send.terminate();
+    let log = seen.into_iter().chain(rest).collect::<Vec<_>>().join("\n");
+    let visit = log
+        .lines()
+        .find(|l| l.contains("visit 1/3:") && l.contains("delivered in"))
+        .unwrap_or_else(|| panic!("no visit line:\n{log}"));
+    assert!(
+        visit.ends_with("; cut short by the stop request (50000 planned)"),
+        "{visit}"
+    );
+    assert!(!log.contains("overran"), "{log}");
+}
+
 #[test]
 fn interrupting_send_reports_what_was_acknowledged() {
     let topic = topic("interrupt");

@@ -602,8 +602,12 @@ fn send_visit(
             metrics::get().visits_late.get_or_create(&topic).inc();
         }
     }
+    let cut_short = match produced < visit.count && shutdown.requested() {
+        true => format!("; cut short by the stop request ({} planned)", visit.count),
+        false => String::new(),
+    };
     tracing::info!(
-        "visit {}/{}: {} alert(s) delivered in {elapsed:.3}s ({})",
+        "visit {}/{}: {} alert(s) delivered in {elapsed:.3}s ({}){cut_short}",
         visit.number,
         visit.planned,
         totals.delivered,

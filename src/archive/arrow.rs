@@ -16,8 +16,8 @@ use arrow_schema::{DataType, Field, FieldRef, Fields, SchemaRef, TimeUnit};
 
 use super::shred::{self, Column, Read};
 use super::Meta;
-use crate::avro::input::Input;
 use crate::avro::json::is_cutout_field;
+use crate::avro::plan::{alert_input, Budget, LEFT_OVER};
 
 /// A column's type, compiled once from the Avro schema.
 #[derive(Debug, Clone)]
@@ -150,12 +150,19 @@ impl Layout {
         })
     }
 
-    /// Appends a message's alerts: bare Avro of the layout's schema, checked
-    /// by the decode gate. All of them or, on an error, none.
-    pub fn append(&self, rows: &mut Rows, alerts: &[impl AsRef<[u8]>], meta: &Meta) -> Result<()> {
+    /// Appends a message's alerts: bare Avro of the layout's schema, each
+    /// checked as it is read, within `budget` as the gate would. All of
+    /// them or, on an error, none.
+    pub fn append(
+        &self,
+        rows: &mut Rows,
+        alerts: &[impl AsRef<[u8]>],
+        meta: &Meta,
+        budget: Budget,
+    ) -> Result<()> {
         let before = rows.kafka.len();
         for alert in alerts {
-            if let Err(e) = self.append_one(rows, alert.as_ref()) {
+            if let Err(e) = self.append_one(rows, alert.as_ref(), budget) {
                 rows.columns.iter_mut().for_each(|c| c.truncate(before));
                 rows.kafka.truncate(before);
                 return Err(e);
@@ -166,16 +173,16 @@ impl Layout {
         Ok(())
     }
 
-    fn append_one(&self, rows: &mut Rows, alert: &[u8]) -> Result<()> {
+    fn append_one(&self, rows: &mut Rows, alert: &[u8], budget: Budget) -> Result<()> {
         let Read::Record(fields) = &self.read else {
             bail!("a Parquet archive needs alerts that are Avro records");
         };
-        let mut input = Input::new(alert);
+        let mut input = alert_input(alert, budget)?;
         let mut kept = rows.columns.iter_mut();
         for (field, keep) in fields {
             shred::read(field, &mut input, if *keep { kept.next() } else { None })?;
         }
-        Ok(())
+        Ok(input.at_end(LEFT_OVER)?)
     }
 
     /// Whether a file's Arrow schema is this layout's: the same columns,
@@ -317,10 +324,7 @@ impl Compiler<'_> {
             Schema::Array(array) => {
                 let (item, nullable, read) = self.column(&array.items, &format!("{path}[]"))?;
                 let field = Arc::new(Field::new("item", item.data_type(), nullable));
-                (
-                    Col::List(field, Box::new(item)),
-                    Read::Array(Box::new(read)),
-                )
+                (Col::List(field, Box::new(item)), Read::array_of(read))
             }
             Schema::Record(record) => self.record(record, path)?,
             Schema::Ref { name } => {
@@ -348,7 +352,16 @@ impl Compiler<'_> {
             .collect();
         let index = |i: Option<usize>| i.map_or(-1, |i| i as i64);
         match others.as_slice() {
-            [] => Ok((Col::Null, true, Read::Null)),
+            // Its values still carry the branch index.
+            [] => Ok((
+                Col::Null,
+                true,
+                Read::Optional {
+                    null: index(null),
+                    value: -1,
+                    inner: Box::new(Read::Null),
+                },
+            )),
             [(value, one)] => {
                 let (col, _, inner) = self.column(one, path)?;
                 let read = Read::Optional {
@@ -394,6 +407,10 @@ mod tests {
         }
     }
 
+    const BUDGET: Budget = Budget {
+        alert_bytes: crate::avro::gate::DEFAULT_MAX_ALERT_BYTES,
+    };
+
     /// A message whose second alert holds a string that is not UTF-8 adds
     /// nothing: the first alert's columns are rolled back with it.
     #[test]
@@ -412,14 +429,14 @@ mod tests {
         // id 2, tags ["y"], note: bytes 0xff 0xfe
         let bad = vec![4, 2, 2, b'y', 0, 2, 4, 0xff, 0xfe];
         layout
-            .append(&mut rows, std::slice::from_ref(&good), &meta(0))
+            .append(&mut rows, std::slice::from_ref(&good), &meta(0), BUDGET)
             .unwrap();
         let error = layout
-            .append(&mut rows, &[good.clone(), bad], &meta(1))
+            .append(&mut rows, &[good.clone(), bad], &meta(1), BUDGET)
             .unwrap_err();
         assert!(error.to_string().contains("UTF-8"), "{error}");
         assert_eq!(rows.len(), 1);
-        layout.append(&mut rows, &[good], &meta(2)).unwrap();
+        layout.append(&mut rows, &[good], &meta(2), BUDGET).unwrap();
         let batch = layout.batch(&mut rows).unwrap();
         assert_eq!(batch.num_rows(), 2);
         let notes = batch
@@ -432,6 +449,125 @@ mod tests {
         // The emptied rows take the next row group.
         let batch = layout.batch(&mut rows).unwrap();
         assert_eq!(batch.num_rows(), 0);
+    }
+
+    /// What the gate's walk refuses, the shredder refuses as it reads,
+    /// rolling the message back: counts the bytes cannot hold, empty items
+    /// past the alert's budget, bytes left over, an alert over the budget.
+    #[test]
+    fn hostile_alerts_are_refused_as_the_gate_refuses_them() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"a","fields":[
+                {"name":"id","type":"long"},
+                {"name":"points","type":{"type":"array","items":
+                    {"type":"record","name":"p","fields":[{"name":"x","type":"double"}]}}},
+                {"name":"gaps","type":{"type":"array","items":"null"}},
+                {"name":"none","type":["null"]}]}"#,
+        )
+        .unwrap();
+        let layout = Layout::new(&schema, true).unwrap();
+        let plan = crate::avro::plan::Plan::shape(&schema).unwrap();
+        let long = |v: i64| {
+            let mut out = Vec::new();
+            crate::avro::varint::write_long(&mut out, v);
+            out
+        };
+        // id 1, points [1.0], gaps [null, null], none: null (branch 0).
+        let good = [long(1), long(1), 1f64.to_le_bytes().to_vec(), long(0)]
+            .concat()
+            .into_iter()
+            .chain([4, 0, 0])
+            .collect::<Vec<u8>>();
+        let claims_points = [long(1), long(1 << 40)].concat();
+        let claims_nulls = [long(1), long(0), long(1 << 40)].concat();
+        let left_over = [good.clone(), vec![0]].concat();
+        let small = Budget { alert_bytes: 4 };
+        let cases: [(&[u8], Budget, &str); 5] = [
+            (&good, BUDGET, ""),
+            (
+                &claims_points,
+                BUDGET,
+                "claims more items than the payload can hold",
+            ),
+            (
+                &claims_nulls,
+                BUDGET,
+                "empty items exceeds --max-alert-bytes",
+            ),
+            (&left_over, BUDGET, "bytes left over"),
+            (&good, small, "larger than --max-alert-bytes"),
+        ];
+        for (bytes, budget, refusal) in cases {
+            let mut rows = layout.rows().unwrap();
+            let shredded = layout.append(&mut rows, &[bytes], &meta(0), budget);
+            let gate = plan.check(bytes, budget);
+            match refusal {
+                "" => {
+                    shredded.unwrap();
+                    gate.unwrap();
+                    assert_eq!(rows.len(), 1);
+                }
+                _ => {
+                    let said = shredded.unwrap_err().to_string();
+                    assert!(said.contains(refusal), "{said}");
+                    assert!(gate.unwrap_err().to_string().contains(refusal));
+                    assert_eq!(rows.len(), 0, "rolled back");
+                    assert!(rows.columns.iter().all(|c| c.rows() == 0));
+                }
+            }
+        }
+    }
+
+    /// Bare alerts reach the shredder unwalked by the gate, so it must
+    /// refuse all the gate refuses: for real alerts with bytes changed,
+    /// cut or added, whatever the shredder takes the gate takes too.
+    #[test]
+    fn the_shredder_takes_nothing_the_gate_refuses() {
+        use proptest::prelude::*;
+        let schema = crate::avro::schema::built_in();
+        let samples = crate::alerts::source::load(&[std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sample-alerts"
+        ))])
+        .unwrap();
+        let datums: Vec<Vec<u8>> = samples
+            .iter()
+            .map(|a| apache_avro::to_avro_datum(&schema, a.value.clone()).unwrap())
+            .collect();
+        let layout = Layout::new(&schema, true).unwrap();
+        let plan = crate::avro::plan::Plan::shape(&schema).unwrap();
+        let config = ProptestConfig {
+            cases: 2000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        let edits = (
+            0..datums.len(),
+            any::<prop::sample::Index>(),
+            any::<u8>(),
+            0..3u8,
+        );
+        proptest::test_runner::TestRunner::new(config)
+            .run(&edits, |(which, at, byte, how)| {
+                let mut bytes = datums[which].clone();
+                let at = at.index(bytes.len());
+                match how {
+                    0 => bytes[at] = byte,
+                    1 => bytes.truncate(at),
+                    _ => bytes.insert(at, byte),
+                }
+                let mut rows = layout.rows().unwrap();
+                if layout
+                    .append(&mut rows, &[&bytes], &meta(0), BUDGET)
+                    .is_ok()
+                {
+                    prop_assert!(plan.check(&bytes, BUDGET).is_ok(), "edit {how} at {at}");
+                } else {
+                    prop_assert!(rows.columns.iter().all(|c| c.rows() == 0));
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 
     /// Alerts shredded into columns and written back by `encode_row` are
@@ -454,7 +590,12 @@ mod tests {
             let mut rows = layout.rows().unwrap();
             for (i, datum) in datums.iter().enumerate() {
                 layout
-                    .append(&mut rows, std::slice::from_ref(datum), &meta(i as i64))
+                    .append(
+                        &mut rows,
+                        std::slice::from_ref(datum),
+                        &meta(i as i64),
+                        BUDGET,
+                    )
                     .unwrap();
             }
             let batch = layout.batch(&mut rows).unwrap();

@@ -31,6 +31,7 @@ use super::files::file_name;
 use super::splice::{LeafPath, Placeholder, PlainChunk, Splicing};
 use super::Meta;
 use crate::avro::container::Codec;
+use crate::avro::plan::Budget;
 use crate::durable::{Pending, Written};
 
 /// Alerts buffered before they are written as one row group.
@@ -337,12 +338,17 @@ impl ParquetFile {
         })
     }
 
-    /// Appends a message's alerts (bare Avro of the layout's schema,
-    /// checked by the gate): all of them, or none on an error. An error
-    /// here is the message's; [`ParquetFile::write_full_group`] reports the
-    /// file's.
-    pub fn append(&mut self, alerts: &[impl AsRef<[u8]>], meta: &Meta) -> Result<()> {
-        self.layout.append(&mut self.rows, alerts, meta)?;
+    /// Appends a message's alerts (bare Avro of the layout's schema, each
+    /// checked as it is shredded, within `budget`): all of them, or none on
+    /// an error. An error here is the message's;
+    /// [`ParquetFile::write_full_group`] reports the file's.
+    pub fn append(
+        &mut self,
+        alerts: &[impl AsRef<[u8]>],
+        meta: &Meta,
+        budget: Budget,
+    ) -> Result<()> {
+        self.layout.append(&mut self.rows, alerts, meta, budget)?;
         self.alerts += alerts.len() as u64;
         self.buffered += alerts.iter().map(|a| a.as_ref().len() as u64).sum::<u64>();
         Ok(())
@@ -407,6 +413,10 @@ mod tests {
     use parquet::basic::{Encoding, Type as PhysicalType};
     use parquet::file::metadata::PageIndexPolicy;
 
+    const BUDGET: Budget = Budget {
+        alert_bytes: crate::avro::gate::DEFAULT_MAX_ALERT_BYTES,
+    };
+
     fn meta(offset: i64) -> Meta {
         Meta {
             partition: 3,
@@ -434,7 +444,7 @@ mod tests {
             // Avro's zig-zag varint of a small long.
             let mut datum = Vec::new();
             crate::avro::varint::write_long(&mut datum, id);
-            file.append(&[datum], &meta(id)).unwrap();
+            file.append(&[datum], &meta(id), BUDGET).unwrap();
             file.write_full_group().unwrap();
             assert!(file.bytes() > 0);
         }
@@ -523,7 +533,7 @@ mod tests {
                     ),
                 ]);
                 let datum = apache_avro::to_avro_datum(&schema, alert).unwrap();
-                file.append(&[datum], &meta(id)).unwrap();
+                file.append(&[datum], &meta(id), BUDGET).unwrap();
                 file.write_full_group().unwrap();
             }
             file.finish().unwrap();

@@ -1,8 +1,11 @@
 //! Avro binary straight into Arrow columns ("shredding"), without building
-//! apache-avro values first: what makes Parquet archiving affordable. Only
-//! ever given alerts the decode gate has checked with the same schema, so
-//! lengths and counts are known to fit; each alert still either lands whole
-//! or not at all (a string that is not UTF-8 rolls its row back).
+//! apache-avro values first: what makes Parquet archiving affordable. The
+//! shredder checks what it reads as the decode gate's walk does, with the
+//! same reader ([`Input`]) and the same limits per alert (lengths and array
+//! counts against the bytes left, empty items against the alert's budget,
+//! nothing left over), so a bare alert need not be walked twice; it is
+//! stricter where columns need it (UTF-8 strings, ints in range). Each
+//! alert lands whole or not at all: a failed one rolls its row back.
 
 use std::sync::Arc;
 
@@ -40,9 +43,33 @@ pub enum Read {
         value: i64,
         inner: Box<Read>,
     },
-    Array(Box<Read>),
+    /// Items, and the fewest bytes one takes: a block's count is checked
+    /// against the bytes left before any item is read.
+    Array(Box<Read>, usize),
     /// Fields in order; `false` for a top-level field left out of the layout.
     Record(Vec<(Read, bool)>),
+}
+
+impl Read {
+    /// An array of these items (see [`Read::Array`]).
+    pub fn array_of(items: Read) -> Self {
+        let min = items.min_size();
+        Read::Array(Box::new(items), min)
+    }
+
+    /// The fewest bytes a value takes, as the gate counts them.
+    fn min_size(&self) -> usize {
+        match self {
+            Read::Null => 0,
+            Read::Float => 4,
+            Read::Double => 8,
+            Read::Fixed(n) => *n,
+            Read::Record(fields) => fields
+                .iter()
+                .fold(0usize, |sum, (read, _)| sum.saturating_add(read.min_size())),
+            _ => 1,
+        }
+    }
 }
 
 /// One column being filled, row by row.
@@ -314,8 +341,8 @@ pub fn read(how: &Read, input: &mut Input<'_>, column: Option<&mut Column>) -> R
             data.extend_from_slice(input.take(*n)?);
             v.push(true);
         }
-        (Read::Array(items), Column::List(offsets, v, _, item)) => {
-            read_blocks(input, |input| read(items, input, Some(item)))?;
+        (Read::Array(items, min), Column::List(offsets, v, _, item)) => {
+            read_blocks(input, *min, |input| read(items, input, Some(item)))?;
             offsets.push(i32::try_from(item.rows()).map_err(|_| anyhow!("list too long"))?);
             v.push(true);
         }
@@ -359,7 +386,7 @@ fn skip(how: &Read, input: &mut Input<'_>) -> Result<()> {
                 skip(inner, input)?;
             }
         }
-        Read::Array(items) => read_blocks(input, |input| skip(items, input))?,
+        Read::Array(items, min) => read_blocks(input, *min, |input| skip(items, input))?,
         Read::Record(fields) => {
             for (field, _) in fields {
                 skip(field, input)?;
@@ -370,19 +397,18 @@ fn skip(how: &Read, input: &mut Input<'_>) -> Result<()> {
 }
 
 /// An array's blocks: a count (negative: followed by a byte size), items, 0.
+/// Each count is checked as the gate checks it (`Input::block_count`).
 fn read_blocks(
     input: &mut Input<'_>,
+    item_min_size: usize,
     mut item: impl FnMut(&mut Input<'_>) -> Result<()>,
 ) -> Result<()> {
     loop {
-        let count = input.long()?;
+        let count = input.block_count(item_min_size)?;
         if count == 0 {
             return Ok(());
         }
-        if count < 0 {
-            input.long()?;
-        }
-        for _ in 0..count.unsigned_abs() {
+        for _ in 0..count {
             item(input)?;
         }
     }

@@ -88,7 +88,7 @@ pub fn write(read: &Read, array: &dyn Array, row: usize, out: &mut Vec<u8>) -> R
             }
             out.extend_from_slice(value);
         }
-        Read::Array(item) => {
+        Read::Array(item, _) => {
             let list = array.as_list_opt::<i32>().ok_or_else(|| mismatch(array))?;
             let offsets = list.value_offsets();
             let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);

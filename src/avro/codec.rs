@@ -461,11 +461,36 @@ impl Decoder {
     /// as written, or, when resolving to a reader schema, re-encoded in the
     /// reader schema as adapted to their writer (for Parquet columns).
     pub fn resolved_datums<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<Datums<'a>> {
+        self.resolved(payload.into(), true)
+    }
+
+    /// [`Decoder::resolved_datums`] for the Parquet shredder, which checks
+    /// what it reads as the gate's walk does (`archive/shred.rs`, within
+    /// [`Decoder::budget`]): a bare alert whose framing is not in doubt is
+    /// handed on without that walk, so it is walked once, not twice. One
+    /// that might be of either of two framings is walked: that decides.
+    pub fn column_datums<'a>(&self, payload: impl Into<Payload<'a>>) -> Result<Datums<'a>> {
         let message = payload.into();
+        let in_doubt = self.framings(message)?.1.is_some();
+        self.resolved(message, in_doubt)
+    }
+
+    /// The limits each alert is read within (`--max-alert-bytes`).
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    fn resolved<'a>(&self, message: Payload<'a>, walk_bare: bool) -> Result<Datums<'a>> {
         let payload = message.value;
         let (framing, (writer, alerts)) = self.either(message, |framing| {
             let Some(checked) = self.written(framing, message)? else {
-                return self.bare_datum(framing, payload);
+                return match walk_bare {
+                    true => self.bare_datum(framing, payload),
+                    false => Ok((
+                        self.reader_compiled()?,
+                        vec![Cow::Borrowed(bare(framing, payload))],
+                    )),
+                };
             };
             let Some(resolution) = self.resolution(&checked.writer) else {
                 return Ok((checked.writer.clone(), checked.into_alerts()));

@@ -61,7 +61,8 @@ pub struct Budget {
 
 pub const EMPTY_ITEM_COST: usize = 8;
 
-const LEFT_OVER: &str = "bytes left over after the alert: the payload does not match the schema";
+pub(crate) const LEFT_OVER: &str =
+    "bytes left over after the alert: the payload does not match the schema";
 
 impl Plan {
     /// Compiles a schema for the JSON path; `None` for what it does not
@@ -218,7 +219,7 @@ fn json_string(s: &str) -> Vec<u8> {
 }
 
 /// One whole alert's input, refused at once when larger than the budget.
-fn alert_input(bytes: &[u8], budget: Budget) -> Result<Input<'_>, DecodeError> {
+pub(crate) fn alert_input(bytes: &[u8], budget: Budget) -> Result<Input<'_>, DecodeError> {
     let mut input = Input::new(bytes);
     if bytes.len() > budget.alert_bytes {
         return input.fail("alert larger than --max-alert-bytes");

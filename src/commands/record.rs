@@ -460,7 +460,7 @@ impl Recorder {
     fn store(&mut self, payload: Payload<'_>, meta: &Meta) -> Result<()> {
         let parquet = self.options.format == ArchiveFormat::Parquet;
         let mut datums = if parquet {
-            self.decoder.resolved_datums(payload)
+            self.decoder.column_datums(payload)
         } else {
             self.decoder.datums(payload)
         }
@@ -497,7 +497,8 @@ impl Recorder {
                 }
             }
             FileKind::Parquet(parquet) => {
-                parquet.append(&datums.alerts, meta).map_err(skip)?;
+                let budget = self.decoder.budget();
+                parquet.append(&datums.alerts, meta, budget).map_err(skip)?;
                 parquet.write_full_group()?;
             }
         }

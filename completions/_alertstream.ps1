@@ -289,8 +289,6 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             [CompletionResult]::new('--fields', '--fields', [CompletionResultType]::ParameterName, 'Fields the visits cycle over: fewer fields, more recurrences [default: 4]')
             [CompletionResult]::new('--objects', '--objects', [CompletionResultType]::ParameterName, 'Objects in the simulated sky [default: 20 x COUNT]')
             [CompletionResult]::new('--mix', '--mix', [CompletionResultType]::ParameterName, 'Shares of the classes, e.g. periodic=0.4,transient=0.2,agn=0.2,solar-system=0.1,bogus=0.1; classes left out share the rest')
-            [CompletionResult]::new('--bursts', '--bursts', [CompletionResultType]::ParameterName, 'Send each visit in N bursts, detector by detector (Rubin''s alert production emits a visit per detector) [default: 1]')
-            [CompletionResult]::new('--spread', '--spread', [CompletionResultType]::ParameterName, 'Seconds the bursts of a visit are spread over [default: 0]')
             [CompletionResult]::new('--shard', '--shard', [CompletionResultType]::ParameterName, 'Make only detectors d with d mod N == I (ZTF: readout quadrants), with the ids an unsharded run gives them: N hosts with I = 0..N-1 make one stream')
             [CompletionResult]::new('--shard-slot', '--shard-slot', [CompletionResultType]::ParameterName, '--shard counted from 1, as Docker Swarm numbers a service''s replicas: ALERTSTREAM_SHARD_SLOT="{{.Task.Slot}}/3" in a stack file''s environment')
             [CompletionResult]::new('--no-stamps', '--no-stamps', [CompletionResultType]::ParameterName, 'Leave the cutout fields empty (null), without postage stamps')

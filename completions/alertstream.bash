@@ -889,7 +889,7 @@ _alertstream() {
             return 0
             ;;
         alertstream__subcmd__simulate)
-            opts="-v -q -h --out --visits --interval --no-stamps --schema --seed --start --fields --objects --mix --bursts --spread --shard --shard-slot --verbose --quiet --help ztf rubin"
+            opts="-v -q -h --out --visits --interval --no-stamps --schema --seed --start --fields --objects --mix --shard --shard-slot --verbose --quiet --help ztf rubin"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -928,14 +928,6 @@ _alertstream() {
                     return 0
                     ;;
                 --mix)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --bursts)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --spread)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

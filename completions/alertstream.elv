@@ -279,8 +279,6 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --fields 'Fields the visits cycle over: fewer fields, more recurrences [default: 4]'
             cand --objects 'Objects in the simulated sky [default: 20 x COUNT]'
             cand --mix 'Shares of the classes, e.g. periodic=0.4,transient=0.2,agn=0.2,solar-system=0.1,bogus=0.1; classes left out share the rest'
-            cand --bursts 'Send each visit in N bursts, detector by detector (Rubin''s alert production emits a visit per detector) [default: 1]'
-            cand --spread 'Seconds the bursts of a visit are spread over [default: 0]'
             cand --shard 'Make only detectors d with d mod N == I (ZTF: readout quadrants), with the ids an unsharded run gives them: N hosts with I = 0..N-1 make one stream'
             cand --shard-slot '--shard counted from 1, as Docker Swarm numbers a service''s replicas: ALERTSTREAM_SHARD_SLOT="{{.Task.Slot}}/3" in a stack file''s environment'
             cand --no-stamps 'Leave the cutout fields empty (null), without postage stamps'

@@ -251,8 +251,6 @@ complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l sta
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l fields -d 'Fields the visits cycle over: fewer fields, more recurrences [default: 4]' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l objects -d 'Objects in the simulated sky [default: 20 x COUNT]' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l mix -d 'Shares of the classes, e.g. periodic=0.4,transient=0.2,agn=0.2,solar-system=0.1,bogus=0.1; classes left out share the rest' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l bursts -d 'Send each visit in N bursts, detector by detector (Rubin\'s alert production emits a visit per detector) [default: 1]' -r
-complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l spread -d 'Seconds the bursts of a visit are spread over [default: 0]' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l shard -d 'Make only detectors d with d mod N == I (ZTF: readout quadrants), with the ids an unsharded run gives them: N hosts with I = 0..N-1 make one stream' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l shard-slot -d '--shard counted from 1, as Docker Swarm numbers a service\'s replicas: ALERTSTREAM_SHARD_SLOT="{{.Task.Slot}}/3" in a stack file\'s environment' -r
 complete -c alertstream -n "__fish_alertstream_using_subcommand simulate" -l no-stamps -d 'Leave the cutout fields empty (null), without postage stamps'

@@ -61,11 +61,14 @@ pub fn command() -> clap::Command {
     // A file holds a visit whole: simulate refuses these (naming send
     // --simulate), so its help does not offer them.
     command.mut_subcommand("simulate", |sub| {
-        ["bursts", "spread"]
+        SEND_ONLY
             .iter()
             .fold(sub, |sub, id| sub.mut_arg(*id, |arg| arg.hide(true)))
     })
 }
+
+/// Options simulate shares with send --simulate but refuses.
+const SEND_ONLY: [&str; 2] = ["bursts", "spread"];
 
 /// The command line for completion scripts. clap_complete offers hidden
 /// options too, so here the Kafka options are not propagated to every
@@ -93,12 +96,27 @@ pub fn command_for_completion() -> clap::Command {
         .map(|sub| sub.get_name().to_string())
         .collect();
     names.iter().fold(command, |command, name| {
-        let online = !OFFLINE.contains(&name.as_str());
-        command.mut_subcommand(
-            name,
-            |sub| if online { sub.args(kafka.clone()) } else { sub },
-        )
+        command.mut_subcommand(name, |sub| match name.as_str() {
+            "simulate" => without_send_only(sub),
+            offline if OFFLINE.contains(&offline) => sub,
+            _ => sub.args(kafka.clone()),
+        })
     })
+}
+
+/// simulate as completion sees it: the same, less [`SEND_ONLY`] (a hidden
+/// option would still be offered, and there is no removing one).
+fn without_send_only(sub: clap::Command) -> clap::Command {
+    let kept: Vec<clap::Arg> = sub
+        .get_arguments()
+        .filter(|arg| !SEND_ONLY.contains(&arg.get_id().as_str()))
+        .cloned()
+        .collect();
+    let fresh = clap::Command::new("simulate").args(kept);
+    match sub.get_about() {
+        Some(about) => fresh.about(about.clone()),
+        None => fresh,
+    }
 }
 
 /// Parses the process's arguments with [`command`]; exits on an error, as

@@ -405,7 +405,9 @@ fn simulate_help_leaves_out_the_kafka_options_it_accepts() {
         let mut lines = bash.lines().skip_while(|l| l.trim() != case);
         lines.nth(1).expect("a case per subcommand").to_string()
     };
-    for kafka in ["--brokers", "--metrics"] {
+    assert!(offered("simulate").contains("--seed"));
+    assert!(offered("send").contains("--bursts"));
+    for kafka in ["--brokers", "--metrics", "--bursts", "--spread"] {
         assert!(
             !offered("simulate").contains(kafka),
             "{kafka} offered to simulate"

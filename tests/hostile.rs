@@ -279,3 +279,45 @@ fn max_alert_bytes_skips_larger_alerts() {
         stderr(&bad)
     );
 }
+
+/// A string that is not UTF-8 (another producer's alert with one byte of
+/// objectId broken) is refused by every command that reads it, Avro
+/// archives included: no reader could decode an archive that took it.
+#[test]
+fn a_string_that_is_not_utf8_is_refused_by_every_reader() {
+    let topic = topic("not-utf8");
+    let good = alertstream::avro::codec::encode(
+        &alertstream::avro::schema::built_in(),
+        &sample_alerts().remove(0),
+    )
+    .unwrap();
+    let at = good
+        .windows(3)
+        .position(|w| w == b"ZTF")
+        .expect("an objectId");
+    let mut bad = good.clone();
+    bad[at + 1] = 0xff;
+    produce_raw(&topic, &[&good, &bad, &good]);
+    let out = tempfile::tempdir().unwrap();
+    for (command, format) in [("print", ""), ("record", "avro"), ("record", "parquet")] {
+        let folder = out.path().join(format);
+        let folder = folder.to_str().unwrap();
+        let group = format!("{command}-{format}");
+        let mut args = vec![command, &topic, "-e", "--group", &group];
+        if command == "record" {
+            args.extend(["--out", folder, "--format", format]);
+        }
+        let output = run(&args);
+        let log = stderr(&output);
+        assert!(output.status.success(), "{args:?}: {log}");
+        assert!(log.contains("string is not UTF-8"), "{args:?}: {log}");
+        assert!(
+            log.contains(&format!("{topic} partition 0 offset 1")),
+            "{log}"
+        );
+        assert!(
+            log.contains("2 alert(s) from 3 message(s)"),
+            "{args:?}: {log}"
+        );
+    }
+}

@@ -20,8 +20,11 @@ pub fn init(verbose: u8, quiet: bool) {
         .with(format)
         .with(targets)
         .try_init();
-    if let Some(refused) = refused {
-        tracing::warn!("{refused}");
+    // Said even under -q: RUST_LOG was to take precedence over it.
+    match refused {
+        Some(refused) if quiet => tracing::error!("{refused}"),
+        Some(refused) => tracing::warn!("{refused}"),
+        None => {}
     }
 }
 
@@ -68,7 +71,13 @@ fn filter(rust_log: Option<&str>, verbose: u8, quiet: bool) -> (Targets, Option<
             LEVELS.join(", "),
             TARGETS.join(", ")
         ),
-        (None, Err(e)) => format!("RUST_LOG ignored: {e} (directives are LEVEL or target=LEVEL)"),
+        (None, Err(e)) => {
+            let bad = directives
+                .split(',')
+                .find(|d| d.parse::<Targets>().is_err())
+                .unwrap_or(&directives);
+            format!("RUST_LOG ignored: {bad:?} does not parse ({e}); directives are LEVEL or target=LEVEL")
+        }
     };
     (fallback(), Some(refused))
 }
@@ -107,8 +116,12 @@ mod tests {
             refused.contains("\"degub\" is neither a level"),
             "{refused}"
         );
-        let (_, bad) = filter(Some("alertstream=loud"), 0, false);
-        assert!(bad.unwrap().starts_with("RUST_LOG ignored:"));
+        let (_, bad) = filter(Some("warn,alertstream=loud"), 0, false);
+        let bad = bad.unwrap();
+        assert!(
+            bad.starts_with("RUST_LOG ignored: \"alertstream=loud\" does not parse"),
+            "{bad}"
+        );
         for fine in ["DEBUG", "alertstream", "librdkafka=debug", "h2=off,info"] {
             assert_eq!(filter(Some(fine), 0, false).1, None, "{fine}");
         }

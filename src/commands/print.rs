@@ -158,7 +158,6 @@ impl Handler for Printer {
         let now = Instant::now();
         self.counts.first.get_or_insert(now);
         self.counts.last = Some(now);
-        self.counts.messages += 1;
         self.line.clear();
         let payload = message.payload().unwrap_or_default();
         let rendered = if payload.is_empty() {
@@ -171,6 +170,7 @@ impl Handler for Printer {
             Err(e) if e.is::<StampError>() => return Err(e),
             Err(e) => {
                 super::undecodable(message, e, self.dead_letter.as_ref(), None)?;
+                self.counts.messages += 1;
                 self.counts.skipped += 1;
                 return Ok(());
             }
@@ -182,6 +182,7 @@ impl Handler for Printer {
             .write_all(&self.line)
             .context("cannot write to stdout")?;
         // Counted once written: `print | head -1` printed what head got.
+        self.counts.messages += 1;
         self.counts.alerts += count as u64;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Logs go to stderr through `tracing`, so stdout carries only data.
 
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -58,11 +58,15 @@ fn filter(rust_log: Option<&str>, verbose: u8, quiet: bool) -> (Targets, Option<
         return (fallback(), None);
     }
     // A misspelled level ("degub") parses as a target that never logs.
-    let stray = directives.split(',').find(|d| {
-        !d.contains('=')
-            && !LEVELS.iter().any(|l| d.eq_ignore_ascii_case(l))
-            && !TARGETS.iter().any(|t| d.starts_with(t))
-    });
+    let ours = |d: &str| {
+        TARGETS.iter().any(|t| {
+            d.strip_prefix(t)
+                .is_some_and(|r| r.is_empty() || r.starts_with("::"))
+        })
+    };
+    let stray = directives
+        .split(',')
+        .find(|d| !d.contains('=') && d.parse::<LevelFilter>().is_err() && !ours(d));
     let refused = match (stray, directives.parse::<Targets>()) {
         (None, Ok(targets)) => return (targets, None),
         (Some(stray), _) => format!(
@@ -122,9 +126,17 @@ mod tests {
             bad.starts_with("RUST_LOG ignored: \"alertstream=loud\" does not parse"),
             "{bad}"
         );
-        for fine in ["DEBUG", "alertstream", "librdkafka=debug", "h2=off,info"] {
+        for fine in [
+            "DEBUG",
+            "5",
+            "alertstream",
+            "alertstream::kafka",
+            "librdkafka=debug",
+            "h2=off,info",
+        ] {
             assert_eq!(filter(Some(fine), 0, false).1, None, "{fine}");
         }
+        assert!(filter(Some("alertstreamx"), 0, false).1.is_some());
     }
 
     #[test]

@@ -453,7 +453,10 @@ mod tests {
 
     /// What the gate's walk refuses, the shredder refuses as it reads,
     /// rolling the message back: counts the bytes cannot hold, empty items
-    /// past the alert's budget, bytes left over, an alert over the budget.
+    /// past the alert's budget, bytes left over, an alert over the budget,
+    /// a union branch the union lacks (-1 included), a boolean byte past 1,
+    /// an int out of range, an enum index past its symbols; each in a
+    /// field kept and in one left out of the layout (a cutout).
     #[test]
     fn hostile_alerts_are_refused_as_the_gate_refuses_them() {
         let schema = Schema::parse_str(
@@ -462,65 +465,105 @@ mod tests {
                 {"name":"points","type":{"type":"array","items":
                     {"type":"record","name":"p","fields":[{"name":"x","type":"double"}]}}},
                 {"name":"gaps","type":{"type":"array","items":"null"}},
-                {"name":"none","type":["null"]}]}"#,
+                {"name":"none","type":["null"]},
+                {"name":"only","type":["string"]},
+                {"name":"flag","type":"boolean"},
+                {"name":"small","type":"int"},
+                {"name":"kind","type":{"type":"enum","name":"k","symbols":["a","b"]}},
+                {"name":"cutoutScience","type":["null",{"type":"record","name":"c",
+                    "fields":[{"name":"fileName","type":"string"},
+                              {"name":"flag","type":"boolean"},
+                              {"name":"kind","type":"k"}]}]}]}"#,
         )
         .unwrap();
-        let layout = Layout::new(&schema, true).unwrap();
         let plan = crate::avro::plan::Plan::shape(&schema).unwrap();
         let long = |v: i64| {
             let mut out = Vec::new();
             crate::avro::varint::write_long(&mut out, v);
             out
         };
-        // id 1, points [1.0], gaps [null, null], none: null (branch 0).
-        let good = [long(1), long(1), 1f64.to_le_bytes().to_vec(), long(0)]
-            .concat()
-            .into_iter()
-            .chain([4, 0, 0])
-            .collect::<Vec<u8>>();
+        // The fields after `gaps`, each as given; then the cutout.
+        let alert = |tail: &[&[u8]], cutout: &[&[u8]]| -> Vec<u8> {
+            let head = [
+                long(1),
+                long(1),
+                1f64.to_le_bytes().to_vec(),
+                long(0),
+                vec![4, 0],
+            ];
+            let cutout = [&[2u8][..], &[2, b'x'], cutout[0], cutout[1]].concat();
+            [head.concat(), tail.concat(), cutout].concat()
+        };
+        // none: branch 0; only: branch 0, "y"; flag 1; small 7; kind b.
+        let fine: [&[u8]; 5] = [&[0], &[0, 2, b'y'], &[1], &[14], &[2]];
+        let with = |i: usize, bytes: &'static [u8]| {
+            let mut tail = fine;
+            tail[i] = bytes;
+            alert(&tail, &[&[1], &[2]])
+        };
+        let good = alert(&fine, &[&[1], &[2]]);
         let claims_points = [long(1), long(1 << 40)].concat();
         let claims_nulls = [long(1), long(0), long(1 << 40)].concat();
         let left_over = [good.clone(), vec![0]].concat();
+        let huge_int: &'static [u8] = Box::leak(long(1 << 40).into_boxed_slice());
         let small = Budget { alert_bytes: 4 };
-        let cases: [(&[u8], Budget, &str); 5] = [
-            (&good, BUDGET, ""),
+        let cases: Vec<(Vec<u8>, Budget, &str)> = vec![
+            (good.clone(), BUDGET, ""),
             (
-                &claims_points,
+                claims_points,
                 BUDGET,
                 "claims more items than the payload can hold",
             ),
             (
-                &claims_nulls,
+                claims_nulls,
                 BUDGET,
                 "empty items exceeds --max-alert-bytes",
             ),
-            (&left_over, BUDGET, "bytes left over"),
-            (&good, small, "larger than --max-alert-bytes"),
+            (left_over, BUDGET, "bytes left over"),
+            (good, small, "larger than --max-alert-bytes"),
+            (with(0, &[1]), BUDGET, "out of range"),
+            (with(1, &[1, 2, b'y']), BUDGET, "out of range"),
+            (with(1, &[2, 2, b'y']), BUDGET, "out of range"),
+            (with(2, &[2]), BUDGET, "boolean byte is neither 0 nor 1"),
+            (with(3, huge_int), BUDGET, "int out of range"),
+            (with(4, &[4]), BUDGET, "enum index out of range"),
+            (
+                alert(&fine, &[&[2], &[2]]),
+                BUDGET,
+                "boolean byte is neither 0 nor 1",
+            ),
+            (
+                alert(&fine, &[&[1], &[4]]),
+                BUDGET,
+                "enum index out of range",
+            ),
         ];
-        for (bytes, budget, refusal) in cases {
-            let mut rows = layout.rows().unwrap();
-            let shredded = layout.append(&mut rows, &[bytes], &meta(0), budget);
-            let gate = plan.check(bytes, budget);
-            match refusal {
-                "" => {
+        for stamps in [true, false] {
+            let layout = Layout::new(&schema, stamps).unwrap();
+            for (bytes, budget, refusal) in &cases {
+                let mut rows = layout.rows().unwrap();
+                let shredded = layout.append(&mut rows, &[bytes], &meta(0), *budget);
+                let gate = plan.check(bytes, *budget);
+                if refusal.is_empty() {
                     shredded.unwrap();
                     gate.unwrap();
                     assert_eq!(rows.len(), 1);
+                    continue;
                 }
-                _ => {
-                    let said = shredded.unwrap_err().to_string();
-                    assert!(said.contains(refusal), "{said}");
-                    assert!(gate.unwrap_err().to_string().contains(refusal));
-                    assert_eq!(rows.len(), 0, "rolled back");
-                    assert!(rows.columns.iter().all(|c| c.rows() == 0));
-                }
+                let said = shredded.unwrap_err().to_string();
+                assert!(said.contains(refusal), "stamps {stamps}: {said}");
+                let gate = gate.unwrap_err().to_string();
+                assert!(gate.contains(refusal), "{gate}");
+                assert_eq!(rows.len(), 0, "rolled back");
+                assert!(rows.columns.iter().all(|c| c.rows() == 0));
             }
         }
     }
 
     /// Bare alerts reach the shredder unwalked by the gate, so it must
     /// refuse all the gate refuses: for real alerts with bytes changed,
-    /// cut or added, whatever the shredder takes the gate takes too.
+    /// cut or added, shredded with and without their cutouts, whatever the
+    /// shredder takes the gate takes too.
     #[test]
     fn the_shredder_takes_nothing_the_gate_refuses() {
         use proptest::prelude::*;
@@ -534,7 +577,8 @@ mod tests {
             .iter()
             .map(|a| apache_avro::to_avro_datum(&schema, a.value.clone()).unwrap())
             .collect();
-        let layout = Layout::new(&schema, true).unwrap();
+        // With and without the cutouts: a field left out is checked too.
+        let layouts = [true, false].map(|stamps| Layout::new(&schema, stamps).unwrap());
         let plan = crate::avro::plan::Plan::shape(&schema).unwrap();
         let config = ProptestConfig {
             cases: 2000,
@@ -546,9 +590,11 @@ mod tests {
             any::<prop::sample::Index>(),
             any::<u8>(),
             0..3u8,
+            any::<bool>(),
         );
         proptest::test_runner::TestRunner::new(config)
-            .run(&edits, |(which, at, byte, how)| {
+            .run(&edits, |(which, at, byte, how, stamps)| {
+                let layout = &layouts[usize::from(!stamps)];
                 let mut bytes = datums[which].clone();
                 let at = at.index(bytes.len());
                 match how {

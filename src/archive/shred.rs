@@ -287,7 +287,7 @@ pub fn read(how: &Read, input: &mut Input<'_>, column: Option<&mut Column>) -> R
     };
     match (how, column) {
         (Read::Optional { null, value, inner }, column) => {
-            let branch = input.long()?;
+            let branch = branch(input)?;
             if branch == *null {
                 column.push_null();
             } else if branch == *value {
@@ -298,14 +298,15 @@ pub fn read(how: &Read, input: &mut Input<'_>, column: Option<&mut Column>) -> R
         }
         (Read::Null, column) => column.push_null(),
         (Read::Bool, Column::Bool(x, v)) => {
-            x.push(input.take(1)?[0] != 0);
+            x.push(boolean(input)?);
             v.push(true);
         }
         (Read::Int, Column::I32(x, v, _)) => {
             x.push(i32::try_from(input.long()?).map_err(|_| anyhow!("int out of range"))?);
             v.push(true);
         }
-        (Read::Int | Read::Long, Column::I64(x, v, _)) => (x.push(input.long()?), v.push(true)).1,
+        (Read::Int, Column::I64(x, v, _)) => (x.push(input.int()?.into()), v.push(true)).1,
+        (Read::Long, Column::I64(x, v, _)) => (x.push(input.long()?), v.push(true)).1,
         (Read::Float, Column::F32(x, v)) => {
             let raw: [u8; 4] = input.take(4)?.try_into()?;
             (x.push(f32::from_le_bytes(raw)), v.push(true)).1
@@ -334,7 +335,7 @@ pub fn read(how: &Read, input: &mut Input<'_>, column: Option<&mut Column>) -> R
                 .and_then(|i| symbols.get(i))
                 .ok_or_else(|| anyhow!("enum index out of range"))?;
             data.extend_from_slice(symbol.as_bytes());
-            offsets.push(data.len() as i32);
+            offsets.push(i32::try_from(data.len()).map_err(|_| anyhow!("row group over 2 GiB"))?);
             v.push(true);
         }
         (Read::Fixed(n), Column::Fixed(data, _, v)) => {
@@ -358,15 +359,29 @@ pub fn read(how: &Read, input: &mut Input<'_>, column: Option<&mut Column>) -> R
     Ok(())
 }
 
-/// Walks past one value.
+/// Walks past one value (a field left out of the layout), checking it as
+/// [`read`] does.
 fn skip(how: &Read, input: &mut Input<'_>) -> Result<()> {
     match how {
         Read::Null => {}
         Read::Bool => {
-            input.take(1)?;
+            boolean(input)?;
         }
-        Read::Int | Read::Long | Read::Enum(_) => {
+        Read::Int => {
+            input.int()?;
+        }
+        Read::Long => {
             input.long()?;
+        }
+        Read::Enum(symbols) => {
+            let i = input.long()?;
+            if usize::try_from(i)
+                .ok()
+                .and_then(|i| symbols.get(i))
+                .is_none()
+            {
+                bail!("enum index out of range");
+            }
         }
         Read::Float => {
             input.take(4)?;
@@ -374,16 +389,25 @@ fn skip(how: &Read, input: &mut Input<'_>) -> Result<()> {
         Read::Double => {
             input.take(8)?;
         }
-        Read::Bytes | Read::Str => {
+        Read::Bytes => {
             let n = input.length()?;
             input.take(n)?;
+        }
+        Read::Str => {
+            let n = input.length()?;
+            if std::str::from_utf8(input.take(n)?).is_err() {
+                bail!("string is not UTF-8");
+            }
         }
         Read::Fixed(n) => {
             input.take(*n)?;
         }
-        Read::Optional { null, inner, .. } => {
-            if input.long()? != *null {
+        Read::Optional { null, value, inner } => {
+            let branch = branch(input)?;
+            if branch == *value {
                 skip(inner, input)?;
+            } else if branch != *null {
+                bail!("union branch {branch} out of range");
             }
         }
         Read::Array(items, min) => read_blocks(input, *min, |input| skip(items, input))?,
@@ -394,6 +418,24 @@ fn skip(how: &Read, input: &mut Input<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A union's branch index; never negative (a branch a union lacks is
+/// written -1 in [`Read::Optional`]).
+fn branch(input: &mut Input<'_>) -> Result<i64> {
+    match input.long()? {
+        branch if branch < 0 => bail!("union branch {branch} out of range"),
+        branch => Ok(branch),
+    }
+}
+
+/// A boolean's byte: 0 or 1, as Avro writes it.
+fn boolean(input: &mut Input<'_>) -> Result<bool> {
+    match input.take(1)?[0] {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => bail!("boolean byte is neither 0 nor 1"),
+    }
 }
 
 /// An array's blocks: a count (negative: followed by a byte size), items, 0.

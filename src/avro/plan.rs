@@ -362,16 +362,33 @@ fn write_record(
 }
 
 /// Reads past a value without writing it (cutouts in the printout); the
-/// gate's walk. A string must be UTF-8 here too: an archive or a topic that
-/// took one that is not would hold an alert no Avro reader decodes.
+/// gate's walk. It refuses what the JSON walk and Avro readers refuse (a
+/// string not UTF-8, a boolean byte past 1, an int out of range, an enum
+/// index past its symbols): an archive or a topic that took such a value
+/// would hold an alert no Avro reader decodes.
 fn skip(node: &Node, input: &mut Input<'_>) -> Result<(), DecodeError> {
     match node {
         Node::Null => {}
         Node::Boolean => {
-            input.take(1)?;
+            if input.take(1)?[0] > 1 {
+                return input.fail("boolean byte is neither 0 nor 1");
+            }
         }
-        Node::Int | Node::Long | Node::Enum(_) => {
+        Node::Int => {
+            input.int()?;
+        }
+        Node::Long => {
             input.long()?;
+        }
+        Node::Enum(symbols) => {
+            let i = input.long()?;
+            if usize::try_from(i)
+                .ok()
+                .and_then(|i| symbols.get(i))
+                .is_none()
+            {
+                return input.fail("enum index out of range");
+            }
         }
         Node::Float => {
             input.take(4)?;

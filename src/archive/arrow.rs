@@ -407,6 +407,21 @@ mod tests {
         }
     }
 
+    /// The built-in schema and the sample alerts as bare Avro of it.
+    fn sample_datums() -> (Schema, Vec<Vec<u8>>) {
+        let schema = crate::avro::schema::built_in();
+        let samples = crate::alerts::source::load(&[std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sample-alerts"
+        ))])
+        .unwrap();
+        let datums = samples
+            .iter()
+            .map(|a| apache_avro::to_avro_datum(&schema, a.value.clone()).unwrap())
+            .collect();
+        (schema, datums)
+    }
+
     const BUDGET: Budget = Budget {
         alert_bytes: crate::avro::gate::DEFAULT_MAX_ALERT_BYTES,
     };
@@ -567,16 +582,7 @@ mod tests {
     #[test]
     fn the_shredder_takes_nothing_the_gate_refuses() {
         use proptest::prelude::*;
-        let schema = crate::avro::schema::built_in();
-        let samples = crate::alerts::source::load(&[std::path::PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/sample-alerts"
-        ))])
-        .unwrap();
-        let datums: Vec<Vec<u8>> = samples
-            .iter()
-            .map(|a| apache_avro::to_avro_datum(&schema, a.value.clone()).unwrap())
-            .collect();
+        let (schema, datums) = sample_datums();
         // With and without the cutouts: a field left out is checked too.
         let layouts = [true, false].map(|stamps| Layout::new(&schema, stamps).unwrap());
         let plan = crate::avro::plan::Plan::shape(&schema).unwrap();
@@ -621,16 +627,7 @@ mod tests {
     /// without stamps, the cutouts come back null and the rest the same.
     #[test]
     fn rows_encode_back_to_the_same_avro() {
-        let schema = crate::avro::schema::built_in();
-        let samples = crate::alerts::source::load(&[std::path::PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/sample-alerts"
-        ))])
-        .unwrap();
-        let datums: Vec<Vec<u8>> = samples
-            .iter()
-            .map(|a| apache_avro::to_avro_datum(&schema, a.value.clone()).unwrap())
-            .collect();
+        let (schema, datums) = sample_datums();
         for stamps in [true, false] {
             let layout = Layout::new(&schema, stamps).unwrap();
             let mut rows = layout.rows().unwrap();

@@ -221,9 +221,10 @@ pub struct ParquetFile {
     spliced_columns: usize,
 }
 
-/// The thread encoding a file's row groups, one at a time: a row group is
-/// handed over only when the thread is ready for it, so at most two are in
-/// memory (one being shredded, one being encoded).
+/// The thread encoding a file's row groups, one at a time. One row group
+/// may wait for it, so that a slow one does not hold up the shredding, and
+/// at most three are in memory (one being shredded, one waiting, one being
+/// encoded).
 struct Encoder {
     batches: Option<SyncSender<(RecordBatch, u64)>>,
     thread: Option<JoinHandle<Result<Writer>>>,
@@ -233,7 +234,7 @@ struct Encoder {
 
 impl Encoder {
     fn start(mut writer: Writer, temp: &Path) -> Result<Self> {
-        let (batches, incoming) = sync_channel::<(RecordBatch, u64)>(0);
+        let (batches, incoming) = sync_channel::<(RecordBatch, u64)>(1);
         let written = Arc::new(AtomicU64::new(0));
         let unwritten = Arc::new(AtomicU64::new(0));
         let (on_disk, pending) = (written.clone(), unwritten.clone());

@@ -123,8 +123,30 @@ fn without_send_only(sub: clap::Command) -> clap::Command {
 /// clap does (usage errors are exit 2).
 pub fn parse() -> Cli {
     let mut command = command();
-    let matches = command.get_matches_mut();
+    let matches = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .unwrap_or_else(|e| with_tips(e).exit());
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
+}
+
+/// For `record --to`, clap's tip is to pass `--to` as a value; what was
+/// meant is a window's end or filter's output topic, so that is the tip
+/// (the one clap gives replaced: it is kept as the `Suggested` context).
+fn with_tips(mut error: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| error.get(kind).map(ToString::to_string).unwrap_or_default();
+    let record_to = error.kind() == ErrorKind::UnknownArgument
+        && context(ContextKind::InvalidArg).split('=').next() == Some("--to")
+        && context(ContextKind::Usage).contains("alertstream record");
+    if record_to {
+        error.insert(
+            ContextKind::Suggested,
+            ContextValue::StyledStrs(vec![
+                "record has no --to: give --until TIME to stop at a time, or use filter --to TOPIC to copy alerts to a topic".into(),
+            ]),
+        );
+    }
+    error
 }
 
 #[derive(Debug, Args)]
@@ -602,7 +624,13 @@ pub struct ViewArgs {
     /// Show a folder that `record` wrote (Avro or Parquet) instead of
     /// topics: its newest --keep alerts, with the topic, partition and
     /// offset each came from (filter with e.g. objectId == "ZTF18abc").
-    #[arg(long = "archive", value_name = "DIR", conflicts_with = "topics")]
+    /// The folder is shown as it is: -e, --max-messages, --no-wait, --from
+    /// and --until are for topics.
+    #[arg(
+        long = "archive",
+        value_name = "DIR",
+        conflicts_with_all = ["topics", "exit_at_end", "max_messages", "no_wait", "from", "until"]
+    )]
     pub archive: Option<PathBuf>,
 
     /// Address the page is served on. Anything but a loopback address is

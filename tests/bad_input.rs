@@ -126,6 +126,20 @@ fn invalid_options_are_rejected_before_connecting() {
             vec!["print", "t", "--schema", "/nonexistent.avsc"],
             "/nonexistent.avsc",
         ),
+        // A window's end, or filter's output topic: said which is meant.
+        (
+            vec!["record", "t", "--out", "/nonexistent/out", "--to", "now"],
+            "give --until TIME",
+        ),
+        // An archive has no end to wait for and no offsets to start from.
+        (
+            vec!["view", "--archive", "/nonexistent/out", "-e"],
+            "--exit-at-end",
+        ),
+        (
+            vec!["view", "--archive", "/nonexistent/out", "--from", "-1h"],
+            "--from",
+        ),
     ] {
         let mut all = vec!["-b", "127.0.0.1:1"];
         all.extend(&args);

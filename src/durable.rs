@@ -164,6 +164,20 @@ impl Write for Written {
 }
 
 impl Written {
+    /// An archive's writing (gathered, not direct) to a file of a test's
+    /// choosing, such as /dev/full.
+    #[cfg(test)]
+    pub fn gathering(file: File) -> Self {
+        Written {
+            file,
+            written: 0,
+            handed: 0,
+            gather: Some(Gather::new()),
+            direct: false,
+            failed: false,
+        }
+    }
+
     /// Runs `step` unless an earlier step failed; a failure (other than an
     /// interrupted call, which is tried again) fails every later one.
     fn unless_failed<T>(

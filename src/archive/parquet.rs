@@ -58,7 +58,13 @@ pub fn keep_freed_memory() {
 /// file, which are spliced in from the shredded buffers (`splice.rs`).
 struct Writer {
     file: SerializedFileWriter<Splicing<Written>>,
-    columns: ArrowRowGroupWriterFactory,
+    row_groups: usize,
+}
+
+/// A file's row groups turned into column chunks, each in memory until the
+/// [`Writer`] places it in the file.
+struct Columns {
+    factory: ArrowRowGroupWriterFactory,
     /// Each Parquet leaf column's place in a batch, if it is spliced.
     spliced: Vec<Option<LeafPath>>,
     row_groups: usize,
@@ -85,11 +91,11 @@ impl Writer {
         layout: &Layout,
         properties: WriterProperties,
         splice: bool,
-    ) -> Result<Self> {
+    ) -> Result<(Self, Columns)> {
         // No buffer between: an archive's file gathers its writes itself.
         let out = Splicing::new(out);
         let writer = ArrowWriter::try_new(out, layout.schema.clone(), Some(properties))?;
-        let (file, columns) = writer.into_serialized_writer()?;
+        let (file, factory) = writer.into_serialized_writer()?;
         let spliced = file
             .schema_descr()
             .columns()
@@ -99,20 +105,26 @@ impl Writer {
                 false => None,
             })
             .collect();
-        Ok(Self {
-            file,
-            columns,
+        let columns = Columns {
+            factory,
             spliced,
             row_groups: 0,
-        })
+        };
+        Ok((
+            Self {
+                file,
+                row_groups: 0,
+            },
+            columns,
+        ))
     }
 
-    /// Writes `batch` as one row group. The spliced chunks are announced to
-    /// the writer underneath at the offsets the chunks before them end at;
-    /// the row group's metadata then says where each landed, and a chunk
-    /// placed elsewhere fails the file.
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let (appends, spliced) = self.place(self.encode(batch)?)?;
+    /// Writes a batch's column chunks as one row group. The spliced chunks
+    /// are announced to the writer underneath at the offsets the chunks
+    /// before them end at; the row group's metadata then says where each
+    /// landed, and a chunk placed elsewhere fails the file.
+    fn write(&mut self, chunks: Vec<Chunk>) -> Result<()> {
+        let (appends, spliced) = self.place(chunks)?;
         let mut announced = Vec::with_capacity(spliced.len());
         for (leaf, at, chunk) in spliced {
             self.file.inner_mut().announce(at, chunk);
@@ -167,12 +179,24 @@ impl Writer {
         Ok((appends, spliced))
     }
 
+    fn bytes_written(&self) -> u64 {
+        self.file.bytes_written() as u64
+    }
+
+    /// Writes the footer; the file underneath.
+    fn finish(self) -> Result<Written> {
+        self.file.into_inner()?.into_inner()
+    }
+}
+
+impl Columns {
     /// Every leaf column of `batch`, in the file's order.
-    fn encode(&self, batch: &RecordBatch) -> Result<Vec<Chunk>> {
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Chunk>> {
         let mut writers = self
-            .columns
+            .factory
             .create_column_writers(self.row_groups)?
             .into_iter();
+        self.row_groups += 1;
         let mut spliced = self.spliced.iter();
         let mut chunks = Vec::with_capacity(self.spliced.len());
         for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
@@ -192,17 +216,8 @@ impl Writer {
         Ok(chunks)
     }
 
-    fn bytes_written(&self) -> u64 {
-        self.file.bytes_written() as u64
-    }
-
     fn spliced_columns(&self) -> usize {
         self.spliced.iter().flatten().count()
-    }
-
-    /// Writes the footer; the file underneath.
-    fn finish(self) -> Result<Written> {
-        self.file.into_inner()?.into_inner()
     }
 }
 
@@ -221,40 +236,58 @@ pub struct ParquetFile {
     spliced_columns: usize,
 }
 
-/// The thread encoding a file's row groups, one at a time. One row group
-/// may wait for it, so that a slow one does not hold up the shredding, and
-/// at most three are in memory (one being shredded, one waiting, one being
-/// encoded).
+/// Two threads taking a file's row groups in turn: one encodes a row
+/// group's columns, the other writes the chunks of the one before (the
+/// images copied into the file's blocks, the disk writes: most of the
+/// work). A row group may wait for the encoding thread, so that a slow
+/// one does not hold up the shredding; at most four are in memory (one
+/// being shredded, one waiting, one being encoded, one being written).
 struct Encoder {
     batches: Option<SyncSender<(RecordBatch, u64)>>,
-    thread: Option<JoinHandle<Result<Writer>>>,
+    encoding: Option<JoinHandle<Result<()>>>,
+    writing: Option<JoinHandle<Result<Writer>>>,
     written: Arc<AtomicU64>,
     unwritten: Arc<AtomicU64>,
 }
 
 impl Encoder {
-    fn start(mut writer: Writer, temp: &Path) -> Result<Self> {
+    fn start(mut writer: Writer, mut columns: Columns, temp: &Path) -> Result<Self> {
         let (batches, incoming) = sync_channel::<(RecordBatch, u64)>(1);
+        let (encoded, to_write) = sync_channel::<(Vec<Chunk>, u64)>(0);
         let written = Arc::new(AtomicU64::new(0));
         let unwritten = Arc::new(AtomicU64::new(0));
         let (on_disk, pending) = (written.clone(), unwritten.clone());
         let temp = temp.to_path_buf();
-        let thread = std::thread::Builder::new()
-            .name("parquet".into())
+        let encoding = std::thread::Builder::new()
+            .name("parquet-encode".into())
             .spawn(move || {
                 for (batch, avro_bytes) in incoming {
+                    let chunks = columns.encode(&batch)?;
+                    // The writing thread stopped on an error: it tells it.
+                    if encoded.send((chunks, avro_bytes)).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+            .context("cannot start a Parquet encoding thread")?;
+        let writing = std::thread::Builder::new()
+            .name("parquet".into())
+            .spawn(move || {
+                for (chunks, avro_bytes) in to_write {
                     writer
-                        .write(&batch)
+                        .write(chunks)
                         .with_context(|| format!("cannot write {}", temp.display()))?;
                     on_disk.store(writer.bytes_written(), Ordering::Relaxed);
                     pending.fetch_sub(avro_bytes, Ordering::Relaxed);
                 }
                 Ok(writer)
             })
-            .context("cannot start a Parquet encoding thread")?;
+            .context("cannot start a Parquet writing thread")?;
         Ok(Self {
             batches: Some(batches),
-            thread: Some(thread),
+            encoding: Some(encoding),
+            writing: Some(writing),
             written,
             unwritten,
         })
@@ -280,13 +313,21 @@ impl Encoder {
         self.written.load(Ordering::Relaxed) + self.unwritten.load(Ordering::Relaxed)
     }
 
-    /// Waits for every row group handed over to be written.
+    /// Waits for every row group handed over to be written; an encoding
+    /// error first, as the writing stops when the encoding does.
     fn finish(&mut self) -> Result<Writer> {
         self.batches = None;
-        let thread = self.thread.take().ok_or_else(|| anyhow!("encoder gone"))?;
-        thread
+        let (encoding, writing) = (self.encoding.take(), self.writing.take());
+        let (Some(encoding), Some(writing)) = (encoding, writing) else {
+            bail!("encoder gone");
+        };
+        let encoded = encoding
             .join()
-            .map_err(|_| anyhow!("the Parquet encoding thread panicked"))?
+            .map_err(|_| anyhow!("the Parquet encoding thread panicked"))?;
+        let written = writing
+            .join()
+            .map_err(|_| anyhow!("the Parquet writing thread panicked"))?;
+        encoded.and(written)
     }
 }
 
@@ -319,15 +360,15 @@ impl ParquetFile {
                 .set_column_statistics_enabled(ColumnPath::new(path), EnabledStatistics::None);
         }
         let properties = properties.build();
-        let writer = Writer::new(
+        let (writer, columns) = Writer::new(
             file.create_archive()?,
             &layout,
             properties,
             codec == Codec::Null,
         )
         .with_context(|| format!("cannot start {}", file.temp.display()))?;
-        let spliced_columns = writer.spliced_columns();
-        let encoder = Encoder::start(writer, &file.temp)?;
+        let spliced_columns = columns.spliced_columns();
+        let encoder = Encoder::start(writer, columns, &file.temp)?;
         Ok(Self {
             spliced_columns,
             file,
@@ -467,6 +508,56 @@ mod tests {
             );
         }
         assert_eq!(ids, (0..count).collect::<Vec<_>>());
+    }
+
+    /// A row group the writing thread cannot write fails the file: the
+    /// encoding thread stops, the next row group handed over or the finish
+    /// says why, and nothing hangs.
+    #[test]
+    fn a_write_failing_on_the_writing_thread_fails_the_file() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"a","fields":[
+                {"name":"id","type":"long"},{"name":"raw","type":"bytes"}]}"#,
+        )
+        .unwrap();
+        let layout = Arc::new(Layout::new(&schema, true).unwrap());
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let properties = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_compression(Compression::UNCOMPRESSED)
+            .build();
+        let (writer, columns) =
+            Writer::new(Written::gathering(full), &layout, properties, true).unwrap();
+        assert_eq!(columns.spliced_columns(), 1);
+        let mut encoder = Encoder::start(writer, columns, Path::new("/dev/full")).unwrap();
+        let mut rows = layout.rows().unwrap();
+        let mut refused = None;
+        // Each row group is 16 MiB, past the 1 MiB gathered before a write.
+        for _ in 0..4 {
+            for id in 0..ROWS_PER_GROUP as i64 {
+                let mut datum = Vec::new();
+                crate::avro::varint::write_long(&mut datum, id);
+                crate::avro::varint::write_long(&mut datum, 65536);
+                datum.resize(datum.len() + 65536, id as u8);
+                layout
+                    .append(&mut rows, &[datum], &meta(id), BUDGET)
+                    .unwrap();
+            }
+            let batch = layout.batch(&mut rows).unwrap();
+            if let Err(e) = encoder.send(batch, 0) {
+                refused = Some(e);
+                break;
+            }
+        }
+        let error = refused
+            .or_else(|| encoder.finish().err())
+            .expect("a failed write");
+        let error = format!("{error:#}");
+        assert!(error.contains("cannot write /dev/full"), "{error}");
+        assert!(error.contains("No space left on device"), "{error}");
     }
 
     /// The image of row `id`: sizes from empty to a few kilobytes.

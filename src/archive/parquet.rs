@@ -3,9 +3,10 @@
 //! offset, broker timestamp), written in row groups of [`ROWS_PER_GROUP`] so
 //! that memory stays bounded whatever the file's size.
 //!
-//! Encoding a row group (levels, pages, compression) costs about as much as
-//! reading and shredding its alerts, so each file encodes on a thread of its
-//! own while the next row group is shredded: the two halves run on two cores.
+//! Encoding a row group (levels, pages, compression) and writing it cost
+//! about as much as reading and shredding its alerts, so each file encodes
+//! on a thread of its own and writes on another while the next row group is
+//! shredded ([`Encoder`]).
 //! In an uncompressed file (the default), the image columns skip the
 //! encoder: their bytes go to the file from the shredded buffers
 //! (`splice.rs`).

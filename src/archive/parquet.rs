@@ -39,8 +39,8 @@ use crate::durable::{Pending, Written};
 pub const ROWS_PER_GROUP: usize = 256;
 
 /// Keeps freed memory in the process for the next row group. A row group's
-/// buffers (megabytes of images, built on one thread and freed on the
-/// other) are above glibc's default mmap threshold, so each was mapped,
+/// buffers (megabytes of images, built on one thread and freed on another)
+/// are above glibc's default mmap threshold, so each was mapped,
 /// faulted in page by page, zeroed and unmapped again: about a sixth of
 /// Parquet archiving's time. Peak memory is unchanged (the same buffers are
 /// live at once); freed memory stays mapped until the recorder exits.
@@ -59,7 +59,6 @@ pub fn keep_freed_memory() {
 /// file, which are spliced in from the shredded buffers (`splice.rs`).
 struct Writer {
     file: SerializedFileWriter<Splicing<Written>>,
-    row_groups: usize,
 }
 
 /// A file's row groups turned into column chunks, each in memory until the
@@ -111,13 +110,7 @@ impl Writer {
             spliced,
             row_groups: 0,
         };
-        Ok((
-            Self {
-                file,
-                row_groups: 0,
-            },
-            columns,
-        ))
+        Ok((Self { file }, columns))
     }
 
     /// Writes a batch's column chunks as one row group. The spliced chunks
@@ -151,7 +144,6 @@ impl Writer {
                 );
             }
         }
-        self.row_groups += 1;
         Ok(())
     }
 
@@ -229,8 +221,8 @@ pub struct ParquetFile {
     rows: Rows,
     /// Avro bytes of the alerts buffered in `rows`, not yet a row group.
     buffered: u64,
-    /// What the encoding thread has: bytes on disk, and the Avro bytes of
-    /// row groups handed to it and not yet written.
+    /// What the encoding and writing threads have: bytes on disk, and the
+    /// Avro bytes of row groups handed over and not yet written.
     encoder: Encoder,
     pub alerts: u64,
     /// Leaf columns spliced in from the shredded buffers (`splice.rs`).
@@ -264,6 +256,8 @@ impl Encoder {
             .spawn(move || {
                 for (batch, avro_bytes) in incoming {
                     let chunks = columns.encode(&batch)?;
+                    // Compressed, the chunks hold copies: the batch goes now.
+                    drop(batch);
                     // The writing thread stopped on an error: it tells it.
                     if encoded.send((chunks, avro_bytes)).is_err() {
                         break;
@@ -439,7 +433,8 @@ impl ParquetFile {
         self.file.commit(file)
     }
 
-    /// Stops the encoding thread; the temporary file goes with `self`.
+    /// Stops both threads once the row groups handed over are written (at
+    /// most three); the temporary file goes with `self`.
     pub fn discard(mut self) {
         let _ = self.encoder.finish();
     }

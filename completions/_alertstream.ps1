@@ -240,7 +240,7 @@ Register-ArgumentCompleter -Native -CommandName 'alertstream' -ScriptBlock {
             break
         }
         'alertstream;view' {
-            [CompletionResult]::new('--archive', '--archive', [CompletionResultType]::ParameterName, 'Show a folder that `record` wrote (Avro or Parquet) instead of topics: its newest --keep alerts, with the topic, partition and offset each came from (filter with e.g. objectId == "ZTF18abc"). The folder is shown as it is: -e, --max-messages, --no-wait, --from and --until are for topics')
+            [CompletionResult]::new('--archive', '--archive', [CompletionResultType]::ParameterName, 'Show a folder that `record` wrote (Avro or Parquet) instead of topics: its newest --keep alerts, with the topic, partition and offset each came from (filter with e.g. objectId == "ZTF18abc"). The folder is shown as it is: --group, -e, --max-messages, --no-wait, --from and --until are for topics')
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the page is served on. Anything but a loopback address is reachable by others: give --token then')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Require this token on every request: `Authorization: Bearer TOKEN`, or `?token=TOKEN` in the page''s address (the page passes it on)')
             [CompletionResult]::new('--where', '--where', [CompletionResultType]::ParameterName, 'Keep only the alerts this CEL expression selects (as print --where); the page''s filter box narrows further')

@@ -231,7 +231,7 @@ set edit:completion:arg-completer[alertstream] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'alertstream;view'= {
-            cand --archive 'Show a folder that `record` wrote (Avro or Parquet) instead of topics: its newest --keep alerts, with the topic, partition and offset each came from (filter with e.g. objectId == "ZTF18abc"). The folder is shown as it is: -e, --max-messages, --no-wait, --from and --until are for topics'
+            cand --archive 'Show a folder that `record` wrote (Avro or Parquet) instead of topics: its newest --keep alerts, with the topic, partition and offset each came from (filter with e.g. objectId == "ZTF18abc"). The folder is shown as it is: --group, -e, --max-messages, --no-wait, --from and --until are for topics'
             cand --listen 'Address the page is served on. Anything but a loopback address is reachable by others: give --token then'
             cand --token 'Require this token on every request: `Authorization: Bearer TOKEN`, or `?token=TOKEN` in the page''s address (the page passes it on)'
             cand --where 'Keep only the alerts this CEL expression selects (as print --where); the page''s filter box narrows further'

@@ -137,7 +137,7 @@ fn with_tips(mut error: clap::Error) -> clap::Error {
     let context = |kind| error.get(kind).map(ToString::to_string).unwrap_or_default();
     let record_to = error.kind() == ErrorKind::UnknownArgument
         && context(ContextKind::InvalidArg).split('=').next() == Some("--to")
-        && context(ContextKind::Usage).contains("alertstream record");
+        && context(ContextKind::Usage).contains(" record ");
     if record_to {
         error.insert(
             ContextKind::Suggested,
@@ -624,12 +624,12 @@ pub struct ViewArgs {
     /// Show a folder that `record` wrote (Avro or Parquet) instead of
     /// topics: its newest --keep alerts, with the topic, partition and
     /// offset each came from (filter with e.g. objectId == "ZTF18abc").
-    /// The folder is shown as it is: -e, --max-messages, --no-wait, --from
-    /// and --until are for topics.
+    /// The folder is shown as it is: --group, -e, --max-messages,
+    /// --no-wait, --from and --until are for topics.
     #[arg(
         long = "archive",
         value_name = "DIR",
-        conflicts_with_all = ["topics", "exit_at_end", "max_messages", "no_wait", "from", "until"]
+        conflicts_with_all = ["topics", "groups", "exit_at_end", "max_messages", "no_wait", "from", "until"]
     )]
     pub archive: Option<PathBuf>,
 

@@ -140,6 +140,10 @@ fn invalid_options_are_rejected_before_connecting() {
             vec!["view", "--archive", "/nonexistent/out", "--from", "-1h"],
             "--from",
         ),
+        (
+            vec!["view", "--archive", "/nonexistent/out", "--group", "g"],
+            "--group",
+        ),
     ] {
         let mut all = vec!["-b", "127.0.0.1:1"];
         all.extend(&args);
@@ -151,4 +155,17 @@ fn invalid_options_are_rejected_before_connecting() {
             stderr(&output)
         );
     }
+}
+
+/// A folder with no archive in it fails before the page is announced: no
+/// address is given for a page that is not going to stay up.
+#[test]
+fn view_of_a_folder_with_no_archive_fails_before_announcing_a_page() {
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let output = run(&["view", "--archive", dir, "--listen", "127.0.0.1:0"]);
+    assert_eq!(output.status.code(), Some(2));
+    let log = stderr(&output);
+    assert!(log.contains("no .avro or .parquet files"), "{log}");
+    assert!(!log.contains("view on http"), "{log}");
 }

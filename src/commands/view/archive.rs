@@ -214,7 +214,7 @@ impl Reader {
 
 /// The archive's `.avro` and `.parquet` files, each in name order (stream
 /// order, as record names them).
-fn archive_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+pub fn archive_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut files = Vec::new();
     let mut parquet = Vec::new();
     walk(dir, 0, &mut files, &mut parquet);

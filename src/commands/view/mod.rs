@@ -92,6 +92,10 @@ pub async fn run(options: ViewOptions, kafka: KafkaSettings, shutdown: Shutdown)
     if let Some(text) = &options.filter {
         Selector::compile(text, &reader)?;
     }
+    // A folder with nothing to show fails before the page is announced.
+    if let Some(dir) = &options.archive {
+        archive::archive_files(dir)?;
+    }
     let store = Store::new(&options.topics, options.keep, options.keep_bytes);
     let shared = Arc::new(Shared::new(
         store,

@@ -298,7 +298,7 @@ pub fn read(how: &Read, input: &mut Input<'_>, column: Option<&mut Column>) -> R
         }
         (Read::Null, column) => column.push_null(),
         (Read::Bool, Column::Bool(x, v)) => {
-            x.push(boolean(input)?);
+            x.push(input.boolean()?);
             v.push(true);
         }
         (Read::Int, Column::I32(x, v, _)) => {
@@ -320,20 +320,19 @@ pub fn read(how: &Read, input: &mut Input<'_>, column: Option<&mut Column>) -> R
             (x.push(f64::from(f32::from_le_bytes(raw))), v.push(true)).1
         }
         (Read::Bytes | Read::Str, Column::Bytes(data, offsets, v, utf8)) => {
-            let n = input.length()?;
-            let raw = input.take(n)?;
-            if *utf8 && std::str::from_utf8(raw).is_err() {
-                bail!("string is not UTF-8");
-            }
+            let raw = match utf8 {
+                true => input.string()?.as_bytes(),
+                false => {
+                    let n = input.length()?;
+                    input.take(n)?
+                }
+            };
             data.extend_from_slice(raw);
             offsets.push(i32::try_from(data.len()).map_err(|_| anyhow!("row group over 2 GiB"))?);
             v.push(true);
         }
         (Read::Enum(symbols), Column::Bytes(data, offsets, v, _)) => {
-            let symbol = usize::try_from(input.long()?)
-                .ok()
-                .and_then(|i| symbols.get(i))
-                .ok_or_else(|| anyhow!("enum index out of range"))?;
+            let symbol = &symbols[input.symbol(symbols.len())?];
             data.extend_from_slice(symbol.as_bytes());
             offsets.push(i32::try_from(data.len()).map_err(|_| anyhow!("row group over 2 GiB"))?);
             v.push(true);
@@ -365,7 +364,7 @@ fn skip(how: &Read, input: &mut Input<'_>) -> Result<()> {
     match how {
         Read::Null => {}
         Read::Bool => {
-            boolean(input)?;
+            input.boolean()?;
         }
         Read::Int => {
             input.int()?;
@@ -374,14 +373,7 @@ fn skip(how: &Read, input: &mut Input<'_>) -> Result<()> {
             input.long()?;
         }
         Read::Enum(symbols) => {
-            let i = input.long()?;
-            if usize::try_from(i)
-                .ok()
-                .and_then(|i| symbols.get(i))
-                .is_none()
-            {
-                bail!("enum index out of range");
-            }
+            input.symbol(symbols.len())?;
         }
         Read::Float => {
             input.take(4)?;
@@ -394,10 +386,7 @@ fn skip(how: &Read, input: &mut Input<'_>) -> Result<()> {
             input.take(n)?;
         }
         Read::Str => {
-            let n = input.length()?;
-            if std::str::from_utf8(input.take(n)?).is_err() {
-                bail!("string is not UTF-8");
-            }
+            input.string()?;
         }
         Read::Fixed(n) => {
             input.take(*n)?;
@@ -426,15 +415,6 @@ fn branch(input: &mut Input<'_>) -> Result<i64> {
     match input.long()? {
         branch if branch < 0 => bail!("union branch {branch} out of range"),
         branch => Ok(branch),
-    }
-}
-
-/// A boolean's byte: 0 or 1, as Avro writes it.
-fn boolean(input: &mut Input<'_>) -> Result<bool> {
-    match input.take(1)?[0] {
-        0 => Ok(false),
-        1 => Ok(true),
-        _ => bail!("boolean byte is neither 0 nor 1"),
     }
 }
 

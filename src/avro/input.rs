@@ -80,6 +80,40 @@ impl<'a> Input<'a> {
         i32::try_from(v).or_else(|_| self.fail("int out of range"))
     }
 
+    /// A boolean's byte: 0 or 1, as Avro writes it.
+    #[inline]
+    pub fn boolean(&mut self) -> Result<bool, DecodeError> {
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => self.fail("boolean byte is neither 0 nor 1"),
+        }
+    }
+
+    /// A string: its length, then as many bytes of UTF-8 (an error says
+    /// where the string starts).
+    #[inline]
+    pub fn string(&mut self) -> Result<&'a str, DecodeError> {
+        let n = self.length()?;
+        let at = self.at;
+        match std::str::from_utf8(self.take(n)?) {
+            Ok(text) => Ok(text),
+            Err(_) => {
+                self.at = at;
+                self.fail("string is not UTF-8")
+            }
+        }
+    }
+
+    /// An enum's index, one of its `symbols` symbols.
+    #[inline]
+    pub fn symbol(&mut self, symbols: usize) -> Result<usize, DecodeError> {
+        match usize::try_from(self.long()?) {
+            Ok(i) if i < symbols => Ok(i),
+            _ => self.fail("enum index out of range"),
+        }
+    }
+
     /// A byte length: non-negative and within the payload.
     #[inline]
     pub fn length(&mut self) -> Result<usize, DecodeError> {

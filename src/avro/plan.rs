@@ -242,10 +242,9 @@ fn min_size(node: &Node) -> usize {
 fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     match node {
         Node::Null => out.extend_from_slice(b"null"),
-        Node::Boolean => match input.take(1)?[0] {
-            0 => out.extend_from_slice(b"false"),
-            1 => out.extend_from_slice(b"true"),
-            _ => return input.fail("boolean byte is neither 0 nor 1"),
+        Node::Boolean => match input.boolean()? {
+            false => out.extend_from_slice(b"false"),
+            true => out.extend_from_slice(b"true"),
         },
         Node::Int => {
             let v = input.int()?;
@@ -270,21 +269,8 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
             write_bytes(out, input.take(n)?);
         }
         Node::Fixed(n) => write_bytes(out, input.take(*n)?),
-        Node::String => {
-            let n = input.length()?;
-            let raw = input.take(n)?;
-            let Ok(text) = std::str::from_utf8(raw) else {
-                return input.fail("string is not UTF-8");
-            };
-            write_str(out, text);
-        }
-        Node::Enum(symbols) => {
-            let i = input.long()?;
-            match usize::try_from(i).ok().and_then(|i| symbols.get(i)) {
-                Some(symbol) => out.extend_from_slice(symbol),
-                None => return input.fail("enum index out of range"),
-            }
-        }
+        Node::String => write_str(out, input.string()?),
+        Node::Enum(symbols) => out.extend_from_slice(&symbols[input.symbol(symbols.len())?]),
         Node::Union(branches) => {
             let i = input.long()?;
             match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
@@ -370,9 +356,7 @@ fn skip(node: &Node, input: &mut Input<'_>) -> Result<(), DecodeError> {
     match node {
         Node::Null => {}
         Node::Boolean => {
-            if input.take(1)?[0] > 1 {
-                return input.fail("boolean byte is neither 0 nor 1");
-            }
+            input.boolean()?;
         }
         Node::Int => {
             input.int()?;
@@ -381,14 +365,7 @@ fn skip(node: &Node, input: &mut Input<'_>) -> Result<(), DecodeError> {
             input.long()?;
         }
         Node::Enum(symbols) => {
-            let i = input.long()?;
-            if usize::try_from(i)
-                .ok()
-                .and_then(|i| symbols.get(i))
-                .is_none()
-            {
-                return input.fail("enum index out of range");
-            }
+            input.symbol(symbols.len())?;
         }
         Node::Float => {
             input.take(4)?;
@@ -401,12 +378,7 @@ fn skip(node: &Node, input: &mut Input<'_>) -> Result<(), DecodeError> {
             input.take(n)?;
         }
         Node::String => {
-            let n = input.length()?;
-            let at = input.at;
-            if std::str::from_utf8(input.take(n)?).is_err() {
-                input.at = at;
-                return input.fail("string is not UTF-8");
-            }
+            input.string()?;
         }
         Node::Fixed(n) => {
             input.take(*n)?;
@@ -557,11 +529,7 @@ fn value(node: &Node, input: &mut Input<'_>) -> Result<apache_avro::types::Value
     use apache_avro::types::Value;
     Ok(match node {
         Node::Null => Value::Null,
-        Node::Boolean => match input.take(1)?[0] {
-            0 => Value::Boolean(false),
-            1 => Value::Boolean(true),
-            _ => return input.fail("boolean byte is neither 0 nor 1"),
-        },
+        Node::Boolean => Value::Boolean(input.boolean()?),
         Node::Int => Value::Int(input.int()?),
         Node::Long => Value::Long(input.long()?),
         Node::Float => {
@@ -578,21 +546,13 @@ fn value(node: &Node, input: &mut Input<'_>) -> Result<apache_avro::types::Value
             Value::Bytes(input.take(n)?.to_vec())
         }
         Node::Fixed(n) => Value::Fixed(*n, input.take(*n)?.to_vec()),
-        Node::String => {
-            let n = input.length()?;
-            match std::str::from_utf8(input.take(n)?) {
-                Ok(text) => Value::String(text.to_string()),
-                Err(_) => return input.fail("string is not UTF-8"),
-            }
-        }
+        Node::String => Value::String(input.string()?.to_string()),
         Node::Enum(symbols) => {
-            let i = input.long()?;
-            match usize::try_from(i).ok().and_then(|i| symbols.get(i)) {
-                Some(symbol) => {
-                    Value::Enum(i as u32, serde_json::from_slice(symbol).unwrap_or_default())
-                }
-                None => return input.fail("enum index out of range"),
-            }
+            let i = input.symbol(symbols.len())?;
+            Value::Enum(
+                i as u32,
+                serde_json::from_slice(&symbols[i]).unwrap_or_default(),
+            )
         }
         Node::Union(branches) => {
             let i = input.long()?;

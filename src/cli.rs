@@ -129,23 +129,31 @@ pub fn parse() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
 }
 
-/// For `record --to`, clap's tip is to pass `--to` as a value; what was
-/// meant is a window's end or filter's output topic, so that is the tip
-/// (the one clap gives replaced: it is kept as the `Suggested` context).
+/// Tips where clap's own would mislead (kept as the `Suggested` context,
+/// which replaces clap's). For `record --to`, clap's tip is to pass `--to`
+/// as a value; what was meant is a window's end or filter's output topic.
+/// For `view` with nothing to show, clap names only the topics; a folder
+/// that record wrote is the other thing view shows.
 fn with_tips(mut error: clap::Error) -> clap::Error {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let context = |kind| error.get(kind).map(ToString::to_string).unwrap_or_default();
-    let record_to = error.kind() == ErrorKind::UnknownArgument
-        && context(ContextKind::InvalidArg).split('=').next() == Some("--to")
-        && context(ContextKind::Usage).contains(" record ");
-    if record_to {
-        error.insert(
-            ContextKind::Suggested,
-            ContextValue::StyledStrs(vec![
-                "record has no --to: give --until TIME to stop at a time, or use filter --to TOPIC to copy alerts to a topic".into(),
-            ]),
-        );
-    }
+    let usage = context(ContextKind::Usage);
+    let tip = match error.kind() {
+        ErrorKind::UnknownArgument
+            if context(ContextKind::InvalidArg).split('=').next() == Some("--to")
+                && usage.contains(" record ") =>
+        {
+            "record has no --to: give --until TIME to stop at a time, or use filter --to TOPIC to copy alerts to a topic"
+        }
+        ErrorKind::MissingRequiredArgument if usage.contains(" view ") => {
+            "give the topics to show, or --archive DIR to show a folder that record wrote"
+        }
+        _ => return error,
+    };
+    error.insert(
+        ContextKind::Suggested,
+        ContextValue::StyledStrs(vec![tip.into()]),
+    );
     error
 }
 

@@ -144,6 +144,8 @@ fn invalid_options_are_rejected_before_connecting() {
             vec!["view", "--archive", "/nonexistent/out", "--group", "g"],
             "--group",
         ),
+        // Nothing to show: the folder a newcomer may have is named too.
+        (vec!["view"], "--archive DIR"),
     ] {
         let mut all = vec!["-b", "127.0.0.1:1"];
         all.extend(&args);
@@ -168,4 +170,29 @@ fn view_of_a_folder_with_no_archive_fails_before_announcing_a_page() {
     let log = stderr(&output);
     assert!(log.contains("no .avro or .parquet files"), "{log}");
     assert!(!log.contains("view on http"), "{log}");
+}
+
+/// A recorder that cannot reach its brokers fails naming them (exit 1)
+/// and leaves nothing behind: no --out folder, no claim in it.
+#[test]
+fn record_that_cannot_reach_its_brokers_leaves_no_folder() {
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("archive");
+    let output = run(&[
+        "-b",
+        "127.0.0.1:1",
+        "record",
+        "t",
+        "--out",
+        out.to_str().unwrap(),
+        "--broker-timeout",
+        "1",
+    ]);
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(log.contains("127.0.0.1:1"), "{log}");
+    assert!(
+        !out.exists(),
+        "--out created by a recorder that never started"
+    );
 }

@@ -114,14 +114,8 @@ pub async fn run(
             options.out.display()
         )));
     }
-    std::fs::create_dir_all(&options.out).map_err(|e| {
-        bad_input(format!(
-            "cannot create --out {}: {e}",
-            options.out.display()
-        ))
-    })?;
-    let group = (!options.consumer.windowed()).then_some(options.group.as_str());
-    claim(&options.out, &options.topic, group)?;
+    // The brokers are reached first: a recorder that cannot start leaves
+    // no folder and no claim behind. Nothing is consumed before the claim.
     let Some(stream) = consumer::open(
         &kafka,
         &options.consumer,
@@ -133,6 +127,14 @@ pub async fn run(
     else {
         return Ok(());
     };
+    std::fs::create_dir_all(&options.out).map_err(|e| {
+        bad_input(format!(
+            "cannot create --out {}: {e}",
+            options.out.display()
+        ))
+    })?;
+    let group = (!options.consumer.windowed()).then_some(options.group.as_str());
+    claim(&options.out, &options.topic, group)?;
     // In a group, a copy commits its source offset in the same transaction
     // (exactly once, as the archive files); outside one nothing is committed.
     let dead_letter = match (&options.decode.dead_letter, stream.in_group) {

@@ -114,6 +114,16 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// A union's branch: its index, one of `branches`, and the branch.
+    #[inline]
+    pub fn branch<'b, T>(&mut self, branches: &'b [T]) -> Result<(usize, &'b T), DecodeError> {
+        let index = usize::try_from(self.long()?).ok();
+        match index.and_then(|i| branches.get(i).map(|branch| (i, branch))) {
+            Some(branch) => Ok(branch),
+            None => self.fail("union branch index out of range"),
+        }
+    }
+
     /// A byte length: non-negative and within the payload.
     #[inline]
     pub fn length(&mut self) -> Result<usize, DecodeError> {

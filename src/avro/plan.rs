@@ -271,14 +271,10 @@ fn write(node: &Node, input: &mut Input<'_>, out: &mut Vec<u8>) -> Result<(), De
         Node::Fixed(n) => write_bytes(out, input.take(*n)?),
         Node::String => write_str(out, input.string()?),
         Node::Enum(symbols) => out.extend_from_slice(&symbols[input.symbol(symbols.len())?]),
-        Node::Union(branches) => {
-            let i = input.long()?;
-            match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
-                Some(Node::Null) => out.extend_from_slice(b"null"),
-                Some(branch) => write(branch, input, out)?,
-                None => return input.fail("union branch index out of range"),
-            }
-        }
+        Node::Union(branches) => match input.branch(branches)?.1 {
+            Node::Null => out.extend_from_slice(b"null"),
+            branch => write(branch, input, out)?,
+        },
         Node::Array(items) => {
             out.push(b'[');
             write_blocks(input, out, min_size(items), |input, out| {
@@ -383,13 +379,7 @@ fn skip(node: &Node, input: &mut Input<'_>) -> Result<(), DecodeError> {
         Node::Fixed(n) => {
             input.take(*n)?;
         }
-        Node::Union(branches) => {
-            let i = input.long()?;
-            match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
-                Some(branch) => skip(branch, input)?,
-                None => return input.fail("union branch index out of range"),
-            }
-        }
+        Node::Union(branches) => skip(input.branch(branches)?.1, input)?,
         Node::Array(items) => loop {
             let count = input.block_count(min_size(items))?;
             if count == 0 {
@@ -499,14 +489,11 @@ fn pruned(
     use apache_avro::types::Value;
     match (node, need) {
         (Node::Union(branches), Need::Fields(_)) => {
-            let i = input.long()?;
-            match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
-                Some(branch) => Ok(Value::Union(
-                    i as u32,
-                    Box::new(pruned(branch, input, need)?),
-                )),
-                None => input.fail("union branch index out of range"),
-            }
+            let (i, branch) = input.branch(branches)?;
+            Ok(Value::Union(
+                i as u32,
+                Box::new(pruned(branch, input, need)?),
+            ))
         }
         (Node::Record(fields), Need::Fields(_)) => {
             let mut out = Vec::new();
@@ -555,11 +542,8 @@ fn value(node: &Node, input: &mut Input<'_>) -> Result<apache_avro::types::Value
             )
         }
         Node::Union(branches) => {
-            let i = input.long()?;
-            match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
-                Some(branch) => Value::Union(i as u32, Box::new(value(branch, input)?)),
-                None => return input.fail("union branch index out of range"),
-            }
+            let (i, branch) = input.branch(branches)?;
+            Value::Union(i as u32, Box::new(value(branch, input)?))
         }
         Node::Array(items) => {
             let mut out = Vec::new();

@@ -145,7 +145,9 @@ fn with_tips(mut error: clap::Error) -> clap::Error {
         {
             "record has no --to: give --until TIME to stop at a time, or use filter --to TOPIC to copy alerts to a topic"
         }
-        ErrorKind::MissingRequiredArgument if usage.contains(" view ") => {
+        ErrorKind::MissingRequiredArgument
+            if usage.contains(" view ") && context(ContextKind::InvalidArg).contains("<TOPIC>") =>
+        {
             "give the topics to show, or --archive DIR to show a folder that record wrote"
         }
         _ => return error,

@@ -195,4 +195,39 @@ fn record_that_cannot_reach_its_brokers_leaves_no_folder() {
         !out.exists(),
         "--out created by a recorder that never started"
     );
+
+    // A folder another group claimed is refused at once (exit 2), before
+    // the brokers are tried, and its claim is left as it was.
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join(".t.group"), "other\n").unwrap();
+    let output = run(&[
+        "-b",
+        "127.0.0.1:1",
+        "record",
+        "t",
+        "--out",
+        out.to_str().unwrap(),
+        "-g",
+        "mine",
+        "--broker-timeout",
+        "30",
+    ]);
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(log.contains("archive of group other"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(out.join(".t.group")).unwrap(),
+        "other\n"
+    );
+}
+
+/// The tip naming --archive is for a view with nothing to show, not for
+/// any other missing argument.
+#[test]
+fn view_tip_names_archive_only_when_nothing_is_shown() {
+    let output = run(&["view", "t", "--registry-cache", "/nonexistent"]);
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(log.contains("--schema-registry"), "{log}");
+    assert!(!log.contains("--archive DIR"), "{log}");
 }

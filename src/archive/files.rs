@@ -99,16 +99,56 @@ pub fn claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<()> {
     claim_once(dir, topic, group, true)
 }
 
+/// What [`claim`] would refuse, found without writing anything that stays:
+/// a recorder checks this before it reaches its brokers, so that a folder
+/// it may not use fails at once, and claims only after. An --out that does
+/// not exist yet has nothing to refuse.
+pub fn check_claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let owner = read_claim(&claim_path(dir, topic))?;
+    match refusal(dir, topic, group, owner.as_deref()) {
+        Some(refusal) => Err(bad_input(refusal)),
+        None => probe(dir),
+    }
+}
+
+fn claim_path(dir: &Path, topic: &str) -> PathBuf {
+    dir.join(format!(".{topic}.group"))
+}
+
 fn claim_once(dir: &Path, topic: &str, group: Option<&str>, may_retry: bool) -> Result<()> {
-    let path = dir.join(format!(".{topic}.group"));
+    let path = claim_path(dir, topic);
+    let owner = read_claim(&path)?;
+    if let Some(refusal) = refusal(dir, topic, group, owner.as_deref()) {
+        return Err(bad_input(refusal));
+    }
+    let (Some(group), None) = (group, owner) else {
+        return probe(dir);
+    };
+    match write_claim(dir, &path, group)? {
+        true => Ok(()),
+        false if may_retry => claim_once(dir, topic, Some(group), false),
+        false => Err(bad_input(format!(
+            "cannot claim --out {} for group {group}: {} changes under it",
+            dir.display(),
+            path.display()
+        ))),
+    }
+}
+
+/// Why a run in `group` (None: a time window) may not record `topic` into
+/// `dir`, whose claim names `owner`; None if it may.
+fn refusal(dir: &Path, topic: &str, group: Option<&str>, owner: Option<&str>) -> Option<String> {
     let shown = dir.display();
     // Without --group, record's group is the host's name.
     let hint = "(without --group, the group is this host's name)";
-    let refusal = match (group, read_claim(&path)?) {
-        (Some(group), Some(owner)) if owner == group => return probe(dir),
-        (_, Some(owner)) if owner.is_empty() => format!(
+    Some(match (group, owner) {
+        (Some(group), Some(owner)) if owner == group => return None,
+        (_, Some("")) => format!(
             "{} is empty: another recorder may be claiming --out {shown} now; if not, remove it",
-            path.display()
+            claim_path(dir, topic).display()
         ),
         (Some(group), Some(owner)) => format!(
             "--out {shown} holds {topic}'s archive of group {owner}: record group {group} \
@@ -119,24 +159,16 @@ fn claim_once(dir: &Path, topic: &str, group: Option<&str>, may_retry: bool) -> 
             "--out {shown} holds {topic}'s archive of group {owner}: record the time window \
              into another folder (its files could replace the group's)"
         ),
-        (None, None) => return probe(dir),
+        (None, None) => return None,
         (Some(group), None) if !archive_files(dir, topic).is_empty() => format!(
             "--out {shown} holds files of {topic} that no group has claimed (a time window's, \
              or an older alertstream's): record group {group} into another folder, or, if \
              they are this group's, claim them with: echo {} > {} {hint}",
             shell_quoted(group),
-            shell_quoted(&path.display().to_string())
+            shell_quoted(&claim_path(dir, topic).display().to_string())
         ),
-        (Some(group), None) => match write_claim(dir, &path, group)? {
-            true => return Ok(()),
-            false if may_retry => return claim_once(dir, topic, Some(group), false),
-            false => format!(
-                "cannot claim --out {shown} for group {group}: {} changes under it",
-                path.display()
-            ),
-        },
-    };
-    Err(bad_input(refusal))
+        (Some(_), None) => return None,
+    })
 }
 
 /// The group a claim names (its one line), `None` if there is no claim.

@@ -15,7 +15,7 @@ use rdkafka::message::BorrowedMessage;
 
 use crate::archive::arrow::Layout;
 use crate::archive::avro::AvroFile;
-use crate::archive::files::{claim, remove_uncommitted};
+use crate::archive::files::{check_claim, claim, remove_uncommitted};
 use crate::archive::parquet::ParquetFile;
 use crate::archive::Meta;
 use crate::avro::codec::{AlertBytes, Decoder, Payload};
@@ -114,8 +114,12 @@ pub async fn run(
             options.out.display()
         )));
     }
-    // The brokers are reached first: a recorder that cannot start leaves
-    // no folder and no claim behind. Nothing is consumed before the claim.
+    // A folder this run may not use is refused before the brokers are
+    // reached; the folder and its claim are made only once they are, so a
+    // recorder that cannot reach them leaves neither behind. Nothing is
+    // handled or committed before the claim.
+    let group = (!options.consumer.windowed()).then_some(options.group.as_str());
+    check_claim(&options.out, &options.topic, group)?;
     let Some(stream) = consumer::open(
         &kafka,
         &options.consumer,
@@ -133,7 +137,6 @@ pub async fn run(
             options.out.display()
         ))
     })?;
-    let group = (!options.consumer.windowed()).then_some(options.group.as_str());
     claim(&options.out, &options.topic, group)?;
     // In a group, a copy commits its source offset in the same transaction
     // (exactly once, as the archive files); outside one nothing is committed.

@@ -195,28 +195,33 @@ fn record_that_cannot_reach_its_brokers_leaves_no_folder() {
         !out.exists(),
         "--out created by a recorder that never started"
     );
+}
 
-    // A folder another group claimed is refused at once (exit 2), before
-    // the brokers are tried, and its claim is left as it was.
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join(".t.group"), "other\n").unwrap();
-    let output = run(&[
-        "-b",
-        "127.0.0.1:1",
-        "record",
-        "t",
-        "--out",
-        out.to_str().unwrap(),
-        "-g",
-        "mine",
-        "--broker-timeout",
-        "30",
-    ]);
-    let log = stderr(&output);
-    assert_eq!(output.status.code(), Some(2), "{log}");
-    assert!(log.contains("archive of group other"), "{log}");
+/// A folder another group claimed is refused before the brokers are
+/// tried: exit 2 for the folder (not 1 for unreachable brokers), for a
+/// group run and a time window alike, and the claim is left as it was.
+#[test]
+fn record_refuses_a_folder_claimed_by_another_group_before_reaching_brokers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    std::fs::write(dir.path().join(".t.group"), "other\n").unwrap();
+    for (run_in, needle) in [
+        (["-g", "mine"], "record group mine into another folder"),
+        (
+            ["--from", "-1h"],
+            "record the time window into another folder",
+        ),
+    ] {
+        let mut args = vec!["-b", "127.0.0.1:1", "record", "t", "--out", out];
+        args.extend(run_in);
+        args.extend(["--broker-timeout", "30"]);
+        let output = run(&args);
+        let log = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{run_in:?}: {log}");
+        assert!(log.contains(needle), "{run_in:?}: {log}");
+    }
     assert_eq!(
-        std::fs::read_to_string(out.join(".t.group")).unwrap(),
+        std::fs::read_to_string(dir.path().join(".t.group")).unwrap(),
         "other\n"
     );
 }

@@ -99,10 +99,11 @@ pub fn claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<()> {
     claim_once(dir, topic, group, true)
 }
 
-/// What [`claim`] would refuse, found without writing anything that stays:
-/// a recorder checks this before it reaches its brokers, so that a folder
-/// it may not use fails at once, and claims only after. An --out that does
-/// not exist yet has nothing to refuse.
+/// Most of what [`claim`] would refuse (all but losing a race for the
+/// claim, or failing to write it), found without writing anything that
+/// stays: a recorder checks this before it reaches its brokers, so that a
+/// folder it may not use fails at once, and claims only after. An --out
+/// that is not a folder (yet) has nothing to refuse here.
 pub fn check_claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<()> {
     if !dir.is_dir() {
         return Ok(());
@@ -252,7 +253,7 @@ fn shell_quoted(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn refusal(dir: &Path, group: Option<&str>) -> String {
+    fn refused(dir: &Path, group: Option<&str>) -> String {
         format!("{:#}", claim(dir, "t", group).unwrap_err())
     }
 
@@ -261,8 +262,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         claim(dir.path(), "t", Some("ops ")).unwrap();
         claim(dir.path(), "t", Some("ops ")).unwrap();
-        assert!(refusal(dir.path(), Some("ops")).contains("of group ops "));
-        assert!(refusal(dir.path(), None).contains("record the time window"));
+        assert!(refused(dir.path(), Some("ops")).contains("of group ops "));
+        assert!(refused(dir.path(), None).contains("record the time window"));
         claim(dir.path(), "other-topic", None).unwrap();
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "only the claim: {left:?}");
@@ -278,21 +279,44 @@ mod tests {
             std::fs::read_to_string(dir.path().join(".t.group")).unwrap(),
             "ops\r\n"
         );
-        assert!(refusal(dir.path(), Some("ops")).contains("of group ops\r"));
+        assert!(refused(dir.path(), Some("ops")).contains("of group ops\r"));
         claim(dir.path(), "t", Some("ops\r")).unwrap();
+    }
+
+    /// The check a recorder makes before it reaches its brokers refuses
+    /// what the claim refuses and leaves every folder as it found it.
+    #[test]
+    fn the_check_before_a_claim_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        check_claim(dir.path(), "t", Some("g")).unwrap();
+        check_claim(dir.path(), "t", None).unwrap();
+        let absent = dir.path().join("absent");
+        check_claim(&absent, "t", Some("g")).unwrap();
+        assert!(!absent.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        claim(dir.path(), "t", Some("g")).unwrap();
+        check_claim(dir.path(), "t", Some("g")).unwrap();
+        let said = format!("{:#}", check_claim(dir.path(), "t", Some("h")).unwrap_err());
+        assert!(said.contains("of group g"), "{said}");
+        assert!(
+            format!("{:#}", check_claim(dir.path(), "t", None).unwrap_err())
+                .contains("record the time window")
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the claim: {left:?}");
     }
 
     #[test]
     fn unclaimed_files_and_odd_claims_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(file_name("t", 0, 0, "avro")), b"x").unwrap();
-        let said = refusal(dir.path(), Some("it's"));
+        let said = refused(dir.path(), Some("it's"));
         assert!(said.contains("no group has claimed"), "{said}");
         assert!(said.contains(r"echo 'it'\''s' > '"), "{said}");
         let planted = tempfile::tempdir().unwrap();
         let claim_file = planted.path().join(".t.group");
         std::os::unix::fs::symlink(planted.path().join("nowhere"), &claim_file).unwrap();
-        assert!(refusal(planted.path(), Some("g")).contains("is not a file"));
+        assert!(refused(planted.path(), Some("g")).contains("is not a file"));
     }
 
     #[test]

@@ -59,9 +59,11 @@ fn avro_archives_keep_every_alert_as_sent() {
         names.iter().filter(|n| n.ends_with(".kafka.jsonl")).count(),
         7
     );
-    let claim = format!(".{topic}.group");
+    let (claim, lock) = (format!(".{topic}.group"), format!(".{topic}.lock"));
     assert!(
-        names.iter().all(|n| !n.starts_with('.') || *n == claim),
+        names
+            .iter()
+            .all(|n| !n.starts_with('.') || *n == claim || *n == lock),
         "no temporary files left: {names:?}"
     );
     assert_eq!(committed_offset(&group, &topic), 20);
@@ -450,10 +452,10 @@ fn a_recorder_killed_and_restarted_archives_every_alert_exactly_once() {
     let duplicated: usize = seen.values().map(|n| n - 1).sum();
     assert_eq!(seen.len(), 2400, "every alert archived");
     assert_eq!(duplicated, 0, "none twice");
-    let claim = format!(".{topic}.group");
+    let (claim, lock) = (format!(".{topic}.group"), format!(".{topic}.lock"));
     let leftovers: Vec<String> = file_names(out.path())
         .into_iter()
-        .filter(|n| n.starts_with('.') && *n != claim)
+        .filter(|n| n.starts_with('.') && *n != claim && *n != lock)
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     report(&format!(

@@ -95,8 +95,75 @@ fn archive_files(dir: &Path, topic: &str) -> Vec<ArchiveFile> {
 /// group, or a time window (`group` None: its files could replace the
 /// group's), is refused. So are files of the topic no group has claimed,
 /// from a window or an older alertstream: a group would remove them.
-pub fn claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<()> {
-    claim_once(dir, topic, group, true)
+///
+/// A time window leaves no file until its first roll, so it holds a shared
+/// lock on `.TOPIC.lock` for its whole run (the returned [`Claim`]), and a
+/// group takes that lock exclusively while it claims: a group cannot claim
+/// a folder a window is recording into, nor a window start while a group
+/// claims it (both exit 2). Windows may share a folder, as before.
+pub fn claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<Claim> {
+    let lock = open_lock(dir, topic)?;
+    let locked = match group {
+        None => lock.try_lock_shared(),
+        Some(_) => lock.try_lock(),
+    };
+    match locked {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(bad_input(busy(dir, topic, group)));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(bad_input(format!(
+                "cannot lock {}: {e}",
+                lock_path(dir, topic).display()
+            )))
+        }
+    }
+    claim_once(dir, topic, group, true)?;
+    // A group's claim file speaks for it from here; a window keeps its lock.
+    Ok(Claim {
+        _window_lock: group.is_none().then_some(lock),
+    })
+}
+
+/// What a run keeps while it records: a time window's shared lock on its
+/// folder (see [`claim`]).
+#[derive(Debug)]
+pub struct Claim {
+    _window_lock: Option<File>,
+}
+
+fn lock_path(dir: &Path, topic: &str) -> PathBuf {
+    dir.join(format!(".{topic}.lock"))
+}
+
+/// The folder's lock file, created empty if absent; a symlink planted at
+/// its name is refused, never followed.
+fn open_lock(dir: &Path, topic: &str) -> Result<File> {
+    let path = lock_path(dir, topic);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    options
+        .open(&path)
+        .map_err(|e| bad_input(format!("cannot open {}: {e}", path.display())))
+}
+
+/// Why a run in `group` (None: a time window) finds the folder's lock held.
+fn busy(dir: &Path, topic: &str, group: Option<&str>) -> String {
+    let shown = dir.display();
+    match group {
+        Some(group) => format!(
+            "a time window is recording {topic} into --out {shown} now (or another recorder \
+             is claiming it): record group {group} into another folder, as its start would \
+             remove the window's files"
+        ),
+        None => format!(
+            "a group run is claiming --out {shown} for {topic} now: record the time window \
+             into another folder (its files could replace the group's)"
+        ),
+    }
 }
 
 /// Most of what [`claim`] would refuse (all but losing a race for the
@@ -264,9 +331,56 @@ mod tests {
         claim(dir.path(), "t", Some("ops ")).unwrap();
         assert!(refused(dir.path(), Some("ops")).contains("of group ops "));
         assert!(refused(dir.path(), None).contains("record the time window"));
-        claim(dir.path(), "other-topic", None).unwrap();
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 1, "only the claim: {left:?}");
+        drop(claim(dir.path(), "other-topic", None).unwrap());
+        assert_eq!(
+            names(dir.path()),
+            [".other-topic.lock", ".t.group", ".t.lock"],
+            "only the claim and the locks"
+        );
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A window leaves no file before its first roll: its lock is what
+    /// keeps a group from claiming the folder under it, and a window from
+    /// starting while a group claims.
+    #[test]
+    fn a_window_and_a_group_claim_exclude_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let window = claim(dir.path(), "t", None).unwrap();
+        let second_window = claim(dir.path(), "t", None).unwrap();
+        let said = refused(dir.path(), Some("g"));
+        assert!(said.contains("a time window is recording t"), "{said}");
+        claim(dir.path(), "other-topic", Some("g")).unwrap();
+        drop((window, second_window));
+        claim(dir.path(), "t", Some("g")).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let claiming = open_lock(dir.path(), "t").unwrap();
+        claiming.try_lock().unwrap();
+        let said = refused(dir.path(), None);
+        assert!(said.contains("a group run is claiming"), "{said}");
+        drop(claiming);
+        drop(claim(dir.path(), "t", None).unwrap());
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_lock_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        let folder = dir.path().join("out");
+        std::fs::create_dir(&folder).unwrap();
+        std::os::unix::fs::symlink(&outside, folder.join(".t.lock")).unwrap();
+        let said = refused(&folder, None);
+        assert!(said.contains(".t.lock"), "{said}");
+        assert!(!outside.exists());
     }
 
     /// A claim is its group's name and the newline after it, nothing
@@ -302,8 +416,7 @@ mod tests {
             format!("{:#}", check_claim(dir.path(), "t", None).unwrap_err())
                 .contains("record the time window")
         );
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 1, "only the claim: {left:?}");
+        assert_eq!(names(dir.path()), [".t.group", ".t.lock"], "only the claim");
     }
 
     #[test]

@@ -137,7 +137,8 @@ pub async fn run(
             options.out.display()
         ))
     })?;
-    claim(&options.out, &options.topic, group)?;
+    // Held to the end: a time window's lock on its folder.
+    let _claim = claim(&options.out, &options.topic, group)?;
     // In a group, a copy commits its source offset in the same transaction
     // (exactly once, as the archive files); outside one nothing is committed.
     let dead_letter = match (&options.decode.dead_letter, stream.in_group) {

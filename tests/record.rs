@@ -730,7 +730,19 @@ fn an_out_that_cannot_be_written_exits_2_at_the_start() {
     let out = dir.to_str().unwrap();
     let grouped = run(&["record", &topic, "--out", out, "-g", &group, "-e"]);
     let windowed = run(&["record", &topic, "--out", out, "--from", "-1h", "-e"]);
+    // A folder still to be made under it is refused before the brokers
+    // are reached (none answers at 127.0.0.1:1).
+    let inside = dir.join("night/archive");
+    let inside = inside.to_str().unwrap();
+    let unreachable = ["-b", "127.0.0.1:1", "record", &topic, "--out", inside];
+    let to_create = run(&[&unreachable[..], &["-g", &group, "-e"]].concat());
     drop(mounted);
+    assert_eq!(to_create.status.code(), Some(2), "{}", stderr(&to_create));
+    assert!(
+        stderr(&to_create).contains(&format!("cannot create --out {inside}: {out}")),
+        "{}",
+        stderr(&to_create)
+    );
     for output in [grouped, windowed] {
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert!(

@@ -170,16 +170,46 @@ fn busy(dir: &Path, topic: &str, group: Option<&str>) -> String {
 /// claim, or failing to write it), found without writing anything that
 /// stays: a recorder checks this before it reaches its brokers, so that a
 /// folder it may not use fails at once, and claims only after. An --out
-/// that is not a folder (yet) has nothing to refuse here.
+/// that is not a folder yet has no claim to refuse; its nearest existing
+/// folder must let it be created.
 pub fn check_claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<()> {
     if !dir.is_dir() {
-        return Ok(());
+        return creatable(dir);
     }
     let owner = read_claim(&claim_path(dir, topic))?;
     match refusal(dir, topic, group, owner.as_deref()) {
         Some(refusal) => Err(bad_input(refusal)),
         None => probe(dir),
     }
+}
+
+/// Whether `dir`, which does not exist, could be created: its nearest
+/// existing ancestor is a folder this process may write (asked of the
+/// kernel, writing nothing: a read-only mount says no even to root).
+fn creatable(dir: &Path) -> Result<()> {
+    let cannot = |why: String| bad_input(format!("cannot create --out {}: {why}", dir.display()));
+    let mut ancestor = dir;
+    while !ancestor.exists() {
+        ancestor = match ancestor.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+    }
+    if !ancestor.is_dir() {
+        return Err(cannot(format!("{} is not a folder", ancestor.display())));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(ancestor.as_os_str().as_bytes())
+            .map_err(|_| cannot("a NUL byte in its path".into()))?;
+        // SAFETY: a NUL-terminated path that outlives the call.
+        if unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+            let error = std::io::Error::last_os_error();
+            return Err(cannot(format!("{}: {error}", ancestor.display())));
+        }
+    }
+    Ok(())
 }
 
 fn claim_path(dir: &Path, topic: &str) -> PathBuf {

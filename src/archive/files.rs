@@ -105,7 +105,7 @@ pub fn claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<Claim> {
     let lock = open_lock(dir, topic)?;
     let locked = match group {
         None => lock.try_lock_shared(),
-        Some(_) => lock.try_lock(),
+        Some(_) => lock_to_claim(&lock, &claim_path(dir, topic)),
     };
     match locked {
         Ok(()) => {}
@@ -124,6 +124,27 @@ pub fn claim(dir: &Path, topic: &str, group: Option<&str>) -> Result<Claim> {
     Ok(Claim {
         _window_lock: group.is_none().then_some(lock),
     })
+}
+
+/// A group's exclusive hold on the lock while it claims. Another member
+/// of the same group starting at the same moment holds it for the few
+/// milliseconds its claim takes: once a claim is there, no window can be
+/// running (it refuses a claimed folder, and a claim is made only under
+/// the lock), so the claim decides ([`claim_once`]) without the lock. A
+/// window holding it (for its whole run) is waited for two seconds at most.
+fn lock_to_claim(lock: &File, claim: &Path) -> Result<(), std::fs::TryLockError> {
+    const TRIES: u32 = 40;
+    for _ in 1..TRIES {
+        match lock.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            done => return done,
+        }
+        if matches!(read_claim(claim), Ok(Some(_))) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    lock.try_lock()
 }
 
 /// What a run keeps while it records: a time window's shared lock on its
@@ -391,6 +412,16 @@ mod tests {
         claim(dir.path(), "other-topic", Some("g")).unwrap();
         drop((window, second_window));
         claim(dir.path(), "t", Some("g")).unwrap();
+
+        // A member of the same group claiming at the same moment: its
+        // claim written, this one goes on.
+        let dir = tempfile::tempdir().unwrap();
+        let member = open_lock(dir.path(), "t").unwrap();
+        member.try_lock().unwrap();
+        std::fs::write(dir.path().join(".t.group"), "g\n").unwrap();
+        claim(dir.path(), "t", Some("g")).unwrap();
+        assert!(refused(dir.path(), Some("h")).contains("of group g"));
+        drop(member);
 
         let dir = tempfile::tempdir().unwrap();
         let claiming = open_lock(dir.path(), "t").unwrap();
